@@ -1,0 +1,120 @@
+//! Errors raised while parsing an event or decoding a record's contents.
+
+use std::fmt;
+
+/// Identifies one record in error messages: `topic-partition@offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordId {
+    /// The record's topic.
+    pub topic: String,
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset within the partition.
+    pub offset: i64,
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// The part of a record a [`DecodeError`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// The record key.
+    Key,
+    /// The record value.
+    Value,
+    /// The header with this name.
+    Header(String),
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Key => f.write_str("key"),
+            Field::Value => f.write_str("value"),
+            Field::Header(name) => write!(f, "header `{name}`"),
+        }
+    }
+}
+
+/// A record's key, value or header could not be decoded into what the caller asked for.
+///
+/// Every variant names the record and the field, so a log line is enough to find the culprit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The bytes are not valid UTF-8.
+    #[error("record {record}: {field} is not valid UTF-8: {source}")]
+    Utf8 {
+        /// The record.
+        record: RecordId,
+        /// The field that failed.
+        field: Field,
+        /// The underlying error (tells the byte position).
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    /// The bytes are not JSON of the requested shape.
+    #[error("record {record}: {field} is not valid JSON for the expected type: {source}")]
+    Json {
+        /// The record.
+        record: RecordId,
+        /// The field that failed.
+        field: Field,
+        /// The underlying error (tells line, column and what was expected).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The field is absent or null (a tombstone value) but a value was required.
+    #[error("record {record}: {field} is null (for a value: a tombstone) but a value was required")]
+    Null {
+        /// The record.
+        record: RecordId,
+        /// The field that was null.
+        field: Field,
+    },
+}
+
+impl DecodeError {
+    /// The record the error is about.
+    pub fn record(&self) -> &RecordId {
+        match self {
+            DecodeError::Utf8 { record, .. }
+            | DecodeError::Json { record, .. }
+            | DecodeError::Null { record, .. } => record,
+        }
+    }
+}
+
+/// A byte string is not a Kafka event of the AWS shape.
+///
+/// The message names the JSON path of the offending field, e.g.
+/// `records.orders-0[3].value: invalid base64 ...`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Kafka event at `{path}`: {source}")]
+pub struct EventParseError {
+    pub(crate) path: String,
+    #[source]
+    pub(crate) source: serde_json::Error,
+}
+
+impl EventParseError {
+    /// The JSON path of the field that failed (`.` when the document itself is malformed).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Parses JSON, returning the path of the failing field with the error (`.` for the document).
+pub(crate) fn from_slice_with_path<T: serde::de::DeserializeOwned>(
+    json: &[u8],
+) -> Result<T, (String, serde_json::Error)> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let value: T = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (e.path().to_string(), e.into_inner()))?;
+    de.end().map_err(|e| (".".to_owned(), e))?;
+    Ok(value)
+}

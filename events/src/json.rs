@@ -1,0 +1,111 @@
+//! The few JSON primitives the streaming writer needs, byte-identical to `serde_json`'s output.
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a JSON string literal, escaping exactly as `serde_json` does.
+pub(crate) fn write_str(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    write_str_body(buf, s);
+    buf.push(b'"');
+}
+
+/// Appends the escaped contents of a JSON string literal, without the quotes.
+pub(crate) fn write_str_body(buf: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => {
+                buf.extend_from_slice(&bytes[start..i]);
+                buf.extend_from_slice(b"\\u00");
+                buf.push(HEX[(b >> 4) as usize]);
+                buf.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        buf.extend_from_slice(&bytes[start..i]);
+        buf.extend_from_slice(escape);
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends an integer in decimal.
+pub(crate) fn write_int<I: itoa::Integer>(buf: &mut Vec<u8>, n: I) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends bytes as a JSON array of signed Java bytes (`[104,-1,0]`).
+pub(crate) fn write_java_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.push(b'[');
+    for (i, &b) in bytes.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_int(buf, b as i8);
+    }
+    buf.push(b']');
+}
+
+/// Appends `bytes` base64-encoded, as a JSON string, without an intermediate allocation.
+pub(crate) fn write_base64(buf: &mut Vec<u8>, bytes: &[u8]) {
+    use base64::Engine;
+    let start = buf.len() + 1;
+    let encoded_len = bytes.len().div_ceil(3) * 4;
+    buf.resize(start + encoded_len + 1, b'"');
+    let written = crate::base64_serde::ENCODER
+        .encode_slice(bytes, &mut buf[start..start + encoded_len])
+        .unwrap_or(0);
+    debug_assert_eq!(written, encoded_len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_like_serde_json() {
+        let samples = [
+            "plain",
+            "quote\"back\\slash",
+            "ctl\u{1}\u{1f}\n\r\t\u{8}\u{c}",
+            "ünï/😀",
+            "",
+        ];
+        for s in samples {
+            let mut buf = Vec::new();
+            write_str(&mut buf, s);
+            assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn base64_is_written_in_place() {
+        for n in 0..10 {
+            let data: Vec<u8> = (0..n).map(|i| i as u8 * 37).collect();
+            let mut buf = b"x".to_vec();
+            write_base64(&mut buf, &data);
+            let expected = format!(
+                "x\"{}\"",
+                base64::Engine::encode(&crate::base64_serde::ENCODER, &data)
+            );
+            assert_eq!(String::from_utf8(buf).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn java_bytes_are_signed() {
+        let mut buf = Vec::new();
+        write_java_bytes(&mut buf, &[0, 127, 128, 255]);
+        assert_eq!(buf, b"[0,127,-128,-1]");
+    }
+}

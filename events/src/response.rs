@@ -1,0 +1,199 @@
+//! The partial batch response a function returns to report the records it failed to process.
+//!
+//! ```json
+//! {"batchItemFailures":[{"itemIdentifier":{"topic-partition":"orders-0","offset":15}}]}
+//! ```
+//!
+//! This is the shape AWS Lambda Powertools uses. An identifier written as the single string
+//! `"<topic>-<partition>-<offset>"` is accepted too. Only honoured when the trigger has
+//! `ReportBatchItemFailures` enabled.
+
+use crate::topic_partition::TopicPartition;
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// The function's answer to a Kafka batch: the records that failed. An empty list means every
+/// record succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaBatchResponse {
+    /// One entry per failed record (normally the first failure of each partition).
+    #[serde(rename = "batchItemFailures", default)]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+impl KafkaBatchResponse {
+    /// Reports the given records as failed.
+    pub fn failed(items: impl IntoIterator<Item = ItemIdentifier>) -> Self {
+        KafkaBatchResponse {
+            batch_item_failures: items
+                .into_iter()
+                .map(|item_identifier| BatchItemFailure { item_identifier })
+                .collect(),
+        }
+    }
+
+    /// Parses a function's response payload. An empty payload or JSON `null` (a function that
+    /// returns nothing) means success, as for AWS.
+    pub fn from_payload(payload: &[u8]) -> Result<Self, ResponseParseError> {
+        let trimmed = payload.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
+            return Ok(KafkaBatchResponse::default());
+        }
+        crate::error::from_slice_with_path(trimmed)
+            .map_err(|(path, source)| ResponseParseError { path, source })
+    }
+}
+
+/// A function response is not a valid partial batch response.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed partial batch response at `{path}`: {source}")]
+pub struct ResponseParseError {
+    path: String,
+    #[source]
+    source: serde_json::Error,
+}
+
+/// One failed record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BatchItemFailure {
+    /// Which record.
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: ItemIdentifier,
+}
+
+/// Identifies a record: `{"topic-partition": "orders-0", "offset": 15}` on the wire, or the
+/// string `"orders-0-15"` on input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemIdentifier {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset of the failed record.
+    pub offset: i64,
+}
+
+impl ItemIdentifier {
+    /// Identifies the record at `topic`/`partition`/`offset`.
+    pub fn new(topic: impl Into<String>, partition: i32, offset: i64) -> Self {
+        ItemIdentifier {
+            topic: topic.into(),
+            partition,
+            offset,
+        }
+    }
+
+    /// The record's topic-partition.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}
+
+impl fmt::Display for ItemIdentifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.topic, self.partition, self.offset)
+    }
+}
+
+impl Serialize for ItemIdentifier {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry(
+            "topic-partition",
+            &format_args!("{}-{}", self.topic, self.partition),
+        )?;
+        map.serialize_entry("offset", &self.offset)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemIdentifier {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemIdentifierVisitor)
+    }
+}
+
+struct ItemIdentifierVisitor;
+
+impl<'de> Visitor<'de> for ItemIdentifierVisitor {
+    type Value = ItemIdentifier;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"{"topic-partition": "<topic>-<partition>", "offset": <n>} or "<topic>-<partition>-<offset>""#)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<ItemIdentifier, E> {
+        let (tp, offset) = s.rsplit_once('-').ok_or_else(|| {
+            E::custom(format_args!("`{s}` is not `<topic>-<partition>-<offset>`"))
+        })?;
+        let offset = parse_offset(offset).map_err(E::custom)?;
+        let tp: TopicPartition = tp.parse().map_err(E::custom)?;
+        Ok(ItemIdentifier {
+            topic: tp.topic,
+            partition: tp.partition,
+            offset,
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ItemIdentifier, A::Error> {
+        let mut tp: Option<TopicPartition> = None;
+        let mut offset: Option<i64> = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "topic-partition" => {
+                    let s = map.next_value::<std::borrow::Cow<'de, str>>()?;
+                    tp = Some(s.parse().map_err(de::Error::custom)?);
+                }
+                "offset" => offset = Some(map.next_value::<Offset>()?.0),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        let tp = tp.ok_or_else(|| de::Error::missing_field("topic-partition"))?;
+        let offset = offset.ok_or_else(|| de::Error::missing_field("offset"))?;
+        Ok(ItemIdentifier {
+            topic: tp.topic,
+            partition: tp.partition,
+            offset,
+        })
+    }
+}
+
+fn parse_offset(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a record offset (a non-negative integer)"
+        )),
+    }
+}
+
+/// An offset given as a JSON number or a numeric string.
+struct Offset(i64);
+
+impl<'de> Deserialize<'de> for Offset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Offset;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative record offset")
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Offset, E> {
+                i64::try_from(n)
+                    .map(Offset)
+                    .map_err(|_| E::custom(format_args!("offset {n} is too large")))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Offset, E> {
+                parse_offset(&n.to_string()).map(Offset).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Offset, E> {
+                parse_offset(s).map(Offset).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,1 @@
+//! Handler SDK (being written).
