@@ -1,1 +1,488 @@
-//! Shared helpers for integration tests (being written).
+//! The one shared helper of kafka-lambda's integration tests: the real services they run
+//! against, unique names, topics, and invocations through the local Lambda emulator.
+//!
+//! The services are a tansu broker and `cargo lambda watch`, both managed by
+//! `scripts/services.sh`. [`services`] takes their addresses from `KAFKA_BOOTSTRAP_SERVERS` and
+//! `LAMBDA_ENDPOINT` (what `scripts/test.sh` exports); when those are unset it runs
+//! `scripts/services.sh start` itself, so a plain `cargo test -p kafka-lambda-tests` works too
+//! (the services it starts stay up for the next run; `scripts/services.sh stop` ends them).
+//! A test never passes without its services: when they cannot be reached or started, every
+//! helper panics with the reason.
+//!
+//! ```no_run
+//! use kafka_lambda_tests::{create_topic, invoke, topic_name};
+//!
+//! let topic = topic_name("orders_are_cleaned");
+//! create_topic(&topic, 3);
+//!
+//! let response = invoke("log-etl", br#"{"eventSource":"aws:kafka","records":{}}"#);
+//! assert_eq!(response.status, 200, "{response}");
+//! let output = response.expect_success();
+//! assert_eq!(output["dropped"], 0);
+//! ```
+
+use serde::Deserialize;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long [`invoke`] waits for an answer. Longer than the emulator's own timeout
+/// (`KL_LAMBDA_TIMEOUT`, 120 s by default), so a function that never answers shows up as the
+/// emulator's HTTP 408 rather than as a client-side timeout.
+pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The largest invocation response [`invoke`] reads; AWS caps synchronous responses at 6 MB.
+const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Variables that `cargo test` sets for a test process and that must not leak into the services
+/// started from it: the emulator runs `cargo run`, and build scripts may watch some of them.
+const CARGO_TEST_VARIABLES: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+];
+
+/// Where the services of a test run answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Services {
+    kafka_bootstrap_servers: String,
+    lambda_endpoint: String,
+}
+
+impl Services {
+    /// The broker list for Kafka clients, as in `KAFKA_BOOTSTRAP_SERVERS`: `host:port[,host:port]`.
+    pub fn kafka_bootstrap_servers(&self) -> &str {
+        &self.kafka_bootstrap_servers
+    }
+
+    /// The base URL of the emulator's invoke API, as in `LAMBDA_ENDPOINT`, without a trailing `/`.
+    pub fn lambda_endpoint(&self) -> &str {
+        &self.lambda_endpoint
+    }
+
+    /// The URL that invokes `function` synchronously.
+    pub fn invoke_url(&self, function: &str) -> String {
+        format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.lambda_endpoint
+        )
+    }
+}
+
+/// The services every integration test runs against, found or started once per test process.
+///
+/// # Panics
+///
+/// When only one of `KAFKA_BOOTSTRAP_SERVERS` and `LAMBDA_ENDPOINT` is set, when the services
+/// they name do not accept connections, or when `scripts/services.sh start` fails. The panic
+/// message says which, and every later call panics with the same message.
+pub fn services() -> &'static Services {
+    static SERVICES: OnceLock<Result<Services, String>> = OnceLock::new();
+    match SERVICES.get_or_init(find_or_start_services) {
+        Ok(services) => services,
+        Err(reason) => panic!("the integration test services are not available: {reason}"),
+    }
+}
+
+fn find_or_start_services() -> Result<Services, String> {
+    let kafka = non_empty_var("KAFKA_BOOTSTRAP_SERVERS");
+    let lambda = non_empty_var("LAMBDA_ENDPOINT");
+    let services = match (kafka, lambda) {
+        (Some(kafka), Some(lambda)) => Services {
+            kafka_bootstrap_servers: kafka,
+            lambda_endpoint: lambda.trim_end_matches('/').to_owned(),
+        },
+        (None, None) => start_services()?,
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(
+                "set both KAFKA_BOOTSTRAP_SERVERS and LAMBDA_ENDPOINT, or neither \
+                        (then scripts/services.sh start runs)"
+                    .to_owned(),
+            );
+        }
+    };
+    let broker = services
+        .kafka_bootstrap_servers
+        .split(',')
+        .next()
+        .unwrap_or_default();
+    check_accepts_connections("the Kafka broker (KAFKA_BOOTSTRAP_SERVERS)", broker)?;
+    let emulator = services
+        .lambda_endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| {
+            format!(
+                "LAMBDA_ENDPOINT={} is not an http:// URL",
+                services.lambda_endpoint
+            )
+        })?;
+    check_accepts_connections("the Lambda emulator (LAMBDA_ENDPOINT)", emulator)?;
+    Ok(services)
+}
+
+fn non_empty_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+/// Runs `scripts/services.sh start`, then reads the addresses from `scripts/services.sh env`.
+fn start_services() -> Result<Services, String> {
+    let script = repo_root().join("scripts/services.sh");
+    eprintln!(
+        "KAFKA_BOOTSTRAP_SERVERS and LAMBDA_ENDPOINT are unset: running {} start \
+         (the services stay up afterwards; `scripts/services.sh stop` ends them)",
+        script.display()
+    );
+    let mut start = services_command(&script, "start");
+    // The script's progress goes straight to the terminal; its stdout carries nothing we need.
+    start.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    let status = start
+        .status()
+        .map_err(|error| format!("could not run {}: {error}", script.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "{} start failed ({status}); its messages are above. \
+             `scripts/services.sh install` installs what is missing",
+            script.display()
+        ));
+    }
+    let output = services_command(&script, "env")
+        .output()
+        .map_err(|error| format!("could not run {} env: {error}", script.display()))?;
+    let exports = String::from_utf8_lossy(&output.stdout);
+    let value = |name: &str| {
+        exports
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("`{} env` printed no {name}: {exports:?}", script.display()))
+    };
+    Ok(Services {
+        kafka_bootstrap_servers: value("KAFKA_BOOTSTRAP_SERVERS")?,
+        lambda_endpoint: value("LAMBDA_ENDPOINT")?,
+    })
+}
+
+fn services_command(script: &Path, subcommand: &str) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(script)
+        .arg(subcommand)
+        .current_dir(repo_root())
+        .stdin(Stdio::null());
+    for name in CARGO_TEST_VARIABLES {
+        command.env_remove(name);
+    }
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_") {
+            command.env_remove(&*name);
+        }
+    }
+    command
+}
+
+fn check_accepts_connections(what: &str, address: &str) -> Result<(), String> {
+    let addresses = address
+        .to_socket_addrs()
+        .map_err(|error| format!("{what}: cannot resolve {address:?}: {error}"))?;
+    for socket in addresses {
+        if TcpStream::connect_timeout(&socket, Duration::from_secs(2)).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "{what} at {address} does not accept connections; start the services with \
+         `scripts/services.sh start` or unset the variable so the tests start them"
+    ))
+}
+
+/// The root of the repository, where `scripts/` and `examples/` live.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives one level below the repository root")
+        .to_path_buf()
+}
+
+/// A name no other test, process or run uses: `<prefix>-<random hex>`.
+///
+/// Kafka allows `[a-zA-Z0-9._-]` in topic names; a prefix made of those keeps the result valid.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    format!("{prefix}-{:016x}", hasher.finish())
+}
+
+/// A fresh topic name for the test `test`: `kl-<test>-<random hex>`.
+pub fn topic_name(test: &str) -> String {
+    unique_name(&format!("kl-{test}"))
+}
+
+/// A fresh consumer group name for the test `test`: `kl-<test>-group-<random hex>`.
+pub fn group_name(test: &str) -> String {
+    unique_name(&format!("kl-{test}-group"))
+}
+
+/// Creates `topic` with `partitions` partitions on the test broker.
+///
+/// Runs `tansu topic create` against the first broker of
+/// [`Services::kafka_bootstrap_servers`].
+///
+/// # Panics
+///
+/// When the services are not available or the broker refuses the topic; the message carries
+/// tansu's output.
+pub fn create_topic(topic: &str, partitions: u32) {
+    let broker = services()
+        .kafka_bootstrap_servers()
+        .split(',')
+        .next()
+        .unwrap_or_default();
+    let output = Command::new(tansu_binary())
+        .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
+        .arg("--broker")
+        .arg(format!("tcp://{broker}"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("could not run tansu to create topic {topic}: {error}; run scripts/services.sh install")
+        });
+    assert!(
+        output.status.success(),
+        "tansu could not create topic {topic} with {partitions} partitions on {broker} ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+}
+
+/// The tansu binary: the one on `PATH`, else the one `cargo install` put in `~/.cargo/bin`.
+fn tansu_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("tansu"))
+        .find(|candidate| candidate.is_file());
+    on_path.unwrap_or_else(|| {
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+            });
+        cargo_home.join("bin/tansu")
+    })
+}
+
+/// What the emulator answered to one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The function invoked.
+    pub function: String,
+    /// HTTP status: 200 for a result, 500 for a function error, 404 for an unknown function,
+    /// 408 when the function did not answer in time (or its process has died; the emulator does
+    /// not restart a function that exited).
+    pub status: u16,
+    /// Response headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Response body: the function's output on success, its error document otherwise.
+    pub body: Vec<u8>,
+}
+
+/// The error document the Lambda runtime reports when a function fails.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionError {
+    /// The error's type, as the runtime names it.
+    pub error_type: String,
+    /// The error's message.
+    pub error_message: String,
+}
+
+impl Invocation {
+    /// The first header called `name`, compared without case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body as text, invalid UTF-8 replaced.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    ///
+    /// # Panics
+    ///
+    /// When the body is not JSON; the message shows the whole response.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("the response is not JSON ({error}): {self}"))
+    }
+
+    /// The function's output, after checking the invocation succeeded.
+    ///
+    /// # Panics
+    ///
+    /// When the status is not 200 or the body is not JSON; the message shows the response and,
+    /// for a 408, what usually causes it.
+    pub fn expect_success(self) -> serde_json::Value {
+        assert_eq!(
+            self.status, 200,
+            "expected {} to succeed: {self}",
+            self.function
+        );
+        self.json()
+    }
+
+    /// The function's error, after checking the invocation failed with a function error.
+    ///
+    /// # Panics
+    ///
+    /// When the status is not 500 or the body is not a Lambda error document.
+    pub fn expect_function_error(self) -> FunctionError {
+        assert_eq!(
+            self.status, 500,
+            "expected {} to fail with a function error: {self}",
+            self.function
+        );
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("not a Lambda error document ({error}): {self}"))
+    }
+}
+
+impl fmt::Display for Invocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} answered HTTP {}: {}",
+            self.function,
+            self.status,
+            self.body_text()
+        )?;
+        if self.status == 408 {
+            write!(
+                f,
+                " (the emulator gave up waiting: the function was too slow, or its process died \
+                 and the emulator never restarts it; see .services/lambda.log and run \
+                 scripts/services.sh restart)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Invokes `function` synchronously through the emulator's invoke API with `payload` as the
+/// event, and returns whatever it answered, errors included.
+///
+/// # Panics
+///
+/// When the services are not available or the emulator cannot be reached or does not answer
+/// within [`INVOKE_TIMEOUT`].
+pub fn invoke(function: &str, payload: impl AsRef<[u8]>) -> Invocation {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    let agent = AGENT.get_or_init(|| {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(INVOKE_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into()
+    });
+    let url = services().invoke_url(function);
+    let mut response = agent
+        .post(&url)
+        .header("content-type", "application/json")
+        .send(payload.as_ref())
+        .unwrap_or_else(|error| panic!("invoking {function} at {url} failed: {error}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_RESPONSE_BYTES)
+        .read_to_vec()
+        .unwrap_or_else(|error| {
+            panic!("reading the answer of {function} at {url} failed: {error}")
+        });
+    Invocation {
+        function: function.to_owned(),
+        status,
+        headers,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_keep_the_prefix() {
+        let first = topic_name("a_test");
+        let second = topic_name("a_test");
+        assert_ne!(first, second);
+        assert!(first.starts_with("kl-a_test-"), "{first}");
+        assert!(group_name("a_test").starts_with("kl-a_test-group-"));
+        assert!(
+            first
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        );
+    }
+
+    #[test]
+    fn invocation_reads_headers_without_case_and_explains_timeouts() {
+        let invocation = Invocation {
+            function: "log-etl".to_owned(),
+            status: 408,
+            headers: vec![("content-length".to_owned(), "0".to_owned())],
+            body: Vec::new(),
+        };
+        assert_eq!(invocation.header("Content-Length"), Some("0"));
+        assert!(
+            invocation.to_string().contains("never restarts it"),
+            "{invocation}"
+        );
+    }
+
+    #[test]
+    fn function_errors_parse_from_the_runtime_document() {
+        let invocation = Invocation {
+            function: "log-etl".to_owned(),
+            status: 500,
+            headers: Vec::new(),
+            body: br#"{"errorType":"Bad","errorMessage":"record t-0@1 is malformed"}"#.to_vec(),
+        };
+        let error = invocation.expect_function_error();
+        assert_eq!(error.error_type, "Bad");
+        assert_eq!(error.error_message, "record t-0@1 is malformed");
+    }
+}
