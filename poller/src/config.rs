@@ -1,0 +1,462 @@
+//! The poller's configuration file (TOML): what to read, what to invoke, how to batch.
+//!
+//! Field names follow the Lambda event source mapping (`batch_size`, `batching_window_ms`,
+//! `starting_position`, ...) so a mapping can be moved between the native trigger and this poller.
+//! [`Config::validate`] checks every value and turns the file into a [`ValidatedConfig`]; each
+//! error names the field and the allowed range.
+
+use kafka_lambda_events::EventSource;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Largest payload of a synchronous (`RequestResponse`) Lambda invocation: 6 MiB.
+pub const SYNC_INVOKE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Kafka cluster every mapping reads from.
+    pub kafka: KafkaConfig,
+    /// How functions are invoked.
+    #[serde(default)]
+    pub lambda: LambdaConfig,
+    /// Graceful shutdown and rebalance behaviour.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    /// One entry per topics → function mapping (`[[mapping]]` tables).
+    #[serde(rename = "mapping", default)]
+    pub mappings: Vec<MappingConfig>,
+}
+
+/// `[kafka]`: the source cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of bootstrap brokers. Also sent to the function as the
+    /// event's `bootstrapServers`.
+    pub bootstrap_servers: String,
+    /// How often stored offsets are committed, in milliseconds (librdkafka
+    /// `auto.commit.interval.ms`; default 5000). Offsets are only ever stored after their records
+    /// were delivered, so a commit never runs ahead of delivery.
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+    /// How long a fetch waits for data on the broker, in milliseconds (librdkafka
+    /// `fetch.wait.max.ms`). Default 50: low latency at a small cost in fetch requests
+    /// (librdkafka's own default of 500 adds up to half a second per batch on quiet topics).
+    #[serde(default = "default_fetch_wait_max_ms")]
+    pub fetch_wait_max_ms: u64,
+    /// Extra librdkafka properties, passed through verbatim (escape hatch). Values set here win
+    /// over the poller's own settings, except the ones delivery guarantees depend on
+    /// (`enable.auto.offset.store`, `group.id`), which are rejected.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `[lambda]`: the Lambda API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaConfig {
+    /// AWS region; default: the standard AWS chain (`AWS_REGION`, profile, ...).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Custom endpoint, e.g. `http://127.0.0.1:9000` for `cargo lambda watch`, LocalStack or a VPC
+    /// endpoint. Default: the regional Lambda endpoint.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Upper bound on one invocation, in seconds (default 905: Lambda's 15-minute maximum plus a
+    /// margin). An invocation that takes longer is treated as a transport failure and retried.
+    #[serde(default)]
+    pub invoke_timeout_s: Option<u64>,
+}
+
+/// `[shutdown]`: draining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long in-flight invocations may take to finish when partitions are revoked or the
+    /// process is asked to stop (SIGINT/SIGTERM), in milliseconds. Default 30000. After it, the
+    /// offsets of finished work are committed and the rest will be delivered again.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { drain_timeout_ms: default_drain_timeout_ms() }
+    }
+}
+
+/// Where a consumer group with no committed offset starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StartingPosition {
+    /// The oldest record still in the topic.
+    TrimHorizon,
+    /// Only records produced after the group first joins.
+    Latest,
+    /// The first record at or after `starting_position_timestamp`.
+    AtTimestamp,
+}
+
+/// `[[mapping]]`: topics → one function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingConfig {
+    /// Function name, ARN, or `name:alias` / `name:version`.
+    pub function: String,
+    /// Topics to read (at least one).
+    pub topics: Vec<String>,
+    /// Consumer group id. Default `kafka-lambda-<function>`. Run several pollers with the same
+    /// group to share the partitions.
+    #[serde(default)]
+    pub consumer_group: Option<String>,
+    /// Where a group with no committed offset starts. Default `TRIM_HORIZON`.
+    #[serde(default = "default_starting_position")]
+    pub starting_position: StartingPosition,
+    /// Epoch seconds for `AT_TIMESTAMP` (required then, rejected otherwise).
+    #[serde(default)]
+    pub starting_position_timestamp: Option<i64>,
+    /// Most records per invocation, 1..=10000. Default 100.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long to gather records before invoking, 0..=300000 ms, counted from a batch's first
+    /// record. Default 500.
+    #[serde(default = "default_batching_window_ms")]
+    pub batching_window_ms: u64,
+    /// Largest event payload in bytes, measured on the exact serialized event; 1024..=6291456
+    /// (6 MiB, the synchronous invocation limit, is the default).
+    #[serde(default = "default_max_payload_bytes")]
+    pub max_payload_bytes: usize,
+    /// Most partitions of this mapping invoking at once, 1..=1000. Default 10. One partition never
+    /// has more than one batch in flight.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// `SelfManagedKafka` (default) or `aws:kafka` (MSK; then `event_source_arn` is required).
+    #[serde(default = "default_event_source")]
+    pub event_source: String,
+    /// MSK cluster ARN sent as `eventSourceArn` (MSK mappings only).
+    #[serde(default)]
+    pub event_source_arn: Option<String>,
+    /// Backoff before the first retry of a failed invocation, in ms (1..=60000, default 100);
+    /// doubles per attempt with full jitter.
+    #[serde(default = "default_retry_backoff_base_ms")]
+    pub retry_backoff_base_ms: u64,
+    /// Largest backoff between retries, in ms (base..=600000, default 30000).
+    #[serde(default = "default_retry_backoff_max_ms")]
+    pub retry_backoff_max_ms: u64,
+}
+
+const fn default_commit_interval_ms() -> u64 {
+    5_000
+}
+const fn default_fetch_wait_max_ms() -> u64 {
+    50
+}
+const fn default_drain_timeout_ms() -> u64 {
+    30_000
+}
+const fn default_starting_position() -> StartingPosition {
+    StartingPosition::TrimHorizon
+}
+const fn default_batch_size() -> usize {
+    100
+}
+const fn default_batching_window_ms() -> u64 {
+    500
+}
+const fn default_max_payload_bytes() -> usize {
+    SYNC_INVOKE_PAYLOAD_LIMIT
+}
+const fn default_max_concurrency() -> usize {
+    10
+}
+fn default_event_source() -> String {
+    "SelfManagedKafka".to_owned()
+}
+const fn default_retry_backoff_base_ms() -> u64 {
+    100
+}
+const fn default_retry_backoff_max_ms() -> u64 {
+    30_000
+}
+
+/// A configuration problem; the message names the field and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape (unknown fields included).
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The path given.
+        path: String,
+        /// The TOML error (has line and column).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid config: `{field}` {problem}")]
+    Invalid {
+        /// Dotted path of the field, e.g. `mapping[0].batch_size`.
+        field: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), problem: problem.into() }
+}
+
+fn check_range<T: PartialOrd + fmt::Display>(
+    field: String,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(field, format!("is {value}; allowed: {min}..={max}")));
+    }
+    Ok(())
+}
+
+/// librdkafka properties the poller owns: overriding them would break at-least-once delivery.
+const RESERVED_OPTIONS: &[&str] = &["enable.auto.offset.store", "group.id", "enable.auto.commit"];
+
+impl Config {
+    /// Reads and parses a file (without validating it).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: display, source })
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<ValidatedConfig, ConfigError> {
+        Self::from_file(path)?.validate()
+    }
+
+    /// Checks every field and resolves defaults.
+    pub fn validate(self) -> Result<ValidatedConfig, ConfigError> {
+        if self.kafka.bootstrap_servers.split(',').all(|s| s.trim().is_empty()) {
+            return Err(invalid("kafka.bootstrap_servers", "is empty; give at least one host:port"));
+        }
+        for server in self.kafka.bootstrap_servers.split(',').map(str::trim) {
+            let port_ok = server.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(invalid(
+                    "kafka.bootstrap_servers",
+                    format!("has `{server}`, which is not host:port"),
+                ));
+            }
+        }
+        check_range("kafka.commit_interval_ms".into(), self.kafka.commit_interval_ms, 100, 3_600_000)?;
+        check_range("kafka.fetch_wait_max_ms".into(), self.kafka.fetch_wait_max_ms, 0, 300_000)?;
+        for key in self.kafka.options.keys() {
+            if RESERVED_OPTIONS.contains(&key.as_str()) {
+                return Err(invalid(
+                    format!("kafka.options.\"{key}\""),
+                    "is managed by the poller (at-least-once delivery depends on it); remove it",
+                ));
+            }
+        }
+        check_range("shutdown.drain_timeout_ms".into(), self.shutdown.drain_timeout_ms, 0, 900_000)?;
+        if let Some(t) = self.lambda.invoke_timeout_s {
+            check_range("lambda.invoke_timeout_s".into(), t, 1, 3600)?;
+        }
+        if let Some(url) = &self.lambda.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid("lambda.endpoint_url", format!("is `{url}`; it must start with http:// or https://")));
+        }
+        if self.mappings.is_empty() {
+            return Err(invalid("mapping", "is missing; add at least one [[mapping]] table"));
+        }
+        let mut groups = std::collections::HashSet::new();
+        let mut mappings = Vec::with_capacity(self.mappings.len());
+        for (i, m) in self.mappings.iter().enumerate() {
+            let mapping = m.validate(i)?;
+            if !groups.insert(mapping.consumer_group.clone()) {
+                return Err(invalid(
+                    format!("mapping[{i}].consumer_group"),
+                    format!("`{}` is used by another mapping; each mapping needs its own group", mapping.consumer_group),
+                ));
+            }
+            mappings.push(mapping);
+        }
+        Ok(ValidatedConfig { raw: self, mappings })
+    }
+}
+
+impl MappingConfig {
+    fn validate(&self, i: usize) -> Result<Mapping, ConfigError> {
+        let f = |name: &str| format!("mapping[{i}].{name}");
+        if self.function.trim().is_empty() {
+            return Err(invalid(f("function"), "is empty; give a function name, ARN or name:alias"));
+        }
+        if self.topics.is_empty() {
+            return Err(invalid(f("topics"), "is empty; give at least one topic"));
+        }
+        for topic in &self.topics {
+            let valid = !topic.is_empty()
+                && topic.len() <= 249
+                && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !valid {
+                return Err(invalid(
+                    f("topics"),
+                    format!("has `{topic}`, not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
+                ));
+            }
+        }
+        check_range(f("batch_size"), self.batch_size, 1, 10_000)?;
+        check_range(f("batching_window_ms"), self.batching_window_ms, 0, 300_000)?;
+        check_range(f("max_payload_bytes"), self.max_payload_bytes, 1024, SYNC_INVOKE_PAYLOAD_LIMIT)?;
+        check_range(f("max_concurrency"), self.max_concurrency, 1, 1000)?;
+        check_range(f("retry_backoff_base_ms"), self.retry_backoff_base_ms, 1, 60_000)?;
+        check_range(f("retry_backoff_max_ms"), self.retry_backoff_max_ms, self.retry_backoff_base_ms, 600_000)?;
+        let start_ts = match (self.starting_position, self.starting_position_timestamp) {
+            (StartingPosition::AtTimestamp, Some(ts)) if ts >= 0 => Some(ts),
+            (StartingPosition::AtTimestamp, Some(ts)) => {
+                return Err(invalid(f("starting_position_timestamp"), format!("is {ts}; give epoch seconds >= 0")));
+            }
+            (StartingPosition::AtTimestamp, None) => {
+                return Err(invalid(
+                    f("starting_position_timestamp"),
+                    "is required when starting_position = \"AT_TIMESTAMP\" (epoch seconds)",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    f("starting_position_timestamp"),
+                    "is only allowed with starting_position = \"AT_TIMESTAMP\"",
+                ));
+            }
+            (_, None) => None,
+        };
+        let event_source = match self.event_source.as_str() {
+            "SelfManagedKafka" => EventSource::SelfManagedKafka,
+            "aws:kafka" => EventSource::Msk,
+            other => {
+                return Err(invalid(
+                    f("event_source"),
+                    format!("is `{other}`; allowed: \"SelfManagedKafka\" or \"aws:kafka\""),
+                ));
+            }
+        };
+        match (&event_source, &self.event_source_arn) {
+            (EventSource::Msk, None) => {
+                return Err(invalid(f("event_source_arn"), "is required for event_source = \"aws:kafka\" (the MSK cluster ARN)"));
+            }
+            (EventSource::Msk, Some(arn)) if !arn.starts_with("arn:") => {
+                return Err(invalid(f("event_source_arn"), format!("is `{arn}`, not an ARN")));
+            }
+            (EventSource::SelfManagedKafka, Some(_)) => {
+                return Err(invalid(f("event_source_arn"), "is only sent for event_source = \"aws:kafka\" (MSK)"));
+            }
+            _ => {}
+        }
+        let consumer_group = self
+            .consumer_group
+            .clone()
+            .unwrap_or_else(|| format!("kafka-lambda-{}", self.function.rsplit(':').find(|s| !s.is_empty()).unwrap_or(&self.function)));
+        if consumer_group.trim().is_empty() {
+            return Err(invalid(f("consumer_group"), "is empty"));
+        }
+        Ok(Mapping {
+            index: i,
+            function: self.function.clone(),
+            topics: self.topics.clone(),
+            consumer_group,
+            starting_position: self.starting_position,
+            starting_position_timestamp_ms: start_ts.map(|s| s.saturating_mul(1000)),
+            batch_size: self.batch_size,
+            batching_window: Duration::from_millis(self.batching_window_ms),
+            max_payload_bytes: self.max_payload_bytes,
+            max_concurrency: self.max_concurrency,
+            event_source,
+            event_source_arn: self.event_source_arn.clone(),
+            retry_backoff_base: Duration::from_millis(self.retry_backoff_base_ms),
+            retry_backoff_max: Duration::from_millis(self.retry_backoff_max_ms),
+        })
+    }
+}
+
+/// A checked configuration, with defaults resolved.
+#[derive(Debug, Clone)]
+pub struct ValidatedConfig {
+    /// The file as written (after defaults), for `check` output.
+    pub raw: Config,
+    /// One resolved mapping per `[[mapping]]`.
+    pub mappings: Vec<Mapping>,
+}
+
+impl ValidatedConfig {
+    /// The effective configuration as TOML, with secrets in `[kafka.options]` redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut raw = self.raw.clone();
+        for (key, value) in raw.kafka.options.iter_mut() {
+            if is_secret_option(key) {
+                *value = "<redacted>".to_owned();
+            }
+        }
+        toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// Drain timeout for revokes and shutdown.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.raw.shutdown.drain_timeout_ms)
+    }
+}
+
+/// Whether a librdkafka property holds a secret (passwords, keys, tokens).
+pub fn is_secret_option(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "key.pem", "token", "sasl.oauthbearer.config", "jaas"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// One resolved mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    /// Position in the file (for logs).
+    pub index: usize,
+    /// Function name, ARN or `name:alias`.
+    pub function: String,
+    /// Topics read.
+    pub topics: Vec<String>,
+    /// Consumer group id.
+    pub consumer_group: String,
+    /// Start position for a group without committed offsets.
+    pub starting_position: StartingPosition,
+    /// `AT_TIMESTAMP` start, epoch milliseconds.
+    pub starting_position_timestamp_ms: Option<i64>,
+    /// Most records per invocation.
+    pub batch_size: usize,
+    /// Gathering window from a batch's first record.
+    pub batching_window: Duration,
+    /// Payload byte limit.
+    pub max_payload_bytes: usize,
+    /// Partitions invoking at once.
+    pub max_concurrency: usize,
+    /// `eventSource` sent.
+    pub event_source: EventSource,
+    /// `eventSourceArn` sent (MSK).
+    pub event_source_arn: Option<String>,
+    /// First retry backoff.
+    pub retry_backoff_base: Duration,
+    /// Backoff cap.
+    pub retry_backoff_max: Duration,
+}

@@ -1,0 +1,230 @@
+//! Invoking the function: the [`Invoker`] trait and its `aws-sdk-lambda` implementation.
+//!
+//! This is the only module that knows AWS error shapes. Every outcome is classified into an
+//! [`InvokeOutcome`]: success (with the response payload), a function error, throttling, a
+//! transient failure (5xx, network, timeout), or a permanent failure (missing function, access
+//! denied: needs an operator, retried slowly).
+
+use crate::config::LambdaConfig;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::types::InvocationType;
+use aws_smithy_types::Blob;
+use std::future::Future;
+use std::time::Duration;
+
+/// How one invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeOutcome {
+    /// The function returned; `payload` is its response (may be empty).
+    Success {
+        /// The function's response payload.
+        payload: Vec<u8>,
+    },
+    /// The function ran and failed (`X-Amz-Function-Error`, or the emulator's HTTP 500 error).
+    FunctionError {
+        /// `errorType` reported by the function/runtime (e.g. `Runtime.ExitError`).
+        error_type: String,
+        /// `errorMessage` reported.
+        message: String,
+    },
+    /// Lambda throttled the call (429 `TooManyRequestsException`): back off, not the function's fault.
+    Throttled {
+        /// Details.
+        message: String,
+    },
+    /// 5xx service error, connection failure, dropped connection or timeout: retried.
+    Transient {
+        /// Details.
+        message: String,
+    },
+    /// The request cannot succeed as configured (function not found, access denied, payload
+    /// rejected as too large): logged at error and retried slowly so an operator can fix it.
+    Permanent {
+        /// Details.
+        message: String,
+    },
+}
+
+impl InvokeOutcome {
+    /// Short label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvokeOutcome::Success { .. } => "success",
+            InvokeOutcome::FunctionError { .. } => "function_error",
+            InvokeOutcome::Throttled { .. } => "throttled",
+            InvokeOutcome::Transient { .. } => "transient",
+            InvokeOutcome::Permanent { .. } => "permanent",
+        }
+    }
+}
+
+/// Something that can invoke one function synchronously with a payload.
+pub trait Invoker: Send + Sync + 'static {
+    /// Invokes the function with `payload` (the serialized Kafka event).
+    fn invoke(&self, payload: Vec<u8>) -> impl Future<Output = InvokeOutcome> + Send;
+
+    /// The function this invoker calls (for logs).
+    fn function(&self) -> &str;
+}
+
+/// Invokes through the Lambda `Invoke` API (`RequestResponse`), with the SDK's own retries
+/// disabled so the poller's retry policy is the only one.
+#[derive(Debug, Clone)]
+pub struct LambdaInvoker {
+    client: aws_sdk_lambda::Client,
+    function: String,
+}
+
+/// Default invoke timeout: Lambda's 15-minute maximum plus a margin.
+const DEFAULT_INVOKE_TIMEOUT: Duration = Duration::from_secs(905);
+
+/// Builds the Lambda client from the standard AWS chain and the `[lambda]` section.
+pub async fn lambda_client(config: &LambdaConfig) -> aws_sdk_lambda::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &config.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let shared = loader.load().await;
+    let timeout = config.invoke_timeout_s.map_or(DEFAULT_INVOKE_TIMEOUT, Duration::from_secs);
+    let mut builder = aws_sdk_lambda::config::Builder::from(&shared)
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_smithy_types::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(timeout)
+                .operation_timeout(timeout)
+                .build(),
+        );
+    if let Some(url) = &config.endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    aws_sdk_lambda::Client::from_conf(builder.build())
+}
+
+impl LambdaInvoker {
+    /// An invoker for `function` (name, ARN, or `name:alias`).
+    pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
+        LambdaInvoker { client, function: function.into() }
+    }
+}
+
+impl Invoker for LambdaInvoker {
+    async fn invoke(&self, payload: Vec<u8>) -> InvokeOutcome {
+        let result = self
+            .client
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(payload))
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let payload = out.payload.map(Blob::into_inner).unwrap_or_default();
+                match out.function_error {
+                    Some(kind) => function_error(&payload, &kind),
+                    None => InvokeOutcome::Success { payload },
+                }
+            }
+            Err(err) => classify_error(err),
+        }
+    }
+
+    fn function(&self) -> &str {
+        &self.function
+    }
+}
+
+/// Reads `{"errorType": ..., "errorMessage": ...}` from a function error payload.
+fn function_error(payload: &[u8], fallback_type: &str) -> InvokeOutcome {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ErrorPayload {
+        error_type: Option<String>,
+        error_message: Option<String>,
+    }
+    let parsed: Option<ErrorPayload> = serde_json::from_slice(payload).ok();
+    let (error_type, message) = match parsed {
+        Some(p) => (
+            p.error_type.unwrap_or_else(|| fallback_type.to_owned()),
+            p.error_message.unwrap_or_default(),
+        ),
+        None => (fallback_type.to_owned(), String::from_utf8_lossy(payload).chars().take(1024).collect()),
+    };
+    InvokeOutcome::FunctionError { error_type, message }
+}
+
+fn classify_error<R: std::fmt::Debug + Send + Sync + 'static>(
+    err: SdkError<aws_sdk_lambda::operation::invoke::InvokeError, R>,
+) -> InvokeOutcome
+where
+    R: HttpResponseParts,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status_code();
+            let code = ctx.err().code().unwrap_or("");
+            let message = format!(
+                "{} (HTTP {status}{}{})",
+                ctx.err().message().unwrap_or("no message"),
+                if code.is_empty() { "" } else { ", " },
+                code
+            );
+            if status == 429 || code == "TooManyRequestsException" || code.ends_with("ThrottledException") {
+                return InvokeOutcome::Throttled { message };
+            }
+            if status >= 500 {
+                // `cargo lambda watch` reports a function error as HTTP 500 with the function's
+                // error document as the body; the real service never answers 500 with one.
+                if let Some(body) = ctx.raw().body_bytes()
+                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
+                    && v.get("errorType").is_some()
+                {
+                    return function_error(body, "Unhandled");
+                }
+                return InvokeOutcome::Transient { message };
+            }
+            InvokeOutcome::Permanent { message }
+        }
+        SdkError::TimeoutError(_) => InvokeOutcome::Transient {
+            message: "invocation timed out (lambda.invoke_timeout_s)".to_owned(),
+        },
+        SdkError::DispatchFailure(_) => InvokeOutcome::Transient {
+            message: format!("could not reach the Lambda endpoint: {}", error_chain(&err)),
+        },
+        SdkError::ResponseError(_) => InvokeOutcome::Transient {
+            message: format!("connection failed while waiting for the response: {}", error_chain(&err)),
+        },
+        _ => InvokeOutcome::Permanent { message: error_chain(&err) },
+    }
+}
+
+/// What the classifier needs from a raw HTTP response.
+trait HttpResponseParts {
+    fn status_code(&self) -> u16;
+    fn body_bytes(&self) -> Option<&[u8]>;
+}
+
+impl HttpResponseParts for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+    fn body_bytes(&self) -> Option<&[u8]> {
+        self.body().bytes()
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! `kafka-lambda-poller` command line: `run` and `check`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use kafka_lambda_poller::config::Config;
+use kafka_lambda_poller::invoke::{LambdaInvoker, lambda_client};
+use kafka_lambda_poller::mapping::run_mapping;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about = "Feeds Kafka topics into AWS Lambda functions with the native trigger's event format")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, env = "KAFKA_LAMBDA_LOG_FORMAT", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the mappings until SIGINT/SIGTERM.
+    Run {
+        /// Path of the TOML configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and print the effective values (secrets redacted).
+    Check {
+        /// Path of the TOML configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Check { config } => match Config::load(&config) {
+            Ok(valid) => {
+                print!("{}", valid.to_redacted_toml());
+                eprintln!("configuration OK: {} mapping(s)", valid.mappings.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => {
+            let valid = match Config::load(&config) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(run(valid)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn run(config: kafka_lambda_poller::ValidatedConfig) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let shutdown = CancellationToken::new();
+    let client = lambda_client(&config.raw.lambda).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for mapping in config.mappings.clone() {
+        let invoker = LambdaInvoker::new(client.clone(), mapping.function.clone());
+        tasks.spawn(run_mapping(config.clone(), mapping, invoker, shutdown.clone()));
+    }
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested: finishing in-flight batches");
+        signal.cancel();
+    });
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done.context("mapping task panicked").and_then(|r| r.map_err(anyhow::Error::from));
+        if let Err(e) = outcome {
+            // One broken mapping stops the process: a supervisor restart is more visible than a
+            // half-working poller.
+            shutdown.cancel();
+            result = Err(e);
+        }
+    }
+    result
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the poller");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,341 @@
+//! One worker per assigned partition: it gathers a batch, invokes the function until the batch is
+//! delivered, stores the offset, and only then takes more records off its partition queue. One
+//! batch in flight per partition keeps offset order; librdkafka's bounded prefetch plus "pull only
+//! when ready" is the backpressure. A semaphore shared by a mapping's partitions caps concurrent
+//! invocations at `max_concurrency`.
+
+use crate::backoff::Backoff;
+use crate::batch::{Batch, BatchBuilder, EventHeader, PolledRecord, Rejected};
+use crate::config::Mapping;
+use crate::invoke::{InvokeOutcome, Invoker};
+use crate::source::{MappingConsumer, MappingContext};
+use futures::FutureExt;
+use tracing::Instrument;
+use rdkafka::consumer::Consumer;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The partition queue type workers read.
+pub type PartitionQueue = StreamPartitionQueue<MappingContext>;
+
+/// Signals on drop that a worker has finished (also when it panicked).
+#[derive(Debug)]
+pub struct DoneGuard(SyncSender<()>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// What a worker is told and tells back.
+#[derive(Debug)]
+pub struct WorkerControl {
+    /// Stop taking new records; finish the batch in flight.
+    pub stop: CancellationToken,
+    /// Give up the batch in flight now (drain timeout passed); do not store its offset.
+    pub abort: CancellationToken,
+    /// Dropped when the worker ends.
+    pub done: DoneGuard,
+}
+
+/// Starts a worker task for a newly assigned partition.
+pub trait WorkerFactory: Send + Sync {
+    /// Spawns the worker on `runtime`.
+    fn spawn(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        topic: String,
+        partition: i32,
+        queue: PartitionQueue,
+        control: WorkerControl,
+    ) -> JoinHandle<()>;
+}
+
+struct WorkerHandle {
+    stop: CancellationToken,
+    abort: CancellationToken,
+    done: Receiver<()>,
+    join: JoinHandle<()>,
+}
+
+/// The running workers of one mapping, by topic-partition.
+pub struct PartitionWorkers {
+    runtime: tokio::runtime::Handle,
+    workers: Mutex<HashMap<(String, i32), WorkerHandle>>,
+    /// Cancelled at shutdown: workers spawned afterwards stop at once.
+    shutdown: CancellationToken,
+}
+
+impl PartitionWorkers {
+    /// An empty set spawning on `runtime`.
+    pub fn new(runtime: tokio::runtime::Handle, shutdown: CancellationToken) -> Self {
+        PartitionWorkers { runtime, workers: Mutex::new(HashMap::new()), shutdown }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), WorkerHandle>> {
+        self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts the worker of a newly assigned partition.
+    pub fn start(&self, factory: &dyn WorkerFactory, topic: String, partition: i32, queue: PartitionQueue) {
+        let stop = self.shutdown.child_token();
+        let abort = CancellationToken::new();
+        let (tx, done) = sync_channel(1);
+        let control = WorkerControl { stop: stop.clone(), abort: abort.clone(), done: DoneGuard(tx) };
+        let join = factory.spawn(&self.runtime, topic.clone(), partition, queue, control);
+        if let Some(old) = self.lock().insert((topic, partition), WorkerHandle { stop, abort, done, join }) {
+            old.abort.cancel();
+        }
+    }
+
+    /// Stops the workers of `partitions` and waits (blocking the calling thread, which is the
+    /// consumer's poll thread during a rebalance) until they finish their batch in flight or
+    /// `timeout` passes; stragglers are aborted and their batch will be delivered again.
+    pub fn drain(&self, partitions: &[(String, i32)], timeout: Duration) -> Vec<JoinHandle<()>> {
+        let handles: Vec<_> = {
+            let mut map = self.lock();
+            partitions.iter().filter_map(|key| map.remove(key).map(|h| (key.clone(), h))).collect()
+        };
+        Self::stop_and_wait(handles, timeout)
+    }
+
+    /// Stops and drains every worker (shutdown).
+    pub fn drain_all(&self, timeout: Duration) -> Vec<JoinHandle<()>> {
+        let handles: Vec<_> = self.lock().drain().collect();
+        Self::stop_and_wait(handles, timeout)
+    }
+
+    fn stop_and_wait(handles: Vec<((String, i32), WorkerHandle)>, timeout: Duration) -> Vec<JoinHandle<()>> {
+        for (_, h) in &handles {
+            h.stop.cancel();
+        }
+        let deadline = Instant::now() + timeout;
+        let mut joins = Vec::with_capacity(handles.len());
+        for ((topic, partition), h) in handles {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if h.done.recv_timeout(left).is_err() && !h.join.is_finished() {
+                tracing::warn!(%topic, partition, timeout_ms = timeout.as_millis() as u64,
+                    "drain timeout passed with a batch in flight; it will be delivered again by the next owner");
+                h.abort.cancel();
+            }
+            joins.push(h.join);
+        }
+        joins
+    }
+
+    /// Number of partitions with a running worker.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no partition is assigned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What every worker of a mapping shares.
+pub struct MappingShared<I> {
+    /// The mapping.
+    pub mapping: Mapping,
+    /// The event's top-level fields.
+    pub header: EventHeader,
+    /// The function.
+    pub invoker: I,
+    /// Caps concurrent invocations across the mapping's partitions.
+    pub in_flight: Semaphore,
+    /// The consumer (to store offsets).
+    pub consumer: std::sync::OnceLock<std::sync::Weak<MappingConsumer>>,
+}
+
+/// Spawns [`run_worker`] tasks for a mapping.
+pub struct Workers<I>(pub Arc<MappingShared<I>>);
+
+impl<I: Invoker> WorkerFactory for Workers<I> {
+    fn spawn(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        topic: String,
+        partition: i32,
+        queue: PartitionQueue,
+        control: WorkerControl,
+    ) -> JoinHandle<()> {
+        let shared = self.0.clone();
+        runtime.spawn(async move {
+            let span = tracing::info_span!("partition", function = %shared.invoker.function(), %topic, partition);
+            run_worker(shared, topic, partition, queue, control).instrument(span).await;
+        })
+    }
+}
+
+/// How a batch's delivery ended.
+enum Delivery {
+    Delivered,
+    /// Stopped or aborted before success; the offset must not be stored.
+    Abandoned,
+}
+
+/// The worker loop of one partition.
+pub async fn run_worker<I: Invoker>(
+    shared: Arc<MappingShared<I>>,
+    topic: String,
+    partition: i32,
+    queue: PartitionQueue,
+    control: WorkerControl,
+) {
+    let m = &shared.mapping;
+    let mut held: Option<PolledRecord> = None;
+    loop {
+        let first = match held.take() {
+            Some(r) => r,
+            None => tokio::select! {
+                biased;
+                _ = control.stop.cancelled() => break,
+                msg = queue.recv() => match msg {
+                    Ok(msg) => PolledRecord::from_message(&msg),
+                    Err(e) => {
+                        tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            },
+        };
+        let mut builder = BatchBuilder::new(&shared.header, &topic, partition, m.batch_size, m.max_payload_bytes);
+        if let Err(rejected) = builder.try_add(first) {
+            if let Rejected::TooLarge { record, payload_bytes } = rejected {
+                tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
+                    payload_bytes, limit = m.max_payload_bytes,
+                    "record is too large for one invocation payload even alone; skipping it");
+                store_offset(&shared, &topic, partition, record.offset);
+            }
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + m.batching_window;
+        while !builder.is_full() {
+            let next = if m.batching_window.is_zero() {
+                match queue.recv().now_or_never() {
+                    Some(r) => r,
+                    None => break,
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = control.stop.cancelled() => break,
+                    r = queue.recv() => r,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            };
+            match next {
+                Ok(msg) => {
+                    if let Err(Rejected::Full(r) | Rejected::TooLarge { record: r, .. }) =
+                        builder.try_add(PolledRecord::from_message(&msg))
+                    {
+                        held = Some(r);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%topic, partition, error = %e, "error reading the partition");
+                    break;
+                }
+            }
+        }
+        if control.stop.is_cancelled() {
+            // Gathered but not yet invoked: not in flight, so leave it to the next owner.
+            break;
+        }
+        let batch = builder.finish();
+        match deliver(&shared, &topic, partition, &batch, &control).await {
+            Delivery::Delivered => store_offset(&shared, &topic, partition, batch.last_offset()),
+            Delivery::Abandoned => break,
+        }
+    }
+    tracing::debug!(%topic, partition, "partition worker stopped");
+    drop(queue);
+}
+
+/// Marks everything up to and including `offset` as done; librdkafka commits it with the next
+/// (auto or explicit) commit.
+fn store_offset<I>(shared: &MappingShared<I>, topic: &str, partition: i32, offset: i64) {
+    let Some(consumer) = shared.consumer.get().and_then(std::sync::Weak::upgrade) else {
+        return;
+    };
+    // `store_offset` stores `offset + 1`: the next record to read.
+    if let Err(e) = consumer.store_offset(topic, partition, offset) {
+        tracing::warn!(%topic, partition, offset, error = %e,
+            "could not store the offset (partition no longer assigned?); the records may be delivered again");
+    }
+}
+
+/// Invokes until the batch is delivered, or the worker is told to give up.
+async fn deliver<I: Invoker>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    batch: &Batch,
+    control: &WorkerControl,
+) -> Delivery {
+    let m = &shared.mapping;
+    let function = shared.invoker.function();
+    let backoff = Backoff { base: m.retry_backoff_base, max: m.retry_backoff_max };
+    let (first, last) = (batch.first_offset(), batch.last_offset());
+    let mut attempt: u32 = 0;
+    loop {
+        let outcome = {
+            let _permit = tokio::select! {
+                biased;
+                _ = control.abort.cancelled() => return Delivery::Abandoned,
+                _ = control.stop.cancelled(), if attempt > 0 => return Delivery::Abandoned,
+                p = shared.in_flight.acquire() => match p { Ok(p) => p, Err(_) => return Delivery::Abandoned },
+            };
+            let started = Instant::now();
+            let outcome = tokio::select! {
+                biased;
+                _ = control.abort.cancelled() => return Delivery::Abandoned,
+                o = shared.invoker.invoke(batch.payload.clone()) => o,
+            };
+            tracing::debug!(function, topic, partition, first_offset = first, last_offset = last,
+                records = batch.records.len(), bytes = batch.payload.len(), attempt,
+                outcome = outcome.kind(), elapsed_ms = started.elapsed().as_millis() as u64, "batch invoked");
+            outcome
+        };
+        let delay = match &outcome {
+            InvokeOutcome::Success { .. } => return Delivery::Delivered,
+            InvokeOutcome::FunctionError { error_type, message } => {
+                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, attempt,
+                    error_type, error = %message, "function returned an error; retrying the batch");
+                backoff.delay(attempt)
+            }
+            InvokeOutcome::Throttled { message } => {
+                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, attempt,
+                    error = %message, "invocation throttled; backing off");
+                backoff.delay(attempt)
+            }
+            InvokeOutcome::Transient { message } => {
+                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, attempt,
+                    error = %message, "invocation failed (service or network); retrying");
+                backoff.delay(attempt)
+            }
+            InvokeOutcome::Permanent { message } => {
+                tracing::error!(function, topic, partition, first_offset = first, last_offset = last, attempt,
+                    error = %message, "invocation rejected; check the function name, permissions and endpoint. Retrying");
+                backoff.max.max(backoff.delay(attempt))
+            }
+        };
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            biased;
+            _ = control.abort.cancelled() => return Delivery::Abandoned,
+            _ = control.stop.cancelled() => return Delivery::Abandoned,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}

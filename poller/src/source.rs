@@ -1,0 +1,200 @@
+//! The rdkafka consumer of one mapping and its context: librdkafka settings, logs routed to
+//! `tracing`, and rebalance handling that hands each assigned partition to its own worker and
+//! drains those workers before a partition is revoked.
+
+use crate::config::{Mapping, StartingPosition, ValidatedConfig};
+use crate::partition::{PartitionWorkers, WorkerFactory};
+use rdkafka::ClientConfig;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+/// The consumer type every mapping uses.
+pub type MappingConsumer = StreamConsumer<MappingContext>;
+
+/// librdkafka settings for a mapping. The poller's own choices come first; `[kafka.options]`
+/// can override them (except the reserved ones, rejected at validation).
+pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfig {
+    let kafka = &config.raw.kafka;
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("group.id", &mapping.consumer_group)
+        .set("client.id", format!("kafka-lambda-poller-{}", mapping.consumer_group))
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        // At-least-once: librdkafka commits periodically, but only offsets we stored, and we
+        // store an offset only after its record (and all before it) was delivered.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", kafka.commit_interval_ms.to_string())
+        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+        .set(
+            "auto.offset.reset",
+            match mapping.starting_position {
+                StartingPosition::TrimHorizon => "earliest",
+                // AT_TIMESTAMP commits its start offsets before joining (see
+                // `commit_start_offsets_at_timestamp`); partitions added later start at the end.
+                StartingPosition::Latest | StartingPosition::AtTimestamp => "latest",
+            },
+        )
+        .set_log_level(RDKafkaLogLevel::Info);
+    for (key, value) in &kafka.options {
+        cc.set(key, value);
+    }
+    cc
+}
+
+/// Context of a mapping's consumer.
+pub struct MappingContext {
+    mapping: String,
+    consumer: OnceLock<Weak<MappingConsumer>>,
+    workers: Arc<PartitionWorkers>,
+    factory: Arc<dyn WorkerFactory>,
+    drain_timeout: Duration,
+}
+
+impl MappingContext {
+    /// A context that starts workers with `factory` and drains them within `drain_timeout`.
+    pub fn new(
+        mapping: &Mapping,
+        workers: Arc<PartitionWorkers>,
+        factory: Arc<dyn WorkerFactory>,
+        drain_timeout: Duration,
+    ) -> Self {
+        MappingContext {
+            mapping: format!("mapping[{}] {}", mapping.index, mapping.function),
+            consumer: OnceLock::new(),
+            workers,
+            factory,
+            drain_timeout,
+        }
+    }
+
+    /// Gives the context a handle on its own consumer (needed to split partition queues).
+    pub fn attach(&self, consumer: &Arc<MappingConsumer>) {
+        let _ = self.consumer.set(Arc::downgrade(consumer));
+    }
+}
+
+impl ClientContext for MappingContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let mapping = &self.mapping;
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", %mapping, facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", %mapping, facility = fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(mapping = %self.mapping, %error, "Kafka client error: {reason}");
+    }
+}
+
+impl ConsumerContext for MappingContext {
+    fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked = partitions(tpl);
+            tracing::info!(mapping = %self.mapping, partitions = ?revoked, "partitions revoked: draining in-flight batches");
+            self.workers.drain(&revoked, self.drain_timeout);
+            // Commit what the drained workers stored while the partitions are still ours.
+            match base.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(mapping = %self.mapping, error = %e, "commit on revoke failed; the next owner may redeliver some records"),
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let assigned = partitions(tpl);
+                tracing::info!(mapping = %self.mapping, partitions = ?assigned, "partitions assigned");
+                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+                    tracing::error!(mapping = %self.mapping, "consumer gone during assignment");
+                    return;
+                };
+                for (topic, partition) in assigned {
+                    match consumer.split_partition_queue(&topic, partition) {
+                        Some(queue) => self.workers.start(&*self.factory, topic, partition, queue),
+                        None => tracing::error!(mapping = %self.mapping, %topic, partition, "could not split the partition queue; partition not consumed"),
+                    }
+                }
+            }
+            Rebalance::Error(e) => tracing::warn!(mapping = %self.mapping, error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(mapping = %self.mapping, offsets = ?committed(offsets), "offsets committed"),
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => tracing::warn!(mapping = %self.mapping, error = %e, "offset commit failed; will retry at the next commit"),
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
+}
+
+fn committed(tpl: &TopicPartitionList) -> Vec<String> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(format!("{}-{}:{o}", e.topic(), e.partition())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// For `AT_TIMESTAMP`: before the group first joins, commits for every partition without a
+/// committed offset the first offset at or after the timestamp (or the end of the partition when
+/// no record is that recent). Partitions with a committed offset are left alone.
+pub fn commit_start_offsets_at_timestamp(
+    consumer: &MappingConsumer,
+    topics: &[String],
+    timestamp_ms: i64,
+    timeout: Duration,
+) -> Result<usize, KafkaError> {
+    let mut all = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                all.add_partition(t.name(), p.id());
+            }
+        }
+    }
+    let current = consumer.committed_offsets(all, timeout)?;
+    let mut lookup = TopicPartitionList::new();
+    for e in current.elements() {
+        if !matches!(e.offset(), Offset::Offset(_)) {
+            lookup.add_partition_offset(e.topic(), e.partition(), Offset::Offset(timestamp_ms))?;
+        }
+    }
+    if lookup.count() == 0 {
+        return Ok(0);
+    }
+    let found = consumer.offsets_for_times(lookup, timeout)?;
+    let mut start = TopicPartitionList::new();
+    for e in found.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?.1,
+        };
+        start.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset))?;
+    }
+    consumer.commit(&start, CommitMode::Sync)?;
+    tracing::info!(offsets = ?committed(&start), "AT_TIMESTAMP start offsets committed");
+    Ok(start.count())
+}

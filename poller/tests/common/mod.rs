@@ -1,0 +1,240 @@
+//! Harness for the poller's integration tests: runs the real `kafka-lambda-poller` binary
+//! against the real broker (tansu) and the real Lambda emulator (`cargo lambda watch`) running
+//! the `test-recorder` function, produces records with rdkafka and reads back what the function
+//! saw. Services come from `kafka_lambda_tests::services()`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub use kafka_lambda_tests::{create_topic, group_name, services, topic_name};
+
+/// Where `test-recorder` writes (must match the function's default).
+pub fn recorder_file(topic: &str) -> PathBuf {
+    PathBuf::from("/tmp/kafka-lambda-recorder").join(format!("{topic}.jsonl"))
+}
+
+/// One record as the function saw it.
+#[derive(Debug, Clone)]
+pub struct Seen(pub Value);
+
+impl Seen {
+    pub fn partition(&self) -> i32 {
+        self.0["partition"].as_i64().unwrap_or(-1) as i32
+    }
+    pub fn offset(&self) -> i64 {
+        self.0["offset"].as_i64().unwrap_or(-1)
+    }
+    pub fn invocation(&self) -> &str {
+        self.0["invocation"].as_str().unwrap_or_default()
+    }
+}
+
+/// Everything the function has recorded for `topic` so far, in delivery order.
+pub fn seen(topic: &str) -> Vec<Seen> {
+    let Ok(file) = std::fs::File::open(recorder_file(topic)) else { return Vec::new() };
+    std::io::BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Seen(serde_json::from_str(&l).expect("recorder lines are JSON")))
+        .collect()
+}
+
+/// Distinct (partition, offset) pairs seen.
+pub fn seen_offsets(topic: &str) -> BTreeSet<(i32, i64)> {
+    seen(topic).iter().map(|s| (s.partition(), s.offset())).collect()
+}
+
+/// Waits until `cond` holds, or panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Produces `count` records to each of `partitions` partitions; returns what was written as
+/// (partition, offset) → value. `value` gets (partition, index).
+pub fn produce(
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    value: impl Fn(i32, usize) -> String,
+) -> BTreeMap<(i32, i64), String> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("producer");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut pending = Vec::new();
+        for p in 0..partitions {
+            for i in 0..count {
+                let v = value(p, i);
+                let key = format!("key-{p}-{i}");
+                let headers = OwnedHeaders::new()
+                    .insert(Header { key: "index", value: Some(i.to_string().as_bytes()) })
+                    .insert(Header { key: "binary", value: Some(&[0u8, 200, 255][..]) });
+                let record = FutureRecord::to(topic).partition(p).key(&key).payload(&v).headers(headers);
+                let delivery = producer.send_result(record).map_err(|(e, _)| e).expect("enqueue a record");
+                pending.push(async move { (delivery.await, v) });
+            }
+        }
+        let mut written = BTreeMap::new();
+        for result in futures::future::join_all(pending).await {
+            let (delivery, v) = result;
+            let delivery = delivery
+                .expect("delivery report")
+                .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
+            written.insert((delivery.partition, delivery.offset), v);
+        }
+        written
+    })
+}
+
+/// A running `kafka-lambda-poller run`.
+pub struct Poller {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub config: PathBuf,
+}
+
+/// A config for one mapping of `topic` → `test-recorder`; `extra` lines go into the mapping.
+pub fn recorder_config(topic: &str, group: &str, extra: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+fetch_wait_max_ms = 10
+commit_interval_ms = 500
+
+[lambda]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[shutdown]
+drain_timeout_ms = 20000
+
+[[mapping]]
+function = "test-recorder"
+topics = ["{topic}"]
+consumer_group = "{group}"
+batching_window_ms = 20
+{extra}
+"#,
+        bootstrap = services().kafka_bootstrap_servers(),
+        endpoint = services().lambda_endpoint(),
+    )
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("kafka-lambda-poller-tests");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+impl Poller {
+    /// Writes `config` to a file and starts the poller on it.
+    pub fn start(name: &str, config: &str) -> Poller {
+        let dir = scratch_dir();
+        let config_path = dir.join(format!("{name}.toml"));
+        std::fs::write(&config_path, config).expect("write config");
+        let log = dir.join(format!("{name}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info,kafka_lambda_poller=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start kafka-lambda-poller");
+        Poller { child: Some(child), log, config: config_path }
+    }
+
+    /// The poller's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGTERM and waits for the exit (panics after `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success());
+        self.wait(timeout)
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        let child = self.child.as_mut().expect("poller running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let log = self.log_text();
+                self.kill9();
+                panic!("poller did not exit within {timeout:?}; log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Checks every produced record was seen, and that within each partition the first sightings are
+/// in offset order. Returns the number of duplicate sightings (allowed after crashes).
+pub fn reconcile(topic: &str, produced: &BTreeMap<(i32, i64), String>) -> usize {
+    let seen = seen(topic);
+    let mut first_seen: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let mut distinct = BTreeSet::new();
+    for s in &seen {
+        let key = (s.partition(), s.offset());
+        if let Some(expected) = produced.get(&key) {
+            assert_eq!(s.0["value"].as_str(), Some(expected.as_str()), "value of {key:?} changed in transit");
+        }
+        if distinct.insert((s.partition(), s.offset())) {
+            first_seen.entry(s.partition()).or_default().push(s.offset());
+        }
+    }
+    let missing: Vec<_> = produced.keys().filter(|k| !distinct.contains(k)).take(20).collect();
+    assert!(missing.is_empty(), "records produced but never delivered (first 20): {missing:?}");
+    for (p, offsets) in &first_seen {
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "partition {p} delivered out of order: {offsets:?}");
+    }
+    seen.len() - distinct.len()
+}
