@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The whole test suite of kafka-lambda, from a fresh Debian machine with Rust:
+#
+#   scripts/test.sh
+#
+# Installs what is missing (Debian packages, tansu, cargo-lambda), then runs, in order:
+# rustfmt's check, clippy with warnings denied, every test of the workspace against a real tansu
+# broker and the real `cargo lambda watch` emulator, and the doc tests. Every step runs even when
+# an earlier one failed, so one run reports everything; the script exits non-zero when any
+# step failed. The services are stopped on exit, whatever happened, when this script started
+# them; services that were already running (scripts/services.sh start) are left running.
+#
+# Tests run with cargo-nextest when it is installed (one process per test, a hung test is ended
+# after 5 minutes: scripts/nextest.toml), else with `cargo test`. With CI=true (.ci/run), cargo
+# runs with --locked, so a Cargo.lock that is out of date fails the run.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly repo
+readonly services="$repo/scripts/services.sh"
+cd "$repo"
+
+cargo_flags=()
+if [[ "${CI:-}" == true ]]; then
+  cargo_flags+=(--locked)
+fi
+
+summary=()
+failures=0
+stop_services=false
+
+log() { printf '\ntest.sh: %s\n' "$*" >&2; }
+
+# Runs one step, records its outcome and duration, and never stops the script.
+step() {
+  local name="$1" started="$SECONDS" status=0
+  shift
+  log "$name: $*"
+  "$@" || status=$?
+  local took=$((SECONDS - started))
+  if ((status == 0)); then
+    summary+=("$(printf '  ok      %-12s %5ss' "$name" "$took")")
+  else
+    summary+=("$(printf '  FAILED  %-12s %5ss  (exit %s)' "$name" "$took" "$status")")
+    failures=$((failures + 1))
+  fi
+}
+
+finish() {
+  local status=$?
+  if [[ "$stop_services" == true ]]; then
+    "$services" stop || status=1
+  fi
+  printf '\ntest.sh summary:\n' >&2
+  if ((${#summary[@]} > 0)); then
+    printf '%s\n' "${summary[@]}" >&2
+  fi
+  if ((failures > 0)); then
+    printf 'test.sh: %s step(s) FAILED\n' "$failures" >&2
+    status=1
+  elif ((status != 0)); then
+    printf 'test.sh: FAILED before all steps ran (exit %s)\n' "$status" >&2
+  else
+    printf 'test.sh: all steps passed in %ss\n' "$SECONDS" >&2
+  fi
+  exit "$status"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+run_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run "${cargo_flags[@]}" --workspace --all-features \
+      --config-file "$repo/scripts/nextest.toml" --no-fail-fast
+  else
+    log "cargo-nextest is not installed: running the tests with cargo test"
+    cargo test "${cargo_flags[@]}" --workspace --all-features --no-fail-fast
+  fi
+}
+
+step install "$services" install
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy "${cargo_flags[@]}" --workspace --all-targets --all-features -- -D warnings
+
+if ! "$services" status >/dev/null 2>&1; then
+  stop_services=true
+fi
+services_started="$SECONDS"
+if ! "$services" start; then
+  log "the test services could not be started: the integration tests cannot run"
+  summary+=("$(printf '  FAILED  %-12s %5ss' services $((SECONDS - services_started)))")
+  failures=$((failures + 1))
+  exit 1
+fi
+summary+=("$(printf '  ok      %-12s %5ss' services $((SECONDS - services_started)))")
+eval "$("$services" env)"
+log "services: KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS LAMBDA_ENDPOINT=$LAMBDA_ENDPOINT"
+
+step tests run_tests
+step doctests cargo test "${cargo_flags[@]}" --workspace --all-features --doc
