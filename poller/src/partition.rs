@@ -192,6 +192,18 @@ pub async fn run_worker<I: Invoker>(
 ) {
     let m = &shared.mapping;
     let mut held: Option<PolledRecord> = None;
+    // librdkafka can hand a split partition queue the same records twice around an offset reset
+    // (seen with LATEST): a record below the next expected offset was already taken, so it is
+    // dropped here, which keeps batches duplicate-free and in offset order.
+    let mut next_offset = i64::MIN;
+    let mut fresh = |record: &PolledRecord| {
+        if record.offset < next_offset {
+            tracing::debug!(%topic, partition, offset = record.offset, next_offset, "dropping a record read twice");
+            return false;
+        }
+        next_offset = record.offset + 1;
+        true
+    };
     loop {
         let first = match held.take() {
             Some(r) => r,
@@ -199,7 +211,13 @@ pub async fn run_worker<I: Invoker>(
                 biased;
                 _ = control.stop.cancelled() => break,
                 msg = queue.recv() => match msg {
-                    Ok(msg) => PolledRecord::from_message(&msg),
+                    Ok(msg) => {
+                        let record = PolledRecord::from_message(&msg);
+                        if !fresh(&record) {
+                            continue;
+                        }
+                        record
+                    }
                     Err(e) => {
                         tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -235,9 +253,11 @@ pub async fn run_worker<I: Invoker>(
             };
             match next {
                 Ok(msg) => {
-                    if let Err(Rejected::Full(r) | Rejected::TooLarge { record: r, .. }) =
-                        builder.try_add(PolledRecord::from_message(&msg))
-                    {
+                    let record = PolledRecord::from_message(&msg);
+                    if !fresh(&record) {
+                        continue;
+                    }
+                    if let Err(Rejected::Full(r) | Rejected::TooLarge { record: r, .. }) = builder.try_add(record) {
                         held = Some(r);
                         break;
                     }

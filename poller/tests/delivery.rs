@@ -58,7 +58,10 @@ fn batches_close_at_the_record_count_and_at_the_payload_byte_limit() {
     create_topic(&by_bytes, 1);
     let produced_count = produce(&by_count, 1, 60, value);
     let kilobyte = |_: i32, i: usize| format!(r#"{{"i":{i},"pad":"{}"}}"#, "y".repeat(1000));
-    let produced_bytes = produce(&by_bytes, 1, 30, kilobyte);
+    let mut produced_bytes = produce(&by_bytes, 1, 15, kilobyte);
+    // A record that cannot fit any payload under the limit: reported and passed over, never a hang.
+    let too_large = produce(&by_bytes, 1, 1, |_, _| format!(r#"{{"pad":"{}"}}"#, "z".repeat(5000)));
+    produced_bytes.extend(produce(&by_bytes, 1, 15, kilobyte));
     let mut config = recorder_config(&by_count, &group_name("batch-count"), "batch_size = 7\nbatching_window_ms = 2000");
     config.push_str(&format!(
         "\n[[mapping]]\nfunction = \"test-recorder\"\ntopics = [\"{by_bytes}\"]\nconsumer_group = \"{}\"\nbatch_size = 1000\nbatching_window_ms = 2000\nmax_payload_bytes = 4096\n",
@@ -70,6 +73,13 @@ fn batches_close_at_the_record_count_and_at_the_payload_byte_limit() {
     });
     reconcile(&by_count, &produced_count);
     reconcile(&by_bytes, &produced_bytes);
+    let (&(_, big_offset), _) = too_large.iter().next().unwrap();
+    assert!(!seen_offsets(&by_bytes).contains(&(0, big_offset)));
+    let log = poller.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("too large for one invocation payload") && l.contains(&format!("offset={big_offset}"))),
+        "the oversized record is reported with its offset; log:\n{log}"
+    );
 
     let counts = batch_sizes(&by_count);
     assert!(counts.iter().all(|&n| n <= 7), "batch_size = 7 exceeded: {counts:?}");
@@ -119,19 +129,29 @@ fn sigterm_drains_commits_and_a_restart_resumes_from_the_committed_offsets() {
 }
 
 #[test]
-fn sigterm_lets_the_batch_in_flight_finish_before_exiting() {
+fn sigterm_lets_the_batch_in_flight_finish_and_commits_it_before_exiting() {
     let topic = topic_name("drain");
+    let group = group_name("drain");
     create_topic(&topic, 1);
     let slow = |_: i32, i: usize| format!(r#"{{"i":{i},"sleep_ms":1500}}"#);
-    let produced = produce(&topic, 1, 5, slow);
-    let config = recorder_config(&topic, &group_name("drain"), "batch_size = 5\nbatching_window_ms = 0");
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(DELIVERY_TIMEOUT, "the batch is in flight", || poller.log_text().contains("partitions assigned"));
+    let mut produced = produce(&topic, 1, 5, slow);
+    let config = recorder_config(&topic, &group, "batch_size = 5\nbatching_window_ms = 0");
+    let mut poller = Poller::start(&format!("{topic}-a"), &config);
+    wait_until(DELIVERY_TIMEOUT, "the batch is in flight", || owns_partitions(&poller.log_text()));
     std::thread::sleep(Duration::from_millis(800));
+    assert!(seen(&topic).is_empty(), "the function answers only after 1.5 s, so the batch is still in flight");
     let status = poller.terminate(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
-    // The batch in flight at SIGTERM was delivered before the process exited.
+    let log = poller.log_text();
+    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    assert!(log.contains("outcome=\"success\"") || log.contains("outcome=success"), "the batch in flight finished before exit; log:\n{log}");
     assert_eq!(reconcile(&topic, &produced), 0);
+
+    // Its offset was committed: a new poller in the group starts after it.
+    produced.extend(produce(&topic, 1, 1, |_, _| r#"{"marker":true}"#.to_owned()));
+    let mut next = Poller::start(&format!("{topic}-b"), &config);
+    wait_until(DELIVERY_TIMEOUT, "the marker is delivered", || seen_offsets(&topic).len() >= produced.len());
+    assert_eq!(reconcile(&topic, &produced), 0, "the drained batch was not delivered twice");
+    assert_eq!(next.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 
 #[test]
@@ -163,14 +183,18 @@ fn pollers_in_one_group_share_the_partitions_and_members_joining_and_leaving_los
     let config = recorder_config(&topic, &group, "batch_size = 10");
     let mut a = Poller::start(&format!("{topic}-a"), &config);
     let mut b = Poller::start(&format!("{topic}-b"), &config);
+    // The group rebalances when the second member joins: wait until both own partitions.
+    wait_until(DELIVERY_TIMEOUT, "both pollers own partitions", || {
+        owns_partitions(&a.log_text()) && owns_partitions(&b.log_text())
+    });
     let first = produce(&topic, 4, 100, value);
     wait_until(DELIVERY_TIMEOUT, "the first wave is delivered", || seen_offsets(&topic).len() >= first.len());
-    let split = |log: &str| log.contains("partitions assigned");
-    assert!(split(&a.log_text()) && split(&b.log_text()), "both pollers got partitions");
+    let delivered_by = |p: &Poller| p.log_text().matches("batch invoked").count();
+    assert!(delivered_by(&a) > 0 && delivered_by(&b) > 0, "both pollers invoked the function");
 
     let mut c = Poller::start(&format!("{topic}-c"), &config);
     let second = produce(&topic, 4, 100, value);
-    wait_until(DELIVERY_TIMEOUT, "the third poller joins", || c.log_text().contains("partitions assigned"));
+    wait_until(DELIVERY_TIMEOUT, "the third poller owns partitions", || owns_partitions(&c.log_text()));
     assert_eq!(c.terminate(Duration::from_secs(60)).code(), Some(0), "log:\n{}", c.log_text());
     let third = produce(&topic, 4, 100, value);
     let mut all = first;
@@ -181,4 +205,54 @@ fn pollers_in_one_group_share_the_partitions_and_members_joining_and_leaving_los
     eprintln!("duplicates across rebalances: {duplicates}");
     assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
     assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
+}
+
+/// Whether a poller's log shows a non-empty assignment.
+fn owns_partitions(log: &str) -> bool {
+    log.lines().any(|l| l.contains("partitions assigned") && l.contains("partitions=[(\""))
+}
+
+#[test]
+fn latest_and_at_timestamp_start_where_asked_when_the_group_has_no_offsets() {
+    let topic = topic_name("start");
+    create_topic(&topic, 2);
+    let old = produce(&topic, 2, 10, value);
+
+    // LATEST: only records produced after the group joined.
+    let latest_topic_config = recorder_config(&topic, &group_name("latest"), "starting_position = \"LATEST\"");
+    let mut latest = Poller::start(&format!("{topic}-latest"), &latest_topic_config);
+    wait_until(DELIVERY_TIMEOUT, "the LATEST poller owns partitions", || owns_partitions(&latest.log_text()));
+    std::thread::sleep(Duration::from_secs(1));
+    let new = produce(&topic, 2, 5, value);
+    wait_until(DELIVERY_TIMEOUT, "the new records are delivered", || seen_offsets(&topic).len() >= new.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let seen_latest = seen_offsets(&topic);
+    assert!(old.keys().all(|k| !seen_latest.contains(k)), "LATEST delivered old records: {seen_latest:?}");
+    assert_eq!(reconcile(&topic, &new), 0);
+    assert_eq!(latest.terminate(Duration::from_secs(30)).code(), Some(0));
+
+    // AT_TIMESTAMP: from the first record at or after the timestamp.
+    let other = topic_name("start-ts");
+    create_topic(&other, 2);
+    let before = produce(&other, 2, 10, value);
+    std::thread::sleep(Duration::from_millis(1100));
+    let since = chrono_now_ms() / 1000 + 1;
+    while chrono_now_ms() / 1000 < since {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = produce(&other, 2, 7, value);
+    let config = recorder_config(
+        &other,
+        &group_name("at-ts"),
+        &format!("starting_position = \"AT_TIMESTAMP\"\nstarting_position_timestamp = {since}"),
+    );
+    let mut at = Poller::start(&format!("{other}-at"), &config);
+    wait_until(DELIVERY_TIMEOUT, "the records since the timestamp are delivered", || {
+        seen_offsets(&other).len() >= after.len()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let seen_at = seen_offsets(&other);
+    assert!(before.keys().all(|k| !seen_at.contains(k)), "AT_TIMESTAMP delivered older records: {seen_at:?}");
+    assert_eq!(reconcile(&other, &after), 0);
+    assert_eq!(at.terminate(Duration::from_secs(30)).code(), Some(0), "log:\n{}", at.log_text());
 }

@@ -111,8 +111,10 @@ pub struct Poller {
     pub config: PathBuf,
 }
 
-/// A config for one mapping of `topic` → `test-recorder`; `extra` lines go into the mapping.
+/// A config for one mapping of `topic` → `test-recorder`; `extra` lines go into the mapping
+/// (a 20 ms batching window unless `extra` sets one).
 pub fn recorder_config(topic: &str, group: &str, extra: &str) -> String {
+    let window = if extra.contains("batching_window_ms") { "" } else { "batching_window_ms = 20" };
     format!(
         r#"
 [kafka]
@@ -131,7 +133,7 @@ drain_timeout_ms = 20000
 function = "test-recorder"
 topics = ["{topic}"]
 consumer_group = "{group}"
-batching_window_ms = 20
+{window}
 {extra}
 "#,
         bootstrap = services().kafka_bootstrap_servers(),
