@@ -34,7 +34,10 @@ mod tests {
 
     #[test]
     fn ceilings_double_up_to_the_cap() {
-        let b = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(1) };
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
         let ceilings: Vec<u128> = (0..6).map(|n| b.ceiling(n).as_millis()).collect();
         assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(b.ceiling(1000), Duration::from_secs(1));
@@ -42,10 +45,16 @@ mod tests {
 
     #[test]
     fn delays_stay_within_the_ceiling() {
-        let b = Backoff { base: Duration::from_millis(10), max: Duration::from_millis(50) };
+        let b = Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        };
         for attempt in 0..20 {
             let d = b.delay(attempt);
-            assert!(d >= Duration::from_millis(1) && d <= b.ceiling(attempt), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(1) && d <= b.ceiling(attempt),
+                "{d:?}"
+            );
         }
     }
 }

@@ -32,7 +32,11 @@ impl PolledRecord {
         };
         let headers = msg
             .headers()
-            .map(|hs| hs.iter().map(|h| Header::new(h.key, h.value.unwrap_or_default())).collect())
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header::new(h.key, h.value.unwrap_or_default()))
+                    .collect()
+            })
             .unwrap_or_default();
         PolledRecord {
             offset: msg.offset(),
@@ -99,7 +103,13 @@ pub struct BatchBuilder<'a> {
 
 impl<'a> BatchBuilder<'a> {
     /// An empty batch for `topic`/`partition` with the given limits.
-    pub fn new(header: &EventHeader, topic: &'a str, partition: i32, max_records: usize, max_bytes: usize) -> Self {
+    pub fn new(
+        header: &EventHeader,
+        topic: &'a str,
+        partition: i32,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Self {
         BatchBuilder {
             topic,
             partition,
@@ -120,14 +130,18 @@ impl<'a> BatchBuilder<'a> {
         if self.records.len() >= self.max_records {
             return Err(Rejected::Full(record));
         }
-        match self.writer.try_push(&record.as_record_ref(self.topic, self.partition), self.max_bytes) {
+        match self.writer.try_push(
+            &record.as_record_ref(self.topic, self.partition),
+            self.max_bytes,
+        ) {
             Ok(()) => {
                 self.records.push(record);
                 Ok(())
             }
-            Err(full) if self.records.is_empty() => {
-                Err(Rejected::TooLarge { record, payload_bytes: full.would_be })
-            }
+            Err(full) if self.records.is_empty() => Err(Rejected::TooLarge {
+                record,
+                payload_bytes: full.would_be,
+            }),
             Err(_) => Err(Rejected::Full(record)),
         }
     }
@@ -149,7 +163,10 @@ impl<'a> BatchBuilder<'a> {
 
     /// The finished batch.
     pub fn finish(self) -> Batch {
-        Batch { payload: self.writer.finish(), records: self.records }
+        Batch {
+            payload: self.writer.finish(),
+            records: self.records,
+        }
     }
 }
 
@@ -180,7 +197,11 @@ mod tests {
     use kafka_lambda_events::KafkaEvent;
 
     fn header() -> EventHeader {
-        EventHeader { source: EventSource::SelfManagedKafka, arn: None, bootstrap_servers: "k:9092".into() }
+        EventHeader {
+            source: EventSource::SelfManagedKafka,
+            arn: None,
+            bootstrap_servers: "k:9092".into(),
+        }
     }
 
     fn record(offset: i64, size: usize) -> PolledRecord {
@@ -205,8 +226,10 @@ mod tests {
         let batch = b.finish();
         let event = KafkaEvent::from_slice(&batch.payload).unwrap();
         assert_eq!(event.records.keys().collect::<Vec<_>>(), ["t-3"]);
-        assert_eq!(event.records()
-            .map(|r| r.offset).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            event.records().map(|r| r.offset).collect::<Vec<_>>(),
+            [0, 1]
+        );
         assert_eq!(event.bootstrap_servers.as_deref(), Some("k:9092"));
     }
 
@@ -225,8 +248,15 @@ mod tests {
         assert!(matches!(rejected, Rejected::Full(ref r) if r.offset == offset));
         let batch = b.finish();
         assert!(batch.payload.len() <= limit, "{}", batch.payload.len());
-        assert!(batch.payload.len() > limit - 600, "batch closed too early: {}", batch.payload.len());
-        assert_eq!(KafkaEvent::from_slice(&batch.payload).unwrap().len(), offset as usize);
+        assert!(
+            batch.payload.len() > limit - 600,
+            "batch closed too early: {}",
+            batch.payload.len()
+        );
+        assert_eq!(
+            KafkaEvent::from_slice(&batch.payload).unwrap().len(),
+            offset as usize
+        );
     }
 
     #[test]
@@ -234,7 +264,10 @@ mod tests {
         let h = header();
         let mut b = BatchBuilder::new(&h, "t", 0, 100, 1_024);
         match b.try_add(record(7, 5_000)) {
-            Err(Rejected::TooLarge { record, payload_bytes }) => {
+            Err(Rejected::TooLarge {
+                record,
+                payload_bytes,
+            }) => {
                 assert_eq!(record.offset, 7);
                 assert!(payload_bytes > 1_024);
             }

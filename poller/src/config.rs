@@ -86,7 +86,9 @@ pub struct ShutdownConfig {
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
-        ShutdownConfig { drain_timeout_ms: default_drain_timeout_ms() }
+        ShutdownConfig {
+            drain_timeout_ms: default_drain_timeout_ms(),
+        }
     }
 }
 
@@ -216,7 +218,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), problem: problem.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        problem: problem.into(),
+    }
 }
 
 fn check_range<T: PartialOrd + fmt::Display>(
@@ -226,7 +231,10 @@ fn check_range<T: PartialOrd + fmt::Display>(
     max: T,
 ) -> Result<(), ConfigError> {
     if value < min || value > max {
-        return Err(invalid(field, format!("is {value}; allowed: {min}..={max}")));
+        return Err(invalid(
+            field,
+            format!("is {value}; allowed: {min}..={max}"),
+        ));
     }
     Ok(())
 }
@@ -238,9 +246,14 @@ impl Config {
     /// Reads and parses a file (without validating it).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: display.clone(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: display, source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: display,
+            source,
+        })
     }
 
     /// Reads, parses and validates a file.
@@ -250,11 +263,21 @@ impl Config {
 
     /// Checks every field and resolves defaults.
     pub fn validate(self) -> Result<ValidatedConfig, ConfigError> {
-        if self.kafka.bootstrap_servers.split(',').all(|s| s.trim().is_empty()) {
-            return Err(invalid("kafka.bootstrap_servers", "is empty; give at least one host:port"));
+        if self
+            .kafka
+            .bootstrap_servers
+            .split(',')
+            .all(|s| s.trim().is_empty())
+        {
+            return Err(invalid(
+                "kafka.bootstrap_servers",
+                "is empty; give at least one host:port",
+            ));
         }
         for server in self.kafka.bootstrap_servers.split(',').map(str::trim) {
-            let port_ok = server.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            let port_ok = server
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
             if !port_ok {
                 return Err(invalid(
                     "kafka.bootstrap_servers",
@@ -262,8 +285,18 @@ impl Config {
                 ));
             }
         }
-        check_range("kafka.commit_interval_ms".into(), self.kafka.commit_interval_ms, 100, 3_600_000)?;
-        check_range("kafka.fetch_wait_max_ms".into(), self.kafka.fetch_wait_max_ms, 0, 300_000)?;
+        check_range(
+            "kafka.commit_interval_ms".into(),
+            self.kafka.commit_interval_ms,
+            100,
+            3_600_000,
+        )?;
+        check_range(
+            "kafka.fetch_wait_max_ms".into(),
+            self.kafka.fetch_wait_max_ms,
+            0,
+            300_000,
+        )?;
         for key in self.kafka.options.keys() {
             if RESERVED_OPTIONS.contains(&key.as_str()) {
                 return Err(invalid(
@@ -272,17 +305,28 @@ impl Config {
                 ));
             }
         }
-        check_range("shutdown.drain_timeout_ms".into(), self.shutdown.drain_timeout_ms, 0, 900_000)?;
+        check_range(
+            "shutdown.drain_timeout_ms".into(),
+            self.shutdown.drain_timeout_ms,
+            0,
+            900_000,
+        )?;
         if let Some(t) = self.lambda.invoke_timeout_s {
             check_range("lambda.invoke_timeout_s".into(), t, 1, 3600)?;
         }
         if let Some(url) = &self.lambda.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(invalid("lambda.endpoint_url", format!("is `{url}`; it must start with http:// or https://")));
+            return Err(invalid(
+                "lambda.endpoint_url",
+                format!("is `{url}`; it must start with http:// or https://"),
+            ));
         }
         if self.mappings.is_empty() {
-            return Err(invalid("mapping", "is missing; add at least one [[mapping]] table"));
+            return Err(invalid(
+                "mapping",
+                "is missing; add at least one [[mapping]] table",
+            ));
         }
         let mut groups = std::collections::HashSet::new();
         let mut mappings = Vec::with_capacity(self.mappings.len());
@@ -291,12 +335,18 @@ impl Config {
             if !groups.insert(mapping.consumer_group.clone()) {
                 return Err(invalid(
                     format!("mapping[{i}].consumer_group"),
-                    format!("`{}` is used by another mapping; each mapping needs its own group", mapping.consumer_group),
+                    format!(
+                        "`{}` is used by another mapping; each mapping needs its own group",
+                        mapping.consumer_group
+                    ),
                 ));
             }
             mappings.push(mapping);
         }
-        Ok(ValidatedConfig { raw: self, mappings })
+        Ok(ValidatedConfig {
+            raw: self,
+            mappings,
+        })
     }
 }
 
@@ -304,7 +354,10 @@ impl MappingConfig {
     fn validate(&self, i: usize) -> Result<Mapping, ConfigError> {
         let f = |name: &str| format!("mapping[{i}].{name}");
         if self.function.trim().is_empty() {
-            return Err(invalid(f("function"), "is empty; give a function name, ARN or name:alias"));
+            return Err(invalid(
+                f("function"),
+                "is empty; give a function name, ARN or name:alias",
+            ));
         }
         if self.topics.is_empty() {
             return Err(invalid(f("topics"), "is empty; give at least one topic"));
@@ -312,7 +365,9 @@ impl MappingConfig {
         for topic in &self.topics {
             let valid = !topic.is_empty()
                 && topic.len() <= 249
-                && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                && topic
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
             if !valid {
                 return Err(invalid(
                     f("topics"),
@@ -322,14 +377,32 @@ impl MappingConfig {
         }
         check_range(f("batch_size"), self.batch_size, 1, 10_000)?;
         check_range(f("batching_window_ms"), self.batching_window_ms, 0, 300_000)?;
-        check_range(f("max_payload_bytes"), self.max_payload_bytes, 1024, SYNC_INVOKE_PAYLOAD_LIMIT)?;
+        check_range(
+            f("max_payload_bytes"),
+            self.max_payload_bytes,
+            1024,
+            SYNC_INVOKE_PAYLOAD_LIMIT,
+        )?;
         check_range(f("max_concurrency"), self.max_concurrency, 1, 1000)?;
-        check_range(f("retry_backoff_base_ms"), self.retry_backoff_base_ms, 1, 60_000)?;
-        check_range(f("retry_backoff_max_ms"), self.retry_backoff_max_ms, self.retry_backoff_base_ms, 600_000)?;
+        check_range(
+            f("retry_backoff_base_ms"),
+            self.retry_backoff_base_ms,
+            1,
+            60_000,
+        )?;
+        check_range(
+            f("retry_backoff_max_ms"),
+            self.retry_backoff_max_ms,
+            self.retry_backoff_base_ms,
+            600_000,
+        )?;
         let start_ts = match (self.starting_position, self.starting_position_timestamp) {
             (StartingPosition::AtTimestamp, Some(ts)) if ts >= 0 => Some(ts),
             (StartingPosition::AtTimestamp, Some(ts)) => {
-                return Err(invalid(f("starting_position_timestamp"), format!("is {ts}; give epoch seconds >= 0")));
+                return Err(invalid(
+                    f("starting_position_timestamp"),
+                    format!("is {ts}; give epoch seconds >= 0"),
+                ));
             }
             (StartingPosition::AtTimestamp, None) => {
                 return Err(invalid(
@@ -357,20 +430,34 @@ impl MappingConfig {
         };
         match (&event_source, &self.event_source_arn) {
             (EventSource::Msk, None) => {
-                return Err(invalid(f("event_source_arn"), "is required for event_source = \"aws:kafka\" (the MSK cluster ARN)"));
+                return Err(invalid(
+                    f("event_source_arn"),
+                    "is required for event_source = \"aws:kafka\" (the MSK cluster ARN)",
+                ));
             }
             (EventSource::Msk, Some(arn)) if !arn.starts_with("arn:") => {
-                return Err(invalid(f("event_source_arn"), format!("is `{arn}`, not an ARN")));
+                return Err(invalid(
+                    f("event_source_arn"),
+                    format!("is `{arn}`, not an ARN"),
+                ));
             }
             (EventSource::SelfManagedKafka, Some(_)) => {
-                return Err(invalid(f("event_source_arn"), "is only sent for event_source = \"aws:kafka\" (MSK)"));
+                return Err(invalid(
+                    f("event_source_arn"),
+                    "is only sent for event_source = \"aws:kafka\" (MSK)",
+                ));
             }
             _ => {}
         }
-        let consumer_group = self
-            .consumer_group
-            .clone()
-            .unwrap_or_else(|| format!("kafka-lambda-{}", self.function.rsplit(':').find(|s| !s.is_empty()).unwrap_or(&self.function)));
+        let consumer_group = self.consumer_group.clone().unwrap_or_else(|| {
+            format!(
+                "kafka-lambda-{}",
+                self.function
+                    .rsplit(':')
+                    .find(|s| !s.is_empty())
+                    .unwrap_or(&self.function)
+            )
+        });
         if consumer_group.trim().is_empty() {
             return Err(invalid(f("consumer_group"), "is empty"));
         }
@@ -423,9 +510,16 @@ impl ValidatedConfig {
 /// Whether a librdkafka property holds a secret (passwords, keys, tokens).
 pub fn is_secret_option(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "key.pem", "token", "sasl.oauthbearer.config", "jaas"]
-        .iter()
-        .any(|s| key.contains(s))
+    [
+        "password",
+        "secret",
+        "key.pem",
+        "token",
+        "sasl.oauthbearer.config",
+        "jaas",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
 }
 
 /// One resolved mapping.

@@ -85,7 +85,9 @@ pub async fn lambda_client(config: &LambdaConfig) -> aws_sdk_lambda::Client {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
     let shared = loader.load().await;
-    let timeout = config.invoke_timeout_s.map_or(DEFAULT_INVOKE_TIMEOUT, Duration::from_secs);
+    let timeout = config
+        .invoke_timeout_s
+        .map_or(DEFAULT_INVOKE_TIMEOUT, Duration::from_secs);
     let mut builder = aws_sdk_lambda::config::Builder::from(&shared)
         .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
         .timeout_config(
@@ -104,7 +106,10 @@ pub async fn lambda_client(config: &LambdaConfig) -> aws_sdk_lambda::Client {
 impl LambdaInvoker {
     /// An invoker for `function` (name, ARN, or `name:alias`).
     pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
-        LambdaInvoker { client, function: function.into() }
+        LambdaInvoker {
+            client,
+            function: function.into(),
+        }
     }
 }
 
@@ -149,9 +154,18 @@ fn function_error(payload: &[u8], fallback_type: &str) -> InvokeOutcome {
             p.error_type.unwrap_or_else(|| fallback_type.to_owned()),
             p.error_message.unwrap_or_default(),
         ),
-        None => (fallback_type.to_owned(), String::from_utf8_lossy(payload).chars().take(1024).collect()),
+        None => (
+            fallback_type.to_owned(),
+            String::from_utf8_lossy(payload)
+                .chars()
+                .take(1024)
+                .collect(),
+        ),
     };
-    InvokeOutcome::FunctionError { error_type, message }
+    InvokeOutcome::FunctionError {
+        error_type,
+        message,
+    }
 }
 
 fn classify_error<R: std::fmt::Debug + Send + Sync + 'static>(
@@ -170,7 +184,10 @@ where
                 if code.is_empty() { "" } else { ", " },
                 code
             );
-            if status == 429 || code == "TooManyRequestsException" || code.ends_with("ThrottledException") {
+            if status == 429
+                || code == "TooManyRequestsException"
+                || code.ends_with("ThrottledException")
+            {
                 return InvokeOutcome::Throttled { message };
             }
             if status >= 500 {
@@ -193,9 +210,14 @@ where
             message: format!("could not reach the Lambda endpoint: {}", error_chain(&err)),
         },
         SdkError::ResponseError(_) => InvokeOutcome::Transient {
-            message: format!("connection failed while waiting for the response: {}", error_chain(&err)),
+            message: format!(
+                "connection failed while waiting for the response: {}",
+                error_chain(&err)
+            ),
         },
-        _ => InvokeOutcome::Permanent { message: error_chain(&err) },
+        _ => InvokeOutcome::Permanent {
+            message: error_chain(&err),
+        },
     }
 }
 

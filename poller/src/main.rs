@@ -11,7 +11,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(version, about = "Feeds Kafka topics into AWS Lambda functions with the native trigger's event format")]
+#[command(
+    version,
+    about = "Feeds Kafka topics into AWS Lambda functions with the native trigger's event format"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human, env = "KAFKA_LAMBDA_LOG_FORMAT", global = true)]
@@ -46,7 +49,10 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -76,7 +82,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
@@ -101,7 +110,12 @@ async fn run(config: kafka_lambda_poller::ValidatedConfig) -> anyhow::Result<()>
     let mut tasks = tokio::task::JoinSet::new();
     for mapping in config.mappings.clone() {
         let invoker = LambdaInvoker::new(client.clone(), mapping.function.clone());
-        tasks.spawn(run_mapping(config.clone(), mapping, invoker, shutdown.clone()));
+        tasks.spawn(run_mapping(
+            config.clone(),
+            mapping,
+            invoker,
+            shutdown.clone(),
+        ));
     }
     let signal = shutdown.clone();
     tokio::spawn(async move {
@@ -111,7 +125,9 @@ async fn run(config: kafka_lambda_poller::ValidatedConfig) -> anyhow::Result<()>
     });
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {
-        let outcome = done.context("mapping task panicked").and_then(|r| r.map_err(anyhow::Error::from));
+        let outcome = done
+            .context("mapping task panicked")
+            .and_then(|r| r.map_err(anyhow::Error::from));
         if let Err(e) = outcome {
             // One broken mapping stops the process: a supervisor restart is more visible than a
             // half-working poller.
@@ -126,7 +142,9 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the poller");

@@ -34,7 +34,11 @@ pub async fn run_mapping<I: Invoker>(
     invoker: I,
     shutdown: CancellationToken,
 ) -> Result<(), MappingError> {
-    let client_error = |source| MappingError::Client { index: mapping.index, function: mapping.function.clone(), source };
+    let client_error = |source| MappingError::Client {
+        index: mapping.index,
+        function: mapping.function.clone(),
+        source,
+    };
     let shared = Arc::new(MappingShared {
         header: EventHeader {
             source: mapping.event_source.clone(),
@@ -46,10 +50,21 @@ pub async fn run_mapping<I: Invoker>(
         consumer: std::sync::OnceLock::new(),
         mapping: mapping.clone(),
     });
-    let workers = Arc::new(PartitionWorkers::new(tokio::runtime::Handle::current(), shutdown.child_token()));
-    let context = MappingContext::new(&mapping, workers.clone(), Arc::new(Workers(shared.clone())), config.drain_timeout());
-    let consumer: Arc<MappingConsumer> =
-        Arc::new(source::client_config(&config, &mapping).create_with_context(context).map_err(client_error)?);
+    let workers = Arc::new(PartitionWorkers::new(
+        tokio::runtime::Handle::current(),
+        shutdown.child_token(),
+    ));
+    let context = MappingContext::new(
+        &mapping,
+        workers.clone(),
+        Arc::new(Workers(shared.clone())),
+        config.drain_timeout(),
+    );
+    let consumer: Arc<MappingConsumer> = Arc::new(
+        source::client_config(&config, &mapping)
+            .create_with_context(context)
+            .map_err(client_error)?,
+    );
     consumer.context().attach(&consumer);
     let _ = shared.consumer.set(Arc::downgrade(&consumer));
 
@@ -74,12 +89,18 @@ async fn drive(
     drain_timeout: Duration,
 ) {
     let name = format!("mapping[{}] {}", mapping.index, mapping.function);
-    if let (StartingPosition::AtTimestamp, Some(ts)) =
-        (mapping.starting_position, mapping.starting_position_timestamp_ms)
-    {
+    if let (StartingPosition::AtTimestamp, Some(ts)) = (
+        mapping.starting_position,
+        mapping.starting_position_timestamp_ms,
+    ) {
         let mut attempt = 0u32;
         loop {
-            match source::commit_start_offsets_at_timestamp(&consumer, &mapping.topics, ts, Duration::from_secs(10)) {
+            match source::commit_start_offsets_at_timestamp(
+                &consumer,
+                &mapping.topics,
+                ts,
+                Duration::from_secs(10),
+            ) {
                 Ok(_) => break,
                 Err(e) => {
                     attempt += 1;
@@ -126,7 +147,9 @@ async fn drive(
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::info!(mapping = %name, "final offsets committed"),
         Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(mapping = %name, error = %e, "final commit failed; some records may be delivered again"),
+        Err(e) => {
+            tracing::warn!(mapping = %name, error = %e, "final commit failed; some records may be delivered again")
+        }
     }
     consumer.unsubscribe();
     drop(consumer);

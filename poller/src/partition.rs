@@ -10,7 +10,6 @@ use crate::config::Mapping;
 use crate::invoke::{InvokeOutcome, Invoker};
 use crate::source::{MappingConsumer, MappingContext};
 use futures::FutureExt;
-use tracing::Instrument;
 use rdkafka::consumer::Consumer;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use std::collections::HashMap;
@@ -20,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The partition queue type workers read.
 pub type PartitionQueue = StreamPartitionQueue<MappingContext>;
@@ -76,21 +76,45 @@ pub struct PartitionWorkers {
 impl PartitionWorkers {
     /// An empty set spawning on `runtime`.
     pub fn new(runtime: tokio::runtime::Handle, shutdown: CancellationToken) -> Self {
-        PartitionWorkers { runtime, workers: Mutex::new(HashMap::new()), shutdown }
+        PartitionWorkers {
+            runtime,
+            workers: Mutex::new(HashMap::new()),
+            shutdown,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), WorkerHandle>> {
-        self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Starts the worker of a newly assigned partition.
-    pub fn start(&self, factory: &dyn WorkerFactory, topic: String, partition: i32, queue: PartitionQueue) {
+    pub fn start(
+        &self,
+        factory: &dyn WorkerFactory,
+        topic: String,
+        partition: i32,
+        queue: PartitionQueue,
+    ) {
         let stop = self.shutdown.child_token();
         let abort = CancellationToken::new();
         let (tx, done) = sync_channel(1);
-        let control = WorkerControl { stop: stop.clone(), abort: abort.clone(), done: DoneGuard(tx) };
+        let control = WorkerControl {
+            stop: stop.clone(),
+            abort: abort.clone(),
+            done: DoneGuard(tx),
+        };
         let join = factory.spawn(&self.runtime, topic.clone(), partition, queue, control);
-        if let Some(old) = self.lock().insert((topic, partition), WorkerHandle { stop, abort, done, join }) {
+        if let Some(old) = self.lock().insert(
+            (topic, partition),
+            WorkerHandle {
+                stop,
+                abort,
+                done,
+                join,
+            },
+        ) {
             old.abort.cancel();
         }
     }
@@ -101,7 +125,10 @@ impl PartitionWorkers {
     pub fn drain(&self, partitions: &[(String, i32)], timeout: Duration) -> Vec<JoinHandle<()>> {
         let handles: Vec<_> = {
             let mut map = self.lock();
-            partitions.iter().filter_map(|key| map.remove(key).map(|h| (key.clone(), h))).collect()
+            partitions
+                .iter()
+                .filter_map(|key| map.remove(key).map(|h| (key.clone(), h)))
+                .collect()
         };
         Self::stop_and_wait(handles, timeout)
     }
@@ -112,7 +139,10 @@ impl PartitionWorkers {
         Self::stop_and_wait(handles, timeout)
     }
 
-    fn stop_and_wait(handles: Vec<((String, i32), WorkerHandle)>, timeout: Duration) -> Vec<JoinHandle<()>> {
+    fn stop_and_wait(
+        handles: Vec<((String, i32), WorkerHandle)>,
+        timeout: Duration,
+    ) -> Vec<JoinHandle<()>> {
         for (_, h) in &handles {
             h.stop.cancel();
         }
@@ -226,9 +256,19 @@ pub async fn run_worker<I: Invoker>(
                 },
             },
         };
-        let mut builder = BatchBuilder::new(&shared.header, &topic, partition, m.batch_size, m.max_payload_bytes);
+        let mut builder = BatchBuilder::new(
+            &shared.header,
+            &topic,
+            partition,
+            m.batch_size,
+            m.max_payload_bytes,
+        );
         if let Err(rejected) = builder.try_add(first) {
-            if let Rejected::TooLarge { record, payload_bytes } = rejected {
+            if let Rejected::TooLarge {
+                record,
+                payload_bytes,
+            } = rejected
+            {
                 tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
                     payload_bytes, limit = m.max_payload_bytes,
                     "record is too large for one invocation payload even alone; skipping it");
@@ -257,7 +297,9 @@ pub async fn run_worker<I: Invoker>(
                     if !fresh(&record) {
                         continue;
                     }
-                    if let Err(Rejected::Full(r) | Rejected::TooLarge { record: r, .. }) = builder.try_add(record) {
+                    if let Err(Rejected::Full(r) | Rejected::TooLarge { record: r, .. }) =
+                        builder.try_add(record)
+                    {
                         held = Some(r);
                         break;
                     }
@@ -305,7 +347,10 @@ async fn deliver<I: Invoker>(
 ) -> Delivery {
     let m = &shared.mapping;
     let function = shared.invoker.function();
-    let backoff = Backoff { base: m.retry_backoff_base, max: m.retry_backoff_max };
+    let backoff = Backoff {
+        base: m.retry_backoff_base,
+        max: m.retry_backoff_max,
+    };
     let (first, last) = (batch.first_offset(), batch.last_offset());
     let mut attempt: u32 = 0;
     loop {
@@ -322,14 +367,27 @@ async fn deliver<I: Invoker>(
                 _ = control.abort.cancelled() => return Delivery::Abandoned,
                 o = shared.invoker.invoke(batch.payload.clone()) => o,
             };
-            tracing::debug!(function, topic, partition, first_offset = first, last_offset = last,
-                records = batch.records.len(), bytes = batch.payload.len(), attempt,
-                outcome = outcome.kind(), elapsed_ms = started.elapsed().as_millis() as u64, "batch invoked");
+            tracing::debug!(
+                function,
+                topic,
+                partition,
+                first_offset = first,
+                last_offset = last,
+                records = batch.records.len(),
+                bytes = batch.payload.len(),
+                attempt,
+                outcome = outcome.kind(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "batch invoked"
+            );
             outcome
         };
         let delay = match &outcome {
             InvokeOutcome::Success { .. } => return Delivery::Delivered,
-            InvokeOutcome::FunctionError { error_type, message } => {
+            InvokeOutcome::FunctionError {
+                error_type,
+                message,
+            } => {
                 tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, attempt,
                     error_type, error = %message, "function returned an error; retrying the batch");
                 backoff.delay(attempt)

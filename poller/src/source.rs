@@ -7,7 +7,9 @@ use crate::partition::{PartitionWorkers, WorkerFactory};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::{Arc, OnceLock, Weak};
@@ -23,13 +25,19 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("group.id", &mapping.consumer_group)
-        .set("client.id", format!("kafka-lambda-poller-{}", mapping.consumer_group))
+        .set(
+            "client.id",
+            format!("kafka-lambda-poller-{}", mapping.consumer_group),
+        )
         .set("partition.assignment.strategy", "cooperative-sticky")
         // At-least-once: librdkafka commits periodically, but only offsets we stored, and we
         // store an offset only after its record (and all before it) was delivered.
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", kafka.commit_interval_ms.to_string())
+        .set(
+            "auto.commit.interval.ms",
+            kafka.commit_interval_ms.to_string(),
+        )
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
         .set(
             "auto.offset.reset",
@@ -83,14 +91,21 @@ impl ClientContext for MappingContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let mapping = &self.mapping;
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", %mapping, facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
+            }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::info!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
             }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", %mapping, facility = fac, "{log_message}"),
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
+            }
         }
     }
 
@@ -107,8 +122,11 @@ impl ConsumerContext for MappingContext {
             self.workers.drain(&revoked, self.drain_timeout);
             // Commit what the drained workers stored while the partitions are still ours.
             match base.commit_consumer_state(CommitMode::Sync) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(mapping = %self.mapping, error = %e, "commit on revoke failed; the next owner may redeliver some records"),
+                Ok(())
+                | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => {
+                    tracing::warn!(mapping = %self.mapping, error = %e, "commit on revoke failed; the next owner may redeliver some records")
+                }
             }
         }
     }
@@ -125,26 +143,41 @@ impl ConsumerContext for MappingContext {
                 for (topic, partition) in assigned {
                     match consumer.split_partition_queue(&topic, partition) {
                         Some(queue) => self.workers.start(&*self.factory, topic, partition, queue),
-                        None => tracing::error!(mapping = %self.mapping, %topic, partition, "could not split the partition queue; partition not consumed"),
+                        None => {
+                            tracing::error!(mapping = %self.mapping, %topic, partition, "could not split the partition queue; partition not consumed")
+                        }
                     }
                 }
             }
-            Rebalance::Error(e) => tracing::warn!(mapping = %self.mapping, error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::warn!(mapping = %self.mapping, error = %e, "rebalance error")
+            }
             Rebalance::Revoke(_) => {}
         }
     }
 
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
         match result {
-            Ok(()) => tracing::debug!(mapping = %self.mapping, offsets = ?committed(offsets), "offsets committed"),
+            Ok(()) => {
+                tracing::debug!(mapping = %self.mapping, offsets = ?committed(offsets), "offsets committed")
+            }
             Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(mapping = %self.mapping, error = %e, "offset commit failed; will retry at the next commit"),
+            Err(e) => {
+                tracing::warn!(mapping = %self.mapping, error = %e, "offset commit failed; will retry at the next commit")
+            }
         }
     }
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
 }
 
 fn committed(tpl: &TopicPartitionList) -> Vec<String> {
@@ -190,7 +223,11 @@ pub fn commit_start_offsets_at_timestamp(
     for e in found.elements() {
         let offset = match e.offset() {
             Offset::Offset(o) => o,
-            _ => consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?.1,
+            _ => {
+                consumer
+                    .fetch_watermarks(e.topic(), e.partition(), timeout)?
+                    .1
+            }
         };
         start.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset))?;
     }

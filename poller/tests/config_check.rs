@@ -39,8 +39,16 @@ topics = ["orders"]
 fn a_valid_config_prints_the_effective_values_with_defaults() {
     let (code, stdout, stderr) = check(BASE);
     assert_eq!(code, 0, "{stderr}");
-    for expected in ["batch_size = 100", "batching_window_ms = 500", "max_payload_bytes = 6291456", "starting_position = \"TRIM_HORIZON\""] {
-        assert!(stdout.contains(expected), "missing {expected} in:\n{stdout}");
+    for expected in [
+        "batch_size = 100",
+        "batching_window_ms = 500",
+        "max_payload_bytes = 6291456",
+        "starting_position = \"TRIM_HORIZON\"",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected} in:\n{stdout}"
+        );
     }
 }
 
@@ -53,37 +61,98 @@ fn secrets_in_librdkafka_options_are_redacted() {
     );
     let (code, stdout, stderr) = check(&config);
     assert_eq!(code, 0, "{stderr}");
-    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"), "secret leaked:\n{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "secret leaked:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("<redacted>"), "{stdout}");
 }
 
 #[test]
 fn invalid_values_are_rejected_naming_the_field_and_the_allowed_range() {
     let cases: &[(&str, &str, &str)] = &[
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nbatch_size = 0", "mapping[0].batch_size` is 0; allowed: 1..=10000"),
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nbatch_size = 10001", "allowed: 1..=10000"),
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nbatching_window_ms = 300001", "mapping[0].batching_window_ms` is 300001; allowed: 0..=300000"),
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nmax_payload_bytes = 7000000", "mapping[0].max_payload_bytes"),
-        ("topics = [\"orders\"]", "topics = []", "mapping[0].topics` is empty"),
-        ("topics = [\"orders\"]", "topics = [\"bad topic\"]", "not a Kafka topic name"),
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nstarting_position = \"AT_TIMESTAMP\"", "starting_position_timestamp` is required"),
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nstarting_position = \"SOMEWHERE\"", "unknown variant `SOMEWHERE`"),
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nevent_source = \"aws:kafka\"", "event_source_arn` is required"),
-        ("topics = [\"orders\"]", "topics = [\"orders\"]\nbatch_sise = 10", "unknown field `batch_sise`"),
-        ("bootstrap_servers = \"127.0.0.1:19092\"", "bootstrap_servers = \"localhost\"", "kafka.bootstrap_servers` has `localhost`, which is not host:port"),
-        ("bootstrap_servers = \"127.0.0.1:19092\"", "bootstrap_servers = \"127.0.0.1:19092\"\noptions = { \"enable.auto.offset.store\" = \"true\" }", "managed by the poller"),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nbatch_size = 0",
+            "mapping[0].batch_size` is 0; allowed: 1..=10000",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nbatch_size = 10001",
+            "allowed: 1..=10000",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nbatching_window_ms = 300001",
+            "mapping[0].batching_window_ms` is 300001; allowed: 0..=300000",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nmax_payload_bytes = 7000000",
+            "mapping[0].max_payload_bytes",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = []",
+            "mapping[0].topics` is empty",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"bad topic\"]",
+            "not a Kafka topic name",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nstarting_position = \"AT_TIMESTAMP\"",
+            "starting_position_timestamp` is required",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nstarting_position = \"SOMEWHERE\"",
+            "unknown variant `SOMEWHERE`",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nevent_source = \"aws:kafka\"",
+            "event_source_arn` is required",
+        ),
+        (
+            "topics = [\"orders\"]",
+            "topics = [\"orders\"]\nbatch_sise = 10",
+            "unknown field `batch_sise`",
+        ),
+        (
+            "bootstrap_servers = \"127.0.0.1:19092\"",
+            "bootstrap_servers = \"localhost\"",
+            "kafka.bootstrap_servers` has `localhost`, which is not host:port",
+        ),
+        (
+            "bootstrap_servers = \"127.0.0.1:19092\"",
+            "bootstrap_servers = \"127.0.0.1:19092\"\noptions = { \"enable.auto.offset.store\" = \"true\" }",
+            "managed by the poller",
+        ),
     ];
     for (from, to, expected) in cases {
         let config = BASE.replacen(from, to, 1);
         let (code, stdout, stderr) = check(&config);
-        assert_eq!(code, 2, "config should be rejected:\n{config}\nstdout: {stdout}");
-        assert!(stderr.contains(expected), "expected `{expected}` in the error, got:\n{stderr}");
+        assert_eq!(
+            code, 2,
+            "config should be rejected:\n{config}\nstdout: {stdout}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "expected `{expected}` in the error, got:\n{stderr}"
+        );
     }
     let (code, _, stderr) = check("[kafka]\nbootstrap_servers = \"k:1\"\n");
     assert_eq!(code, 2);
     assert!(stderr.contains("`mapping` is missing"), "{stderr}");
     let missing = std::env::temp_dir().join("does-not-exist/poller.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller")).args(["check", "--config"]).arg(&missing).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
+        .args(["check", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn value(p: i32, i: usize) -> String {
-    format!(r#"{{"partition":{p},"index":{i},"pad":"{}"}}"#, "x".repeat(i % 50))
+    format!(
+        r#"{{"partition":{p},"index":{i},"pad":"{}"}}"#,
+        "x".repeat(i % 50)
+    )
 }
 
 #[test]
@@ -18,26 +21,47 @@ fn delivers_every_record_in_order_per_partition_in_the_aws_event_shape() {
     let topic = topic_name("in-order");
     create_topic(&topic, 4);
     let produced = produce(&topic, 4, 150, value);
-    let mut poller = Poller::start(&topic, &recorder_config(&topic, &group_name("in-order"), "batch_size = 40"));
-    wait_until(DELIVERY_TIMEOUT, "every record is delivered", || seen_offsets(&topic).len() >= produced.len());
+    let mut poller = Poller::start(
+        &topic,
+        &recorder_config(&topic, &group_name("in-order"), "batch_size = 40"),
+    );
+    wait_until(DELIVERY_TIMEOUT, "every record is delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
     let duplicates = reconcile(&topic, &produced);
     assert_eq!(duplicates, 0, "a clean run delivers each record once");
 
     let seen = seen(&topic);
     let one = &seen[0].0;
     assert_eq!(one["eventSource"], "SelfManagedKafka");
-    assert!(one["eventSourceArn"].is_null(), "self-managed events carry no eventSourceArn");
-    assert_eq!(one["bootstrapServers"].as_str(), Some(services().kafka_bootstrap_servers()));
-    assert_eq!(one["group"].as_str(), Some(format!("{topic}-{}", one["partition"]).as_str()));
+    assert!(
+        one["eventSourceArn"].is_null(),
+        "self-managed events carry no eventSourceArn"
+    );
+    assert_eq!(
+        one["bootstrapServers"].as_str(),
+        Some(services().kafka_bootstrap_servers())
+    );
+    assert_eq!(
+        one["group"].as_str(),
+        Some(format!("{topic}-{}", one["partition"]).as_str())
+    );
     assert_eq!(one["timestampType"], "CREATE_TIME");
     let age_ms = chrono_now_ms() - one["timestamp"].as_i64().unwrap();
-    assert!((0..600_000).contains(&age_ms), "timestamp is the record's epoch ms, got {}", one["timestamp"]);
+    assert!(
+        (0..600_000).contains(&age_ms),
+        "timestamp is the record's epoch ms, got {}",
+        one["timestamp"]
+    );
     let expected_key = format!("key-{}-", one["partition"]);
     assert!(one["key"].as_str().unwrap().starts_with(&expected_key));
     let headers = one["headers"].as_array().unwrap();
     assert_eq!(headers[0][0], "index");
     assert_eq!(headers[1][0], "binary");
-    assert_eq!(headers[1][1], String::from_utf8_lossy(&[0u8, 200, 255]).as_ref());
+    assert_eq!(
+        headers[1][1],
+        String::from_utf8_lossy(&[0u8, 200, 255]).as_ref()
+    );
     // One partition per invocation, never more than batch_size records.
     for s in &seen {
         assert!(s.0["batchRecords"].as_u64().unwrap() <= 40);
@@ -47,7 +71,10 @@ fn delivers_every_record_in_order_per_partition_in_the_aws_event_shape() {
 }
 
 fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 #[test]
@@ -60,16 +87,23 @@ fn batches_close_at_the_record_count_and_at_the_payload_byte_limit() {
     let kilobyte = |_: i32, i: usize| format!(r#"{{"i":{i},"pad":"{}"}}"#, "y".repeat(1000));
     let mut produced_bytes = produce(&by_bytes, 1, 15, kilobyte);
     // A record that cannot fit any payload under the limit: reported and passed over, never a hang.
-    let too_large = produce(&by_bytes, 1, 1, |_, _| format!(r#"{{"pad":"{}"}}"#, "z".repeat(5000)));
+    let too_large = produce(&by_bytes, 1, 1, |_, _| {
+        format!(r#"{{"pad":"{}"}}"#, "z".repeat(5000))
+    });
     produced_bytes.extend(produce(&by_bytes, 1, 15, kilobyte));
-    let mut config = recorder_config(&by_count, &group_name("batch-count"), "batch_size = 7\nbatching_window_ms = 2000");
+    let mut config = recorder_config(
+        &by_count,
+        &group_name("batch-count"),
+        "batch_size = 7\nbatching_window_ms = 2000",
+    );
     config.push_str(&format!(
         "\n[[mapping]]\nfunction = \"test-recorder\"\ntopics = [\"{by_bytes}\"]\nconsumer_group = \"{}\"\nbatch_size = 1000\nbatching_window_ms = 2000\nmax_payload_bytes = 4096\n",
         group_name("batch-bytes")
     ));
     let mut poller = Poller::start(&by_count, &config);
     wait_until(DELIVERY_TIMEOUT, "both topics are delivered", || {
-        seen_offsets(&by_count).len() >= produced_count.len() && seen_offsets(&by_bytes).len() >= produced_bytes.len()
+        seen_offsets(&by_count).len() >= produced_count.len()
+            && seen_offsets(&by_bytes).len() >= produced_bytes.len()
     });
     reconcile(&by_count, &produced_count);
     reconcile(&by_bytes, &produced_bytes);
@@ -77,20 +111,36 @@ fn batches_close_at_the_record_count_and_at_the_payload_byte_limit() {
     assert!(!seen_offsets(&by_bytes).contains(&(0, big_offset)));
     let log = poller.log_text();
     assert!(
-        log.lines().any(|l| l.contains("too large for one invocation payload") && l.contains(&format!("offset={big_offset}"))),
+        log.lines()
+            .any(|l| l.contains("too large for one invocation payload")
+                && l.contains(&format!("offset={big_offset}"))),
         "the oversized record is reported with its offset; log:\n{log}"
     );
 
     let counts = batch_sizes(&by_count);
-    assert!(counts.iter().all(|&n| n <= 7), "batch_size = 7 exceeded: {counts:?}");
-    assert!(counts.iter().filter(|&&n| n == 7).count() >= 7, "a 2 s window should fill batches of 7: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n <= 7),
+        "batch_size = 7 exceeded: {counts:?}"
+    );
+    assert!(
+        counts.iter().filter(|&&n| n == 7).count() >= 7,
+        "a 2 s window should fill batches of 7: {counts:?}"
+    );
     for s in seen(&by_bytes) {
         let bytes = s.0["payloadBytes"].as_u64().unwrap();
         // The recorder measures a re-serialization of the same JSON, which is byte-identical.
-        assert!(bytes <= 4096, "payload of {bytes} bytes exceeds max_payload_bytes = 4096");
+        assert!(
+            bytes <= 4096,
+            "payload of {bytes} bytes exceeds max_payload_bytes = 4096"
+        );
     }
     let sizes = batch_sizes(&by_bytes);
-    assert!(sizes.iter().all(|&n| (2..=3).contains(&n) || n == *sizes.last().unwrap()), "1 KB records in 4 KiB payloads: {sizes:?}");
+    assert!(
+        sizes
+            .iter()
+            .all(|&n| (2..=3).contains(&n) || n == *sizes.last().unwrap()),
+        "1 KB records in 4 KiB payloads: {sizes:?}"
+    );
     assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 
@@ -114,17 +164,34 @@ fn sigterm_drains_commits_and_a_restart_resumes_from_the_committed_offsets() {
     let first = produce(&topic, 2, 50, value);
     let config = recorder_config(&topic, &group, "batch_size = 10");
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
-    wait_until(DELIVERY_TIMEOUT, "the first records are delivered", || seen_offsets(&topic).len() >= first.len());
+    wait_until(DELIVERY_TIMEOUT, "the first records are delivered", || {
+        seen_offsets(&topic).len() >= first.len()
+    });
     let status = poller.terminate(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "SIGTERM exits 0; log:\n{}", poller.log_text());
-    assert!(poller.log_text().contains("final offsets committed"), "log:\n{}", poller.log_text());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM exits 0; log:\n{}",
+        poller.log_text()
+    );
+    assert!(
+        poller.log_text().contains("final offsets committed"),
+        "log:\n{}",
+        poller.log_text()
+    );
 
     let second = produce(&topic, 2, 50, value);
     let mut restarted = Poller::start(&format!("{topic}-b"), &config);
     let mut all = first.clone();
     all.extend(second);
-    wait_until(DELIVERY_TIMEOUT, "the new records are delivered", || seen_offsets(&topic).len() >= all.len());
-    assert_eq!(reconcile(&topic, &all), 0, "a restart after a clean stop redelivers nothing");
+    wait_until(DELIVERY_TIMEOUT, "the new records are delivered", || {
+        seen_offsets(&topic).len() >= all.len()
+    });
+    assert_eq!(
+        reconcile(&topic, &all),
+        0,
+        "a restart after a clean stop redelivers nothing"
+    );
     assert_eq!(restarted.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 
@@ -137,20 +204,36 @@ fn sigterm_lets_the_batch_in_flight_finish_and_commits_it_before_exiting() {
     let mut produced = produce(&topic, 1, 5, slow);
     let config = recorder_config(&topic, &group, "batch_size = 5\nbatching_window_ms = 0");
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
-    wait_until(DELIVERY_TIMEOUT, "the batch is in flight", || owns_partitions(&poller.log_text()));
+    wait_until(DELIVERY_TIMEOUT, "the batch is in flight", || {
+        owns_partitions(&poller.log_text())
+    });
     std::thread::sleep(Duration::from_millis(800));
-    assert!(seen(&topic).is_empty(), "the function answers only after 1.5 s, so the batch is still in flight");
+    assert!(
+        seen(&topic).is_empty(),
+        "the function answers only after 1.5 s, so the batch is still in flight"
+    );
     let status = poller.terminate(Duration::from_secs(30));
     let log = poller.log_text();
     assert_eq!(status.code(), Some(0), "log:\n{log}");
-    assert!(log.contains("outcome=\"success\"") || log.contains("outcome=success"), "the batch in flight finished before exit; log:\n{log}");
+    assert!(
+        log.contains("outcome=\"success\"") || log.contains("outcome=success"),
+        "the batch in flight finished before exit; log:\n{log}"
+    );
     assert_eq!(reconcile(&topic, &produced), 0);
 
     // Its offset was committed: a new poller in the group starts after it.
-    produced.extend(produce(&topic, 1, 1, |_, _| r#"{"marker":true}"#.to_owned()));
+    produced.extend(produce(&topic, 1, 1, |_, _| {
+        r#"{"marker":true}"#.to_owned()
+    }));
     let mut next = Poller::start(&format!("{topic}-b"), &config);
-    wait_until(DELIVERY_TIMEOUT, "the marker is delivered", || seen_offsets(&topic).len() >= produced.len());
-    assert_eq!(reconcile(&topic, &produced), 0, "the drained batch was not delivered twice");
+    wait_until(DELIVERY_TIMEOUT, "the marker is delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
+    assert_eq!(
+        reconcile(&topic, &produced),
+        0,
+        "the drained batch was not delivered twice"
+    );
     assert_eq!(next.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 
@@ -162,14 +245,22 @@ fn a_crash_mid_stream_then_a_restart_loses_nothing() {
     let produced = produce(&topic, 3, 400, value);
     let config = recorder_config(&topic, &group, "batch_size = 20");
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
-    wait_until(DELIVERY_TIMEOUT, "delivery is under way", || seen_offsets(&topic).len() >= 100);
+    wait_until(DELIVERY_TIMEOUT, "delivery is under way", || {
+        seen_offsets(&topic).len() >= 100
+    });
     poller.kill9();
     let before = seen_offsets(&topic).len();
-    assert!(before < produced.len(), "the crash should happen mid-stream ({before} of {} delivered)", produced.len());
+    assert!(
+        before < produced.len(),
+        "the crash should happen mid-stream ({before} of {} delivered)",
+        produced.len()
+    );
     let mut restarted = Poller::start(&format!("{topic}-b"), &config);
-    wait_until(DELIVERY_TIMEOUT, "everything is delivered after the restart", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
+    wait_until(
+        DELIVERY_TIMEOUT,
+        "everything is delivered after the restart",
+        || seen_offsets(&topic).len() >= produced.len(),
+    );
     let duplicates = reconcile(&topic, &produced);
     eprintln!("duplicates after kill -9: {duplicates}");
     assert_eq!(restarted.terminate(Duration::from_secs(30)).code(), Some(0));
@@ -188,19 +279,33 @@ fn pollers_in_one_group_share_the_partitions_and_members_joining_and_leaving_los
         owns_partitions(&a.log_text()) && owns_partitions(&b.log_text())
     });
     let first = produce(&topic, 4, 100, value);
-    wait_until(DELIVERY_TIMEOUT, "the first wave is delivered", || seen_offsets(&topic).len() >= first.len());
+    wait_until(DELIVERY_TIMEOUT, "the first wave is delivered", || {
+        seen_offsets(&topic).len() >= first.len()
+    });
     let delivered_by = |p: &Poller| p.log_text().matches("batch invoked").count();
-    assert!(delivered_by(&a) > 0 && delivered_by(&b) > 0, "both pollers invoked the function");
+    assert!(
+        delivered_by(&a) > 0 && delivered_by(&b) > 0,
+        "both pollers invoked the function"
+    );
 
     let mut c = Poller::start(&format!("{topic}-c"), &config);
     let second = produce(&topic, 4, 100, value);
-    wait_until(DELIVERY_TIMEOUT, "the third poller owns partitions", || owns_partitions(&c.log_text()));
-    assert_eq!(c.terminate(Duration::from_secs(60)).code(), Some(0), "log:\n{}", c.log_text());
+    wait_until(DELIVERY_TIMEOUT, "the third poller owns partitions", || {
+        owns_partitions(&c.log_text())
+    });
+    assert_eq!(
+        c.terminate(Duration::from_secs(60)).code(),
+        Some(0),
+        "log:\n{}",
+        c.log_text()
+    );
     let third = produce(&topic, 4, 100, value);
     let mut all = first;
     all.extend(second);
     all.extend(third);
-    wait_until(DELIVERY_TIMEOUT, "every wave is delivered", || seen_offsets(&topic).len() >= all.len());
+    wait_until(DELIVERY_TIMEOUT, "every wave is delivered", || {
+        seen_offsets(&topic).len() >= all.len()
+    });
     let duplicates = reconcile(&topic, &all);
     eprintln!("duplicates across rebalances: {duplicates}");
     assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
@@ -209,7 +314,8 @@ fn pollers_in_one_group_share_the_partitions_and_members_joining_and_leaving_los
 
 /// Whether a poller's log shows a non-empty assignment.
 fn owns_partitions(log: &str) -> bool {
-    log.lines().any(|l| l.contains("partitions assigned") && l.contains("partitions=[(\""))
+    log.lines()
+        .any(|l| l.contains("partitions assigned") && l.contains("partitions=[(\""))
 }
 
 #[test]
@@ -219,15 +325,28 @@ fn latest_and_at_timestamp_start_where_asked_when_the_group_has_no_offsets() {
     let old = produce(&topic, 2, 10, value);
 
     // LATEST: only records produced after the group joined.
-    let latest_topic_config = recorder_config(&topic, &group_name("latest"), "starting_position = \"LATEST\"");
+    let latest_topic_config = recorder_config(
+        &topic,
+        &group_name("latest"),
+        "starting_position = \"LATEST\"",
+    );
     let mut latest = Poller::start(&format!("{topic}-latest"), &latest_topic_config);
-    wait_until(DELIVERY_TIMEOUT, "the LATEST poller owns partitions", || owns_partitions(&latest.log_text()));
+    wait_until(
+        DELIVERY_TIMEOUT,
+        "the LATEST poller owns partitions",
+        || owns_partitions(&latest.log_text()),
+    );
     std::thread::sleep(Duration::from_secs(1));
     let new = produce(&topic, 2, 5, value);
-    wait_until(DELIVERY_TIMEOUT, "the new records are delivered", || seen_offsets(&topic).len() >= new.len());
+    wait_until(DELIVERY_TIMEOUT, "the new records are delivered", || {
+        seen_offsets(&topic).len() >= new.len()
+    });
     std::thread::sleep(Duration::from_millis(500));
     let seen_latest = seen_offsets(&topic);
-    assert!(old.keys().all(|k| !seen_latest.contains(k)), "LATEST delivered old records: {seen_latest:?}");
+    assert!(
+        old.keys().all(|k| !seen_latest.contains(k)),
+        "LATEST delivered old records: {seen_latest:?}"
+    );
     assert_eq!(reconcile(&topic, &new), 0);
     assert_eq!(latest.terminate(Duration::from_secs(30)).code(), Some(0));
 
@@ -247,12 +366,98 @@ fn latest_and_at_timestamp_start_where_asked_when_the_group_has_no_offsets() {
         &format!("starting_position = \"AT_TIMESTAMP\"\nstarting_position_timestamp = {since}"),
     );
     let mut at = Poller::start(&format!("{other}-at"), &config);
-    wait_until(DELIVERY_TIMEOUT, "the records since the timestamp are delivered", || {
-        seen_offsets(&other).len() >= after.len()
-    });
+    wait_until(
+        DELIVERY_TIMEOUT,
+        "the records since the timestamp are delivered",
+        || seen_offsets(&other).len() >= after.len(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let seen_at = seen_offsets(&other);
-    assert!(before.keys().all(|k| !seen_at.contains(k)), "AT_TIMESTAMP delivered older records: {seen_at:?}");
+    assert!(
+        before.keys().all(|k| !seen_at.contains(k)),
+        "AT_TIMESTAMP delivered older records: {seen_at:?}"
+    );
     assert_eq!(reconcile(&other, &after), 0);
-    assert_eq!(at.terminate(Duration::from_secs(30)).code(), Some(0), "log:\n{}", at.log_text());
+    assert_eq!(
+        at.terminate(Duration::from_secs(30)).code(),
+        Some(0),
+        "log:\n{}",
+        at.log_text()
+    );
+}
+
+#[test]
+fn msk_mappings_send_aws_kafka_with_the_cluster_arn() {
+    let topic = topic_name("msk");
+    create_topic(&topic, 1);
+    let produced = produce(&topic, 1, 3, value);
+    let arn =
+        "arn:aws:kafka:us-east-1:123456789012:cluster/demo/751d2973-a626-431c-9d4e-d7975eb44dd7-2";
+    let config = recorder_config(
+        &topic,
+        &group_name("msk"),
+        &format!("event_source = \"aws:kafka\"\nevent_source_arn = \"{arn}\""),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(DELIVERY_TIMEOUT, "the records are delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
+    assert_eq!(reconcile(&topic, &produced), 0);
+    for s in seen(&topic) {
+        assert_eq!(s.0["eventSource"], "aws:kafka");
+        assert_eq!(s.0["eventSourceArn"], arn);
+    }
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn an_unknown_function_is_logged_and_retried_without_committing() {
+    let topic = topic_name("no-fn");
+    let group = group_name("no-fn");
+    create_topic(&topic, 1);
+    let produced = produce(&topic, 1, 3, value);
+    let config = recorder_config(&topic, &group, "retry_backoff_max_ms = 500").replace(
+        "function = \"test-recorder\"",
+        "function = \"no-such-function\"",
+    );
+    let mut poller = Poller::start(&format!("{topic}-missing"), &config);
+    wait_until(DELIVERY_TIMEOUT, "the rejection is logged twice", || {
+        poller
+            .log_text()
+            .matches("invocation rejected; check the function name")
+            .count()
+            >= 2
+    });
+    assert!(poller.log_text().contains("no-such-function"));
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+
+    // Nothing was committed: once the function exists, every record is delivered.
+    let fixed = recorder_config(&topic, &group, "");
+    let mut poller = Poller::start(&format!("{topic}-fixed"), &fixed);
+    wait_until(DELIVERY_TIMEOUT, "the records are delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
+    assert_eq!(reconcile(&topic, &produced), 0);
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn an_unreachable_broker_is_logged_and_retried_and_sigterm_still_exits_cleanly() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = recorder_config("unreachable", "unreachable-group", "").replace(
+        services().kafka_bootstrap_servers(),
+        &format!("127.0.0.1:{port}"),
+    );
+    let mut poller = Poller::start(&topic_name("unreachable"), &config);
+    wait_until(DELIVERY_TIMEOUT, "the connection failure is logged", || {
+        let log = poller.log_text();
+        log.contains(&format!("127.0.0.1:{port}")) && log.contains("Connection refused")
+    });
+    let status = poller.terminate(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
 }

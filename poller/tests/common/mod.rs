@@ -40,7 +40,9 @@ impl Seen {
 
 /// Everything the function has recorded for `topic` so far, in delivery order.
 pub fn seen(topic: &str) -> Vec<Seen> {
-    let Ok(file) = std::fs::File::open(recorder_file(topic)) else { return Vec::new() };
+    let Ok(file) = std::fs::File::open(recorder_file(topic)) else {
+        return Vec::new();
+    };
     std::io::BufReader::new(file)
         .lines()
         .map_while(Result::ok)
@@ -51,14 +53,20 @@ pub fn seen(topic: &str) -> Vec<Seen> {
 
 /// Distinct (partition, offset) pairs seen.
 pub fn seen_offsets(topic: &str) -> BTreeSet<(i32, i64)> {
-    seen(topic).iter().map(|s| (s.partition(), s.offset())).collect()
+    seen(topic)
+        .iter()
+        .map(|s| (s.partition(), s.offset()))
+        .collect()
 }
 
 /// Waits until `cond` holds, or panics with `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting until {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -77,7 +85,10 @@ pub fn produce(
         .set("message.timeout.ms", "30000")
         .create()
         .expect("producer");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let mut pending = Vec::new();
         for p in 0..partitions {
@@ -85,10 +96,23 @@ pub fn produce(
                 let v = value(p, i);
                 let key = format!("key-{p}-{i}");
                 let headers = OwnedHeaders::new()
-                    .insert(Header { key: "index", value: Some(i.to_string().as_bytes()) })
-                    .insert(Header { key: "binary", value: Some(&[0u8, 200, 255][..]) });
-                let record = FutureRecord::to(topic).partition(p).key(&key).payload(&v).headers(headers);
-                let delivery = producer.send_result(record).map_err(|(e, _)| e).expect("enqueue a record");
+                    .insert(Header {
+                        key: "index",
+                        value: Some(i.to_string().as_bytes()),
+                    })
+                    .insert(Header {
+                        key: "binary",
+                        value: Some(&[0u8, 200, 255][..]),
+                    });
+                let record = FutureRecord::to(topic)
+                    .partition(p)
+                    .key(&key)
+                    .payload(&v)
+                    .headers(headers);
+                let delivery = producer
+                    .send_result(record)
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue a record");
                 pending.push(async move { (delivery.await, v) });
             }
         }
@@ -114,7 +138,11 @@ pub struct Poller {
 /// A config for one mapping of `topic` → `test-recorder`; `extra` lines go into the mapping
 /// (a 20 ms batching window unless `extra` sets one).
 pub fn recorder_config(topic: &str, group: &str, extra: &str) -> String {
-    let window = if extra.contains("batching_window_ms") { "" } else { "batching_window_ms = 20" };
+    let window = if extra.contains("batching_window_ms") {
+        ""
+    } else {
+        "batching_window_ms = 20"
+    };
     format!(
         r#"
 [kafka]
@@ -167,7 +195,11 @@ impl Poller {
             .stderr(log_file)
             .spawn()
             .expect("start kafka-lambda-poller");
-        Poller { child: Some(child), log, config: config_path }
+        Poller {
+            child: Some(child),
+            log,
+            config: config_path,
+        }
     }
 
     /// The poller's log so far.
@@ -181,7 +213,10 @@ impl Poller {
 
     /// Sends SIGTERM and waits for the exit (panics after `timeout`).
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
         self.wait(timeout)
     }
@@ -227,16 +262,33 @@ pub fn reconcile(topic: &str, produced: &BTreeMap<(i32, i64), String>) -> usize 
     for s in &seen {
         let key = (s.partition(), s.offset());
         if let Some(expected) = produced.get(&key) {
-            assert_eq!(s.0["value"].as_str(), Some(expected.as_str()), "value of {key:?} changed in transit");
+            assert_eq!(
+                s.0["value"].as_str(),
+                Some(expected.as_str()),
+                "value of {key:?} changed in transit"
+            );
         }
         if distinct.insert((s.partition(), s.offset())) {
-            first_seen.entry(s.partition()).or_default().push(s.offset());
+            first_seen
+                .entry(s.partition())
+                .or_default()
+                .push(s.offset());
         }
     }
-    let missing: Vec<_> = produced.keys().filter(|k| !distinct.contains(k)).take(20).collect();
-    assert!(missing.is_empty(), "records produced but never delivered (first 20): {missing:?}");
+    let missing: Vec<_> = produced
+        .keys()
+        .filter(|k| !distinct.contains(k))
+        .take(20)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "records produced but never delivered (first 20): {missing:?}"
+    );
     for (p, offsets) in &first_seen {
-        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "partition {p} delivered out of order: {offsets:?}");
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "partition {p} delivered out of order: {offsets:?}"
+        );
     }
     seen.len() - distinct.len()
 }
