@@ -102,7 +102,8 @@ pub struct EventParseError {
 }
 
 impl EventParseError {
-    /// The JSON path of the field that failed (`.` when the document itself is malformed).
+    /// The JSON path of the field that failed, or that is missing (`.` when the document itself
+    /// is malformed).
     pub fn path(&self) -> &str {
         &self.path
     }
@@ -113,8 +114,32 @@ pub(crate) fn from_slice_with_path<T: serde::de::DeserializeOwned>(
     json: &[u8],
 ) -> Result<T, (String, serde_json::Error)> {
     let mut de = serde_json::Deserializer::from_slice(json);
-    let value: T = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| (e.path().to_string(), e.into_inner()))?;
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let source = e.into_inner();
+        (with_missing_field(path, &source), source)
+    })?;
     de.end().map_err(|e| (".".to_owned(), e))?;
     Ok(value)
+}
+
+/// serde reports a missing field at the object that lacks it; point at the field itself, so that
+/// the path names what is missing (`records.t-0[0].offset`, not `records.t-0[0]`).
+fn with_missing_field(path: String, error: &serde_json::Error) -> String {
+    if !error.is_data() {
+        return path;
+    }
+    let message = error.to_string();
+    let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+    else {
+        return path;
+    };
+    if path == "." {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
 }

@@ -3,7 +3,7 @@
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Deserializer, Serializer};
+use serde::{Deserialize, Deserializer, Serializer};
 use std::fmt;
 
 /// One Kafka record header. Names may repeat within a record; order is kept.
@@ -151,16 +151,23 @@ impl<'de> Visitor<'de> for ByteList {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(16));
-        while let Some(n) = seq.next_element::<i64>()? {
-            match n {
-                -128..=255 => bytes.push(n as u8),
-                _ => {
-                    return Err(de::Error::custom(format_args!(
-                        "header byte {n} is out of range (-128..=255)"
-                    )));
-                }
-            }
+        while let Some(JavaByte(b)) = seq.next_element()? {
+            bytes.push(b);
         }
         Ok(bytes)
+    }
+}
+
+/// One header byte; checked while it is read, so an error's path points at the element.
+struct JavaByte(u8);
+
+impl<'de> Deserialize<'de> for JavaByte {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match i64::deserialize(d)? {
+            n @ -128..=255 => Ok(JavaByte(n as u8)),
+            n => Err(de::Error::custom(format_args!(
+                "header byte {n} is out of range (-128..=255)"
+            ))),
+        }
     }
 }

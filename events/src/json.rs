@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn base64_is_written_in_place() {
         for n in 0..10 {
-            let data: Vec<u8> = (0..n).map(|i| i as u8 * 37).collect();
+            let data: Vec<u8> = (0..n).map(|i: u8| i.wrapping_mul(37)).collect();
             let mut buf = b"x".to_vec();
             write_base64(&mut buf, &data);
             let expected = format!(

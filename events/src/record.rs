@@ -32,16 +32,54 @@ impl TimestampType {
     }
 }
 
-/// Serialization format of a key or value registered in a schema registry.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+/// Serialization format of a key or value registered in a schema registry (`dataFormat`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DataFormat {
-    /// Apache Avro.
+    /// Apache Avro: `"AVRO"`.
     Avro,
-    /// JSON Schema.
+    /// JSON Schema: `"JSON"`.
     Json,
-    /// Protocol Buffers.
+    /// Protocol Buffers: `"PROTOBUF"`.
     Protobuf,
+    /// Any other value, kept verbatim so that a format AWS adds later does not make the whole
+    /// event unparseable.
+    Other(String),
+}
+
+impl DataFormat {
+    /// The wire name, e.g. `AVRO`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DataFormat::Avro => "AVRO",
+            DataFormat::Json => "JSON",
+            DataFormat::Protobuf => "PROTOBUF",
+            DataFormat::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for DataFormat {
+    fn from(s: &str) -> Self {
+        match s {
+            "AVRO" => DataFormat::Avro,
+            "JSON" => DataFormat::Json,
+            "PROTOBUF" => DataFormat::Protobuf,
+            other => DataFormat::Other(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for DataFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DataFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(DataFormat::from(s.as_ref()))
+    }
 }
 
 /// Schema-registry metadata AWS adds to a record when the trigger has a schema registry configured.

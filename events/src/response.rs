@@ -16,10 +16,11 @@ use std::fmt;
 
 /// The function's answer to a Kafka batch: the records that failed. An empty list means every
 /// record succeeded.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KafkaBatchResponse {
-    /// One entry per failed record (normally the first failure of each partition).
-    #[serde(rename = "batchItemFailures", default)]
+    /// One entry per failed record (normally the first failure of each partition). An absent or
+    /// `null` list on input means none failed, as AWS treats it.
+    #[serde(rename = "batchItemFailures")]
     pub batch_item_failures: Vec<BatchItemFailure>,
 }
 
@@ -35,7 +36,8 @@ impl KafkaBatchResponse {
     }
 
     /// Parses a function's response payload. An empty payload or JSON `null` (a function that
-    /// returns nothing) means success, as for AWS.
+    /// returns nothing), `{}` and an absent, `null` or empty `batchItemFailures` all mean success,
+    /// as for AWS.
     pub fn from_payload(payload: &[u8]) -> Result<Self, ResponseParseError> {
         let trimmed = payload.trim_ascii();
         if trimmed.is_empty() || trimmed == b"null" {
@@ -46,13 +48,63 @@ impl KafkaBatchResponse {
     }
 }
 
+/// Only a JSON object is a response: a derived `Deserialize` would also take a JSON array as the
+/// struct's fields in order, so `[]` would silently report every record as processed.
+impl<'de> Deserialize<'de> for KafkaBatchResponse {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(BatchResponseVisitor)
+    }
+}
+
+struct BatchResponseVisitor;
+
+impl<'de> Visitor<'de> for BatchResponseVisitor {
+    type Value = KafkaBatchResponse;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"an object {"batchItemFailures": [...]}"#)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KafkaBatchResponse, A::Error> {
+        let mut failures: Option<Vec<BatchItemFailure>> = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "batchItemFailures" {
+                if failures.is_some() {
+                    return Err(de::Error::duplicate_field("batchItemFailures"));
+                }
+                // `null` is a success report, like an absent or empty list.
+                failures = Some(
+                    map.next_value::<Option<Vec<BatchItemFailure>>>()?
+                        .unwrap_or_default(),
+                );
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+        Ok(KafkaBatchResponse {
+            batch_item_failures: failures.unwrap_or_default(),
+        })
+    }
+}
+
 /// A function response is not a valid partial batch response.
+///
+/// The message names the JSON path of the offending field, e.g.
+/// `batchItemFailures[0].itemIdentifier.offset` for an identifier without an offset.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed partial batch response at `{path}`: {source}")]
 pub struct ResponseParseError {
     path: String,
     #[source]
     source: serde_json::Error,
+}
+
+impl ResponseParseError {
+    /// The JSON path of the field that failed, or that is missing (`.` when the document itself
+    /// is malformed).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
 }
 
 /// One failed record.
@@ -142,10 +194,7 @@ impl<'de> Visitor<'de> for ItemIdentifierVisitor {
         let mut offset: Option<i64> = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
-                "topic-partition" => {
-                    let s = map.next_value::<std::borrow::Cow<'de, str>>()?;
-                    tp = Some(s.parse().map_err(de::Error::custom)?);
-                }
+                "topic-partition" => tp = Some(map.next_value::<TopicPartitionStr>()?.0),
                 "offset" => offset = Some(map.next_value::<Offset>()?.0),
                 _ => {
                     map.next_value::<de::IgnoredAny>()?;
@@ -168,6 +217,16 @@ fn parse_offset(s: &str) -> Result<i64, String> {
         _ => Err(format!(
             "`{s}` is not a record offset (a non-negative integer)"
         )),
+    }
+}
+
+/// A `"<topic>-<partition>"` string, parsed while it is read so that an error's path names it.
+struct TopicPartitionStr(TopicPartition);
+
+impl<'de> Deserialize<'de> for TopicPartitionStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map(TopicPartitionStr).map_err(de::Error::custom)
     }
 }
 

@@ -276,14 +276,9 @@ impl EventWriter {
 }
 
 fn write_schema_metadata(buf: &mut Vec<u8>, m: &SchemaMetadata) {
-    use crate::record::DataFormat;
-    buf.extend_from_slice(b"{\"dataFormat\":\"");
-    buf.extend_from_slice(match m.data_format {
-        DataFormat::Avro => b"AVRO".as_slice(),
-        DataFormat::Json => b"JSON",
-        DataFormat::Protobuf => b"PROTOBUF",
-    });
-    buf.extend_from_slice(b"\",\"schemaId\":");
+    buf.extend_from_slice(b"{\"dataFormat\":");
+    json::write_str(buf, m.data_format.as_str());
+    buf.extend_from_slice(b",\"schemaId\":");
     json::write_str(buf, &m.schema_id);
     buf.push(b'}');
 }
