@@ -13,7 +13,8 @@
 # Steps, in order:
 #   log-etl  invokes examples/log-etl under the local Lambda emulator with every sample event in
 #            examples/log-etl/events/, as AWS would for an MSK trigger, and prints the cleaned
-#            documents each invocation returned.
+#            documents each invocation returned; then shows that an event with a malformed
+#            record (events/invalid/) fails the invocation with an error naming the record.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,38 +50,59 @@ print_documents() {
 import json, sys
 answer = json.load(sys.stdin)
 documents = answer.get("documents", [])
-print(f"{len(documents)} cleaned document(s), {answer.get(\"dropped\", 0)} record(s) dropped:")
+dropped = answer.get("dropped", 0)
+print(f"{len(documents)} cleaned document(s), {dropped} record(s) dropped:")
 print(json.dumps(documents, indent=2, ensure_ascii=False))'
 }
 
-# Invokes `function` with the JSON file `event`; prints the answer and returns non-zero unless
-# the function succeeded.
+# Invokes `function` with the JSON file `event`; sets `status` and `body` to its answer.
 invoke_with_file() {
-  local function="$1" event="$2" answer status body
+  local function="$1" event="$2" answer curl_status=0
+  # The emulator never times out an invocation (see scripts/services.sh), so curl does.
   answer="$(curl -sS --max-time 180 -w '\n%{http_code}' -X POST \
     -H 'content-type: application/json' --data-binary "@$event" \
-    "$LAMBDA_ENDPOINT/2015-03-31/functions/$function/invocations")" || {
-    warn "could not reach the Lambda emulator at $LAMBDA_ENDPOINT"
+    "$LAMBDA_ENDPOINT/2015-03-31/functions/$function/invocations")" || curl_status=$?
+  if ((curl_status == 28)); then
+    warn "$function gave no answer within 180s: its process probably died; see .services/lambda.log"
     return 1
-  }
-  status="${answer##*$'\n'}"
-  body="${answer%$'\n'*}"
-  if [[ "$status" != 200 ]]; then
-    warn "$function answered HTTP $status: $body"
+  elif ((curl_status != 0)); then
+    warn "could not reach the Lambda emulator at $LAMBDA_ENDPOINT (curl exit $curl_status)"
     return 1
   fi
-  printf '%s' "$body" | print_documents
+  status="${answer##*$'\n'}"
+  body="${answer%$'\n'*}"
 }
 
 demo_log_etl() {
-  local event failed=0 events=("$repo"/examples/log-etl/events/*.json)
+  local event status body failed=0
+  local events=("$repo"/examples/log-etl/events/*.json)
+  local invalid=("$repo"/examples/log-etl/events/invalid/*.json)
   if [[ ! -f "${events[0]}" ]]; then
     warn "no sample events in examples/log-etl/events/"
     return 1
   fi
   for event in "${events[@]}"; do
-    say "log-etl ← ${event#"$repo"/}"
-    invoke_with_file log-etl "$event" || failed=1
+    say "log-etl <- ${event#"$repo"/}"
+    invoke_with_file log-etl "$event" || return 1
+    if [[ "$status" == 200 ]]; then
+      printf '%s' "$body" | print_documents
+    else
+      warn "log-etl answered HTTP $status: $body"
+      failed=1
+    fi
+  done
+  # A record that is not an error log fails the whole invocation, naming the record, so the
+  # trigger retries the batch instead of losing it.
+  for event in "${invalid[@]}"; do
+    [[ -f "$event" ]] || continue
+    say "log-etl <- ${event#"$repo"/} (a malformed record: the invocation must fail)"
+    invoke_with_file log-etl "$event" || return 1
+    if [[ "$status" == 500 ]]; then
+      printf 'function error, as expected: %s\n' "$body"
+    else
+      warn "expected a function error (HTTP 500), got HTTP $status: $body"
+      failed=1
+    fi
   done
   return "$failed"
 }

@@ -16,8 +16,7 @@
 # Settings, from the environment:
 #   KL_KAFKA_PORT          broker port                                   (19092)
 #   KL_LAMBDA_PORT         emulator invoke API port                      (9000)
-#   KL_LAMBDA_TIMEOUT      seconds the emulator waits for a function     (120)
-#   KL_LAMBDA_CONCURRENCY  function instances per function at most       (1)
+#   KL_LAMBDA_CONCURRENCY  instances of one function at most             (8)
 #   KL_SERVICES_DIR        logs, pid files and the lock                  (<repo>/.services)
 #   KL_TANSU_VERSION       tansu version that `install` puts in place    (0.6.0)
 #   KL_CARGO_LAMBDA_VERSION  cargo-lambda version that `install` puts in place (1.9.2)
@@ -38,17 +37,25 @@
 #   it keeps serving the code it was started with, until `restart`. Without that flag every
 #   file change anywhere in the repository restarts the running functions, which in a shared
 #   work tree drops the invocations in flight.
-# - One instance per function by default, so invocations of one function run one after the
-#   other; KL_LAMBDA_CONCURRENCY raises that (the emulator's --concurrency).
+# - `--concurrency N` lets up to N instances of one function run at once, started on demand
+#   when invocations queue up; with the emulator's default of 1 the invocations of a function
+#   run one after the other, unlike AWS, where a Kafka trigger invokes partitions concurrently.
+#   KL_LAMBDA_CONCURRENCY sets it, 8 by default.
 # - A successful invocation answers HTTP 200 with the function's output as the body. A function
 #   error, a returned Err or a panic caught by lambda_runtime, answers HTTP 500 with the body the
 #   runtime posted: {"errorType":"<type name>","errorMessage":"<Display of the error>"}.
 #   Unlike AWS, which answers 200 with an `X-Amz-Function-Error: Unhandled` header, the emulator
 #   sets no such header: a client has to treat both shapes as a function error.
-# - When a function process exits or is killed (std::process::exit, abort, a signal), the
-#   emulator logs "ERROR command exited code=N" and does not restart it: the invocation in flight
-#   and every later invocation of that function get no answer until --timeout, HTTP 408 with an
-#   empty body. Only `restart` (or, without --ignore-changes, a file change) brings it back.
+# - When a function process exits or is killed (std::process::exit, abort, a signal, or an
+#   error returned by main before the runtime starts, such as invalid configuration), the
+#   emulator logs "ERROR command exited code=N" and does not restart it: the invocation in
+#   flight never gets an answer, and with a concurrency of 1 neither does any later invocation
+#   of that function (with more, a new instance takes them). Clients need their own timeout;
+#   `restart` (or, without --ignore-changes, a file change) brings the function back.
+# - `--timeout` is not used, on purpose: the emulator applies it to every HTTP request, also to
+#   the runtime API's long-polled `next` request of an idle function, which then gets a 408
+#   without a request id; lambda_runtime panics on that ("missing lambda-runtime-aws-request-id
+#   header") and the function is dead. With `--timeout 120`, any function idle for 120 s died.
 # - A function inherits the environment `start` ran in (so `RUST_LOG=debug scripts/services.sh
 #   start` reaches it), plus AWS_LAMBDA_FUNCTION_NAME=<binary>, AWS_LAMBDA_RUNTIME_API,
 #   AWS_LAMBDA_FUNCTION_VERSION=1, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=4096 and
@@ -64,8 +71,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
 readonly kafka_port="${KL_KAFKA_PORT:-19092}"
 readonly lambda_port="${KL_LAMBDA_PORT:-9000}"
-readonly lambda_timeout="${KL_LAMBDA_TIMEOUT:-120}"
-readonly lambda_concurrency="${KL_LAMBDA_CONCURRENCY:-1}"
+readonly lambda_concurrency="${KL_LAMBDA_CONCURRENCY:-8}"
 readonly state_dir="${KL_SERVICES_DIR:-$repo/.services}"
 readonly tansu_version="${KL_TANSU_VERSION:-0.6.0}"
 readonly cargo_lambda_version="${KL_CARGO_LAMBDA_VERSION:-1.9.2}"
@@ -355,7 +361,6 @@ start_lambda() {
     --invoke-address 127.0.0.1 \
     --invoke-port "$lambda_port" \
     --ignore-changes \
-    --timeout "$lambda_timeout" \
     --concurrency "$lambda_concurrency" \
     --color never
   wait_ready lambda "lambda watch" 60 emulator_ready

@@ -32,9 +32,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long [`invoke`] waits for an answer. Longer than the emulator's own timeout
-/// (`KL_LAMBDA_TIMEOUT`, 120 s by default), so a function that never answers shows up as the
-/// emulator's HTTP 408 rather than as a client-side timeout.
+/// How long [`invoke`] waits for an answer. The emulator itself never gives up: an invocation
+/// whose function process died (the emulator does not restart it) would wait forever.
 pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The largest invocation response [`invoke`] reads; AWS caps synchronous responses at 6 MB.
@@ -295,9 +294,8 @@ fn tansu_binary() -> PathBuf {
 pub struct Invocation {
     /// The function invoked.
     pub function: String,
-    /// HTTP status: 200 for a result, 500 for a function error, 404 for an unknown function,
-    /// 408 when the function did not answer in time (or its process has died; the emulator does
-    /// not restart a function that exited).
+    /// HTTP status: 200 for a result, 500 for a function error (the emulator sets no
+    /// `X-Amz-Function-Error` header, unlike AWS), 404 for a function the workspace lacks.
     pub status: u16,
     /// Response headers, names in lower case.
     pub headers: Vec<(String, String)>,
@@ -343,8 +341,7 @@ impl Invocation {
     ///
     /// # Panics
     ///
-    /// When the status is not 200 or the body is not JSON; the message shows the response and,
-    /// for a 408, what usually causes it.
+    /// When the status is not 200 or the body is not JSON; the message shows the response.
     pub fn expect_success(self) -> serde_json::Value {
         assert_eq!(
             self.status, 200,
@@ -378,16 +375,7 @@ impl fmt::Display for Invocation {
             self.function,
             self.status,
             self.body_text()
-        )?;
-        if self.status == 408 {
-            write!(
-                f,
-                " (the emulator gave up waiting: the function was too slow, or its process died \
-                 and the emulator never restarts it; see .services/lambda.log and run \
-                 scripts/services.sh restart)"
-            )?;
-        }
-        Ok(())
+        )
     }
 }
 
@@ -396,8 +384,8 @@ impl fmt::Display for Invocation {
 ///
 /// # Panics
 ///
-/// When the services are not available or the emulator cannot be reached or does not answer
-/// within [`INVOKE_TIMEOUT`].
+/// When the services are not available, or the emulator cannot be reached or does not answer
+/// within [`INVOKE_TIMEOUT`]: the message then says that the function's process probably died.
 pub fn invoke(function: &str, payload: impl AsRef<[u8]>) -> Invocation {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     let agent = AGENT.get_or_init(|| {
@@ -412,7 +400,14 @@ pub fn invoke(function: &str, payload: impl AsRef<[u8]>) -> Invocation {
         .post(&url)
         .header("content-type", "application/json")
         .send(payload.as_ref())
-        .unwrap_or_else(|error| panic!("invoking {function} at {url} failed: {error}"));
+        .unwrap_or_else(|error| match error {
+            ureq::Error::Timeout(_) => panic!(
+                "{function} gave no answer within {INVOKE_TIMEOUT:?} at {url}: its process \
+                 probably died (the emulator never restarts a function that exited; see \
+                 .services/lambda.log, then run scripts/services.sh restart)"
+            ),
+            error => panic!("invoking {function} at {url} failed: {error}"),
+        });
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -459,18 +454,16 @@ mod tests {
     }
 
     #[test]
-    fn invocation_reads_headers_without_case_and_explains_timeouts() {
+    fn invocation_reads_headers_without_case_and_shows_itself() {
         let invocation = Invocation {
             function: "log-etl".to_owned(),
-            status: 408,
-            headers: vec![("content-length".to_owned(), "0".to_owned())],
-            body: Vec::new(),
+            status: 404,
+            headers: vec![("content-length".to_owned(), "2".to_owned())],
+            body: b"{}".to_vec(),
         };
-        assert_eq!(invocation.header("Content-Length"), Some("0"));
-        assert!(
-            invocation.to_string().contains("never restarts it"),
-            "{invocation}"
-        );
+        assert_eq!(invocation.header("Content-Length"), Some("2"));
+        assert_eq!(invocation.header("x-amz-function-error"), None);
+        assert_eq!(invocation.to_string(), "log-etl answered HTTP 404: {}");
     }
 
     #[test]
