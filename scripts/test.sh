@@ -28,15 +28,21 @@ fi
 summary=()
 failures=0
 stop_services=false
+step_pid=""
 
 log() { printf '\ntest.sh: %s\n' "$*" >&2; }
 
-# Runs one step, records its outcome and duration, and never stops the script.
+# Runs one step, records its outcome and duration, and never stops the script. The step runs
+# in the background so that a SIGTERM (a CI time limit, say) reaches the traps at once instead
+# of after the step.
 step() {
   local name="$1" started="$SECONDS" status=0
   shift
   log "$name: $*"
-  "$@" || status=$?
+  "$@" &
+  step_pid=$!
+  wait "$step_pid" || status=$?
+  step_pid=""
   local took=$((SECONDS - started))
   if ((status == 0)); then
     summary+=("$(printf '  ok      %-12s %5ss' "$name" "$took")")
@@ -48,6 +54,10 @@ step() {
 
 finish() {
   local status=$?
+  if [[ -n "$step_pid" ]]; then
+    kill -TERM "$step_pid" 2>/dev/null || true
+    wait "$step_pid" 2>/dev/null || true
+  fi
   if [[ "$stop_services" == true ]]; then
     "$services" stop || status=1
   fi

@@ -5,6 +5,7 @@
 //! [`Config::validate`] checks every value and turns the file into a [`ValidatedConfig`]; each
 //! error names the field and the allowed range.
 
+use kafka_lambda_client::{AuthConfig, ResolvedAuth};
 use kafka_lambda_events::EventSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -49,6 +50,11 @@ pub struct KafkaConfig {
     /// (librdkafka's own default of 500 adds up to half a second per batch on quiet topics).
     #[serde(default = "default_fetch_wait_max_ms")]
     pub fetch_wait_max_ms: u64,
+    /// TLS and SASL (`[kafka.auth.tls]`, `[kafka.auth.sasl]`: PLAIN, SCRAM-SHA-256/512 or
+    /// AWS_MSK_IAM), as in [`kafka_lambda_client::AuthConfig`]. Passwords come from
+    /// `{ env = "VAR" }` or `{ file = "/path" }`, never from the file itself. Default: neither.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Extra librdkafka properties, passed through verbatim (escape hatch). Values set here win
     /// over the poller's own settings, except the ones delivery guarantees depend on
     /// (`enable.auto.offset.store`, `group.id`), which are rejected.
@@ -199,13 +205,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML of the expected shape (unknown fields included).
-    #[error("invalid config file {path}: {source}")]
+    #[error("invalid config file {path}: {message}")]
     Parse {
         /// The path given.
         path: String,
-        /// The TOML error (has line and column).
-        #[source]
-        source: toml::de::Error,
+        /// The parser's message with line and column, without the quoted line (it may hold a
+        /// secret).
+        message: String,
     },
     /// A value is out of range or inconsistent.
     #[error("invalid config: `{field}` {problem}")]
@@ -222,6 +228,13 @@ fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ConfigError 
         field: field.into(),
         problem: problem.into(),
     }
+}
+
+fn from_client(error: kafka_lambda_client::ConfigError) -> ConfigError {
+    invalid(
+        error.field().unwrap_or("kafka.auth"),
+        error.problem().to_owned(),
+    )
 }
 
 fn check_range<T: PartialOrd + fmt::Display>(
@@ -250,9 +263,9 @@ impl Config {
             path: display.clone(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: display,
-            source,
+            message: kafka_lambda_client::toml_error_without_source(&e, &text),
         })
     }
 
@@ -305,6 +318,17 @@ impl Config {
                 ));
             }
         }
+        kafka_lambda_client::check_options_leave_auth_alone(
+            "kafka.options",
+            &self.kafka.auth,
+            self.kafka.options.keys(),
+        )
+        .map_err(from_client)?;
+        let auth = self
+            .kafka
+            .auth
+            .resolve_at("kafka.auth")
+            .map_err(from_client)?;
         check_range(
             "shutdown.drain_timeout_ms".into(),
             self.shutdown.drain_timeout_ms,
@@ -346,6 +370,7 @@ impl Config {
         Ok(ValidatedConfig {
             raw: self,
             mappings,
+            auth,
         })
     }
 }
@@ -487,10 +512,14 @@ pub struct ValidatedConfig {
     pub raw: Config,
     /// One resolved mapping per `[[mapping]]`.
     pub mappings: Vec<Mapping>,
+    /// `[kafka.auth]` with its secrets read (redacted in `Debug`); apply it to every client of
+    /// the source cluster.
+    pub auth: ResolvedAuth,
 }
 
 impl ValidatedConfig {
     /// The effective configuration as TOML, with secrets in `[kafka.options]` redacted.
+    /// `[kafka.auth]` holds no secret values, only where they are read from.
     pub fn to_redacted_toml(&self) -> String {
         let mut raw = self.raw.clone();
         for (key, value) in raw.kafka.options.iter_mut() {

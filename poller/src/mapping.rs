@@ -59,7 +59,8 @@ pub async fn run_mapping<I: Invoker>(
         workers.clone(),
         Arc::new(Workers(shared.clone())),
         config.drain_timeout(),
-    );
+    )
+    .with_token_provider(config.auth.token_provider().cloned());
     let consumer: Arc<MappingConsumer> = Arc::new(
         source::client_config(&config, &mapping)
             .create_with_context(context)

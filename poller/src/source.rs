@@ -4,8 +4,9 @@
 
 use crate::config::{Mapping, StartingPosition, ValidatedConfig};
 use crate::partition::{PartitionWorkers, WorkerFactory};
+use kafka_lambda_client::MskIamTokenProvider;
 use rdkafka::ClientConfig;
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -18,8 +19,9 @@ use std::time::Duration;
 /// The consumer type every mapping uses.
 pub type MappingConsumer = StreamConsumer<MappingContext>;
 
-/// librdkafka settings for a mapping. The poller's own choices come first; `[kafka.options]`
-/// can override them (except the reserved ones, rejected at validation).
+/// librdkafka settings for a mapping. The poller's own choices and `[kafka.auth]` come first;
+/// `[kafka.options]` can override them (except the reserved ones and, when `[kafka.auth]` is
+/// set, the `security.protocol`/`sasl.*`/`ssl.*` ones, rejected at validation).
 pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfig {
     let kafka = &config.raw.kafka;
     let mut cc = ClientConfig::new();
@@ -49,6 +51,7 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
             },
         )
         .set_log_level(RDKafkaLogLevel::Info);
+    config.auth.apply(&mut cc);
     for (key, value) in &kafka.options {
         cc.set(key, value);
     }
@@ -62,6 +65,7 @@ pub struct MappingContext {
     workers: Arc<PartitionWorkers>,
     factory: Arc<dyn WorkerFactory>,
     drain_timeout: Duration,
+    token_provider: Option<Arc<MskIamTokenProvider>>,
 }
 
 impl MappingContext {
@@ -78,7 +82,14 @@ impl MappingContext {
             workers,
             factory,
             drain_timeout,
+            token_provider: None,
         }
+    }
+
+    /// Answers librdkafka's OAUTHBEARER token refreshes with `provider` (MSK IAM).
+    pub fn with_token_provider(mut self, provider: Option<Arc<MskIamTokenProvider>>) -> Self {
+        self.token_provider = provider;
+        self
     }
 
     /// Gives the context a handle on its own consumer (needed to split partition queues).
@@ -88,6 +99,9 @@ impl MappingContext {
 }
 
 impl ClientContext for MappingContext {
+    // librdkafka raises the refresh event only when `sasl.mechanism` is OAUTHBEARER.
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let mapping = &self.mapping;
         match level {
@@ -111,6 +125,13 @@ impl ClientContext for MappingContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(mapping = %self.mapping, %error, "Kafka client error: {reason}");
+    }
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        kafka_lambda_client::generate_oauth_token(self.token_provider.as_ref())
     }
 }
 

@@ -202,7 +202,7 @@ fn check_accepts_connections(what: &str, address: &str) -> Result<(), String> {
     }
     Err(format!(
         "{what} at {address} does not accept connections; start the services with \
-         `scripts/services.sh start` or unset the variable so the tests start them"
+         `scripts/services.sh start`, or unset both variables so the tests start them"
     ))
 }
 
