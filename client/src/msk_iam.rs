@@ -141,7 +141,7 @@ impl fmt::Debug for MskIamToken {
 #[derive(Clone)]
 enum CredentialSource {
     /// The standard chain, a profile and/or an assumed role, built on first use.
-    Config(MskIamConfig, Option<SdkConfig>),
+    Config(MskIamConfig, Option<Box<SdkConfig>>),
     /// A provider the caller built (tests, or applications that manage credentials).
     Provider(SharedCredentialsProvider),
 }
@@ -188,7 +188,7 @@ impl MskIamTokenProvider {
     pub fn with_sdk_config(config: &MskIamConfig, sdk_config: SdkConfig) -> Self {
         Self::with_source(
             &config.region,
-            CredentialSource::Config(config.clone(), Some(sdk_config)),
+            CredentialSource::Config(config.clone(), Some(Box::new(sdk_config))),
         )
     }
 
@@ -363,7 +363,7 @@ async fn build_provider(
         CredentialSource::Config(config, sdk_config) => (config, sdk_config),
     };
     let sdk_config = match sdk_config {
-        Some(sdk_config) => sdk_config.clone(),
+        Some(sdk_config) => (**sdk_config).clone(),
         None => {
             let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
             if let Some(profile) = &config.profile {
