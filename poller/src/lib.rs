@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod batch;
 pub mod config;
+pub mod filter;
 pub mod invoke;
 pub mod mapping;
 pub mod partition;

@@ -1,0 +1,459 @@
+//! One pattern compiled into conditions, and their evaluation against a record.
+//!
+//! A pattern is an AND of its fields plus, for each `$or`, "any of these alternatives". Inside a
+//! JSON object, field positions are trie indices fixed at compile time, so matching never looks
+//! up a name.
+
+use super::RecordView;
+use super::doc::{self, Node, Subject, Trie};
+use super::rule::{self, Leaf, Literal, Num, Rule};
+use kafka_lambda_events::Header;
+use serde_json::{Map, Value};
+use std::cell::OnceCell;
+
+/// A list of rules, ORed.
+type Rules = Box<[Rule]>;
+
+/// The top level: conditions on the record's fields.
+#[derive(Debug, Clone)]
+pub(super) struct RecordCond {
+    fields: Vec<RecordField>,
+    ors: Vec<Vec<RecordCond>>,
+}
+
+#[derive(Debug, Clone)]
+enum RecordField {
+    Topic(Rules),
+    Partition(Rules),
+    Headers(HeaderCond),
+    Key(Body),
+    Value(Body),
+}
+
+/// A condition on the key or value as a whole.
+#[derive(Debug, Clone)]
+enum Body {
+    /// `"value": [rules]`: the value as one plain string.
+    Rules(Rules),
+    /// `"value": {fields}`: the value as a JSON object.
+    Object(ObjCond),
+}
+
+/// A condition on a JSON object; field indices point into the matching trie node's children.
+#[derive(Debug, Clone)]
+struct ObjCond {
+    fields: Vec<(usize, FieldCond)>,
+    ors: Vec<Vec<ObjCond>>,
+}
+
+#[derive(Debug, Clone)]
+enum FieldCond {
+    Rules(Rules),
+    Object(ObjCond),
+}
+
+/// A condition on headers by name; every header value is a string leaf.
+#[derive(Debug, Clone)]
+struct HeaderCond {
+    fields: Vec<(Box<str>, Rules)>,
+    ors: Vec<Vec<HeaderCond>>,
+}
+
+/// A compile error: where (field path) and what.
+#[derive(Debug)]
+pub(super) struct Invalid {
+    pub(super) path: String,
+    pub(super) problem: String,
+}
+
+fn invalid(path: &str, problem: impl Into<String>) -> Invalid {
+    Invalid {
+        path: path.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// The record fields a pattern may name.
+pub(super) const RECORD_FIELDS: &str = "value, key, headers, topic, partition";
+
+/// Compiles one parsed pattern, adding the paths it reads to the value and key tries.
+pub(super) fn compile(
+    pattern: &Value,
+    value: &mut Trie,
+    key: &mut Trie,
+) -> Result<RecordCond, Invalid> {
+    let Value::Object(fields) = pattern else {
+        return Err(invalid(
+            "",
+            "a pattern must be a JSON object, like {\"value\": {\"status\": [\"ok\"]}}",
+        ));
+    };
+    record_cond(fields, "", value, key)
+}
+
+fn record_cond(
+    fields: &Map<String, Value>,
+    path: &str,
+    value: &mut Trie,
+    key: &mut Trie,
+) -> Result<RecordCond, Invalid> {
+    if fields.is_empty() {
+        return Err(invalid(path, "empty objects are not allowed"));
+    }
+    let mut cond = RecordCond {
+        fields: Vec::new(),
+        ors: Vec::new(),
+    };
+    for (name, v) in fields {
+        let at = join(path, name);
+        let field = match name.as_str() {
+            "$or" => {
+                let alts = or_alternatives(v, &at, |alt, p| record_cond(alt, p, value, key))?;
+                cond.ors.push(alts);
+                continue;
+            }
+            "topic" => RecordField::Topic(rules(v, &at, "[\"orders\"]")?),
+            "partition" => RecordField::Partition(rules(v, &at, "[0, 1]")?),
+            "headers" => match v {
+                Value::Object(m) => RecordField::Headers(header_cond(m, &at)?),
+                _ => {
+                    return Err(invalid(
+                        &at,
+                        "\"headers\" must be an object of header names, like {\"source\": [\"web\"]}",
+                    ));
+                }
+            },
+            "value" => RecordField::Value(body(v, &at, value)?),
+            "key" => RecordField::Key(body(v, &at, key)?),
+            other => {
+                return Err(invalid(
+                    &at,
+                    format!("unknown record field {other:?}; patterns can match {RECORD_FIELDS}"),
+                ));
+            }
+        };
+        cond.fields.push(field);
+    }
+    Ok(cond)
+}
+
+/// `"$or": [{...}, {...}]`: at least two objects, each compiled by `each`.
+fn or_alternatives<T>(
+    v: &Value,
+    path: &str,
+    mut each: impl FnMut(&Map<String, Value>, &str) -> Result<T, Invalid>,
+) -> Result<Vec<T>, Invalid> {
+    const SHAPE: &str =
+        "\"$or\" needs a list of at least two objects, like [{\"a\": [1]}, {\"b\": [2]}]";
+    let Value::Array(items) = v else {
+        return Err(invalid(path, SHAPE));
+    };
+    if items.len() < 2 {
+        return Err(invalid(path, SHAPE));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = format!("{path}[{i}]");
+            match item {
+                Value::Object(m) => {
+                    if let Some(op) = m.keys().find(|k| rule::OPERATORS.contains(&k.as_str())) {
+                        return Err(invalid(
+                            &at,
+                            format!(
+                                "{op:?} is an operator; each \"$or\" entry is an object of fields, like {{\"a\": [{{{op:?}: ...}}]}}"
+                            ),
+                        ));
+                    }
+                    each(m, &at)
+                }
+                _ => Err(invalid(&at, SHAPE)),
+            }
+        })
+        .collect()
+}
+
+/// A rule list: a non-empty array of rules.
+fn rules(v: &Value, path: &str, example: &str) -> Result<Rules, Invalid> {
+    let Value::Array(items) = v else {
+        return Err(invalid(
+            path,
+            format!(
+                "expected a list of rules, like {example}, found {}",
+                describe(v)
+            ),
+        ));
+    };
+    if items.is_empty() {
+        return Err(invalid(
+            path,
+            "an empty list of rules matches nothing and is not allowed",
+        ));
+    }
+    items
+        .iter()
+        .map(|item| rule::parse(item).map_err(|problem| invalid(path, problem)))
+        .collect()
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Object(_) => "an object".to_owned(),
+        Value::Array(_) => "a list".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn body(v: &Value, path: &str, trie: &mut Trie) -> Result<Body, Invalid> {
+    match v {
+        Value::Array(_) => {
+            trie.leaves = true;
+            Ok(Body::Rules(rules(v, path, "[\"text\"]")?))
+        }
+        Value::Object(m) => Ok(Body::Object(obj_cond(m, path, trie)?)),
+        other => Err(invalid(
+            path,
+            format!(
+                "expected a list of rules (plain-string match) or an object (JSON match), found {}",
+                describe(other)
+            ),
+        )),
+    }
+}
+
+fn obj_cond(fields: &Map<String, Value>, path: &str, trie: &mut Trie) -> Result<ObjCond, Invalid> {
+    if fields.is_empty() {
+        return Err(invalid(path, "empty objects are not allowed"));
+    }
+    let mut cond = ObjCond {
+        fields: Vec::new(),
+        ors: Vec::new(),
+    };
+    for (name, v) in fields {
+        let at = join(path, name);
+        if name == "$or" {
+            cond.ors
+                .push(or_alternatives(v, &at, |alt, p| obj_cond(alt, p, trie))?);
+            continue;
+        }
+        let i = trie.child(name);
+        let child = &mut trie.children[i].1;
+        let field = match v {
+            Value::Array(_) => {
+                child.leaves = true;
+                FieldCond::Rules(rules(v, &at, "[\"ok\"]")?)
+            }
+            Value::Object(m) => FieldCond::Object(obj_cond(m, &at, child)?),
+            other => {
+                return Err(invalid(
+                    &at,
+                    format!(
+                        "expected a list of rules, like [{other}], or a nested object, found {}",
+                        describe(other)
+                    ),
+                ));
+            }
+        };
+        cond.fields.push((i, field));
+    }
+    Ok(cond)
+}
+
+fn header_cond(fields: &Map<String, Value>, path: &str) -> Result<HeaderCond, Invalid> {
+    if fields.is_empty() {
+        return Err(invalid(path, "empty objects are not allowed"));
+    }
+    let mut cond = HeaderCond {
+        fields: Vec::new(),
+        ors: Vec::new(),
+    };
+    for (name, v) in fields {
+        let at = join(path, name);
+        if name == "$or" {
+            cond.ors.push(or_alternatives(v, &at, header_cond)?);
+            continue;
+        }
+        if v.is_object() {
+            return Err(invalid(
+                &at,
+                "header values are strings: use a list of rules, like [\"web\"], not an object",
+            ));
+        }
+        cond.fields
+            .push((name.as_str().into(), rules(v, &at, "[\"web\"]")?));
+    }
+    Ok(cond)
+}
+
+/// Something that yields the leaves a rule list is tested against.
+trait Leaves {
+    /// Calls `f` per leaf until it returns true; whether it did.
+    fn any(&self, f: &mut dyn FnMut(Leaf<'_>) -> bool) -> bool;
+}
+
+impl Leaves for Node<'_> {
+    fn any(&self, f: &mut dyn FnMut(Leaf<'_>) -> bool) -> bool {
+        self.any_leaf(&mut |l| f(l))
+    }
+}
+
+impl Leaves for Leaf<'_> {
+    fn any(&self, f: &mut dyn FnMut(Leaf<'_>) -> bool) -> bool {
+        f(*self)
+    }
+}
+
+/// The values of every header with one name (names may repeat).
+struct HeaderValues<'h> {
+    headers: &'h [Header],
+    name: &'h str,
+}
+
+impl Leaves for HeaderValues<'_> {
+    fn any(&self, f: &mut dyn FnMut(Leaf<'_>) -> bool) -> bool {
+        self.headers
+            .iter()
+            .filter(|h| h.name == self.name)
+            .any(|h| match std::str::from_utf8(&h.value) {
+                Ok(s) => f(Leaf::Str(s)),
+                Err(_) => f(Leaf::Binary),
+            })
+    }
+}
+
+/// A rule list holds if any rule holds; `exists` looks at whether there is any leaf at all.
+fn rules_match(rules: &[Rule], leaves: &dyn Leaves) -> bool {
+    rules.iter().any(|rule| match rule {
+        Rule::Exists(want) => leaves.any(&mut |_| true) == *want,
+        rule => leaves.any(&mut |leaf| rule.matches(leaf)),
+    })
+}
+
+/// One record being matched; its key and value are read on first use and at most once.
+pub(super) struct Eval<'r, 'f> {
+    record: &'r RecordView<'r>,
+    value_trie: &'f Trie,
+    key_trie: &'f Trie,
+    value: OnceCell<Subject<'r>>,
+    key: OnceCell<Subject<'r>>,
+}
+
+impl<'r, 'f> Eval<'r, 'f> {
+    pub(super) fn new(
+        record: &'r RecordView<'r>,
+        value_trie: &'f Trie,
+        key_trie: &'f Trie,
+    ) -> Self {
+        Eval {
+            record,
+            value_trie,
+            key_trie,
+            value: OnceCell::new(),
+            key: OnceCell::new(),
+        }
+    }
+
+    fn value(&self) -> &Subject<'r> {
+        self.value
+            .get_or_init(|| doc::read(self.record.value, self.value_trie))
+    }
+
+    fn key(&self) -> &Subject<'r> {
+        self.key
+            .get_or_init(|| doc::read(self.record.key, self.key_trie))
+    }
+}
+
+impl RecordCond {
+    pub(super) fn matches(&self, r: &Eval<'_, '_>) -> bool {
+        self.fields.iter().all(|f| f.matches(r))
+            && self
+                .ors
+                .iter()
+                .all(|alts| alts.iter().any(|alt| alt.matches(r)))
+    }
+}
+
+impl RecordField {
+    fn matches(&self, r: &Eval<'_, '_>) -> bool {
+        match self {
+            RecordField::Topic(rules) => rules_match(rules, &Leaf::Str(r.record.topic)),
+            RecordField::Partition(rules) => rules_match(
+                rules,
+                &Leaf::Num(Num::of_i64(i64::from(r.record.partition))),
+            ),
+            RecordField::Headers(cond) => cond.matches(r.record.headers),
+            RecordField::Key(body) => body.matches(r.key()),
+            RecordField::Value(body) => body.matches(r.value()),
+        }
+    }
+}
+
+impl Body {
+    fn matches(&self, subject: &Subject<'_>) -> bool {
+        match (self, subject) {
+            (Body::Object(cond), Subject::Json(node)) => cond.matches(node),
+            (Body::Object(_), _) => false,
+            (Body::Rules(rules), Subject::Text(s)) => rules_match(rules, &Leaf::Str(s)),
+            // A tombstone (or null key) is Kafka's null: `[null]` and `exists: false` select it.
+            (Body::Rules(rules), Subject::Absent) => rules
+                .iter()
+                .any(|r| matches!(r, Rule::Exists(false) | Rule::Exact(Literal::Null))),
+            // A JSON object against a plain-string rule list, or bytes that are not text: only
+            // the presence of the value can be tested.
+            (Body::Rules(rules), Subject::Json(_) | Subject::Binary) => {
+                rules.iter().any(|r| matches!(r, Rule::Exists(true)))
+            }
+        }
+    }
+}
+
+impl ObjCond {
+    fn matches(&self, node: &Node<'_>) -> bool {
+        match node {
+            // Array-consistent: one element must satisfy the whole object condition.
+            Node::Arr(items) => items.iter().any(|n| self.matches(n)),
+            Node::Obj(fields) => {
+                self.fields.iter().all(|(i, f)| f.matches(&fields[*i])) && self.ors_match(node)
+            }
+            // A scalar or an object without read fields: every field is missing.
+            _ => self.fields.iter().all(|(_, f)| f.matches(&Node::Skip)) && self.ors_match(node),
+        }
+    }
+
+    fn ors_match(&self, node: &Node<'_>) -> bool {
+        self.ors
+            .iter()
+            .all(|alts| alts.iter().any(|alt| alt.matches(node)))
+    }
+}
+
+impl FieldCond {
+    fn matches(&self, node: &Node<'_>) -> bool {
+        match self {
+            FieldCond::Rules(rules) => rules_match(rules, node),
+            FieldCond::Object(cond) => cond.matches(node),
+        }
+    }
+}
+
+impl HeaderCond {
+    fn matches(&self, headers: &[Header]) -> bool {
+        self.fields
+            .iter()
+            .all(|(name, rules)| rules_match(rules, &HeaderValues { headers, name }))
+            && self
+                .ors
+                .iter()
+                .all(|alts| alts.iter().any(|alt| alt.matches(headers)))
+    }
+}
