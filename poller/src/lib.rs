@@ -15,5 +15,6 @@ pub mod invoke;
 pub mod mapping;
 pub mod partition;
 pub mod source;
+pub mod template;
 
 pub use config::{Config, ConfigError, ValidatedConfig};
