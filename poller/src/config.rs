@@ -156,6 +156,31 @@ pub struct MappingConfig {
     /// Largest backoff between retries, in ms (base..=600000, default 30000).
     #[serde(default = "default_retry_backoff_max_ms")]
     pub retry_backoff_max_ms: u64,
+    /// Retries after a function error: -1 (infinite, the default) or 0..=10000. With an
+    /// `on_failure` destination, infinite is capped at 10 (as the ESM does).
+    #[serde(default = "default_minus_one")]
+    pub max_retry_attempts: i64,
+    /// Records older than this many seconds are not invoked again after a failure: -1 (no limit,
+    /// the default) or 60..=604800.
+    #[serde(default = "default_minus_one")]
+    pub max_record_age_s: i64,
+    /// On a function error, split the batch in two and retry each half, down to the single
+    /// failing record. Splitting does not use up retries. Default false.
+    #[serde(default)]
+    pub bisect_batch_on_function_error: bool,
+    /// Honour the function's partial batch response (`batchItemFailures`): records before the
+    /// lowest failed offset of the partition are done, the rest is retried. Default false (then
+    /// a response is always success, as for the ESM without `ReportBatchItemFailures`).
+    #[serde(default)]
+    pub report_batch_item_failures: bool,
+    /// On-failure destination `kafka://TOPIC`: records that exhaust their retries or age are
+    /// written there with failure headers before their offsets are committed. Default: none
+    /// (such records are skipped and logged at error).
+    #[serde(default)]
+    pub on_failure: Option<String>,
+    /// Bootstrap servers of the destination's cluster. Default: the source cluster.
+    #[serde(default)]
+    pub on_failure_bootstrap_servers: Option<String>,
 }
 
 const fn default_commit_interval_ms() -> u64 {
@@ -190,6 +215,9 @@ const fn default_retry_backoff_base_ms() -> u64 {
 }
 const fn default_retry_backoff_max_ms() -> u64 {
     30_000
+}
+const fn default_minus_one() -> i64 {
+    -1
 }
 
 /// A configuration problem; the message names the field and what is allowed.
@@ -355,7 +383,7 @@ impl Config {
         let mut groups = std::collections::HashSet::new();
         let mut mappings = Vec::with_capacity(self.mappings.len());
         for (i, m) in self.mappings.iter().enumerate() {
-            let mapping = m.validate(i)?;
+            let mapping = m.validate(i, &self.kafka.bootstrap_servers)?;
             if !groups.insert(mapping.consumer_group.clone()) {
                 return Err(invalid(
                     format!("mapping[{i}].consumer_group"),
@@ -376,7 +404,7 @@ impl Config {
 }
 
 impl MappingConfig {
-    fn validate(&self, i: usize) -> Result<Mapping, ConfigError> {
+    fn validate(&self, i: usize, source_servers: &str) -> Result<Mapping, ConfigError> {
         let f = |name: &str| format!("mapping[{i}].{name}");
         if self.function.trim().is_empty() {
             return Err(invalid(
@@ -474,6 +502,68 @@ impl MappingConfig {
             }
             _ => {}
         }
+        if self.max_retry_attempts != -1 {
+            check_range(f("max_retry_attempts"), self.max_retry_attempts, 0, 10_000).map_err(
+                |_| {
+                    invalid(
+                        f("max_retry_attempts"),
+                        format!(
+                            "is {}; allowed: -1 (infinite) or 0..=10000",
+                            self.max_retry_attempts
+                        ),
+                    )
+                },
+            )?;
+        }
+        if self.max_record_age_s != -1 {
+            check_range(f("max_record_age_s"), self.max_record_age_s, 60, 604_800).map_err(
+                |_| {
+                    invalid(
+                        f("max_record_age_s"),
+                        format!(
+                            "is {}; allowed: -1 (no limit) or 60..=604800",
+                            self.max_record_age_s
+                        ),
+                    )
+                },
+            )?;
+        }
+        let on_failure = match &self.on_failure {
+            None => None,
+            Some(url) => {
+                let topic = url.strip_prefix("kafka://").ok_or_else(|| {
+                    invalid(
+                        f("on_failure"),
+                        format!("is `{url}`; give a Kafka topic as kafka://TOPIC"),
+                    )
+                })?;
+                if !is_topic_name(topic) {
+                    return Err(invalid(
+                        f("on_failure"),
+                        format!("has `{topic}`, not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
+                    ));
+                }
+                let same_cluster = self
+                    .on_failure_bootstrap_servers
+                    .as_deref()
+                    .is_none_or(|servers| same_servers(servers, source_servers));
+                if same_cluster && self.topics.iter().any(|t| t == topic) {
+                    return Err(invalid(
+                        f("on_failure"),
+                        format!(
+                            "is the source topic `{topic}`; a failed record would be read again forever (use another topic)"
+                        ),
+                    ));
+                }
+                Some(topic.to_owned())
+            }
+        };
+        if self.on_failure_bootstrap_servers.is_some() && on_failure.is_none() {
+            return Err(invalid(
+                f("on_failure_bootstrap_servers"),
+                "is only used with on_failure = \"kafka://TOPIC\"",
+            ));
+        }
         let consumer_group = self.consumer_group.clone().unwrap_or_else(|| {
             format!(
                 "kafka-lambda-{}",
@@ -501,8 +591,39 @@ impl MappingConfig {
             event_source_arn: self.event_source_arn.clone(),
             retry_backoff_base: Duration::from_millis(self.retry_backoff_base_ms),
             retry_backoff_max: Duration::from_millis(self.retry_backoff_max_ms),
+            max_retry_attempts: match (self.max_retry_attempts, &on_failure) {
+                (-1, Some(_)) => Some(10),
+                (-1, None) => None,
+                (n, _) => Some(n as u32),
+            },
+            max_record_age: (self.max_record_age_s > 0)
+                .then(|| Duration::from_secs(self.max_record_age_s as u64)),
+            bisect_batch_on_function_error: self.bisect_batch_on_function_error,
+            report_batch_item_failures: self.report_batch_item_failures,
+            on_failure,
+            on_failure_bootstrap_servers: self.on_failure_bootstrap_servers.clone(),
         })
     }
+}
+
+/// Whether two bootstrap lists name the same brokers (order and spaces aside).
+fn same_servers(a: &str, b: &str) -> bool {
+    let set = |s: &str| {
+        s.split(',')
+            .map(|x| x.trim().to_ascii_lowercase())
+            .filter(|x| !x.is_empty())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    set(a) == set(b)
+}
+
+/// Whether `name` is a legal Kafka topic name.
+fn is_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A checked configuration, with defaults resolved.
@@ -582,4 +703,16 @@ pub struct Mapping {
     pub retry_backoff_base: Duration,
     /// Backoff cap.
     pub retry_backoff_max: Duration,
+    /// Retries after function errors; `None` = infinite.
+    pub max_retry_attempts: Option<u32>,
+    /// Records older than this are not retried.
+    pub max_record_age: Option<Duration>,
+    /// Split failing batches.
+    pub bisect_batch_on_function_error: bool,
+    /// Honour partial batch responses.
+    pub report_batch_item_failures: bool,
+    /// Dead-letter topic.
+    pub on_failure: Option<String>,
+    /// Dead-letter cluster, when not the source.
+    pub on_failure_bootstrap_servers: Option<String>,
 }

@@ -10,6 +10,8 @@
 pub mod backoff;
 pub mod batch;
 pub mod config;
+pub mod deadletter;
+pub mod failure;
 pub mod filter;
 pub mod invoke;
 pub mod mapping;

@@ -2,6 +2,7 @@
 
 use crate::batch::EventHeader;
 use crate::config::{Mapping, StartingPosition, ValidatedConfig};
+use crate::deadletter::DeadLetterProducer;
 use crate::invoke::Invoker;
 use crate::partition::{MappingShared, PartitionWorkers, Workers};
 use crate::source::{self, MappingConsumer, MappingContext};
@@ -48,6 +49,7 @@ pub async fn run_mapping<I: Invoker>(
         in_flight: tokio::sync::Semaphore::new(mapping.max_concurrency),
         invoker,
         consumer: std::sync::OnceLock::new(),
+        dead_letter: dead_letter(&config, &mapping).map_err(client_error)?,
         mapping: mapping.clone(),
     });
     let workers = Arc::new(PartitionWorkers::new(
@@ -80,6 +82,31 @@ pub async fn run_mapping<I: Invoker>(
         tracing::error!(error = %e, "mapping driver ended abnormally");
     }
     Ok(())
+}
+
+/// The on-failure producer: the source cluster's client settings unless another cluster is named.
+fn dead_letter(
+    config: &ValidatedConfig,
+    mapping: &Mapping,
+) -> Result<Option<DeadLetterProducer>, KafkaError> {
+    let Some(topic) = &mapping.on_failure else {
+        return Ok(None);
+    };
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", &config.raw.kafka.bootstrap_servers);
+    for (key, value) in &config.raw.kafka.options {
+        if !key.starts_with("fetch.") && !key.starts_with("queued.") && key != "auto.offset.reset" {
+            client.set(key, value);
+        }
+    }
+    if let Some(servers) = &mapping.on_failure_bootstrap_servers {
+        client.set("bootstrap.servers", servers);
+    }
+    client.set(
+        "client.id",
+        format!("kafka-lambda-poller-{}-dlq", mapping.consumer_group),
+    );
+    DeadLetterProducer::new(client, topic.clone()).map(Some)
 }
 
 async fn drive(

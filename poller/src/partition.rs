@@ -5,9 +5,11 @@
 //! invocations at `max_concurrency`.
 
 use crate::backoff::Backoff;
-use crate::batch::{Batch, BatchBuilder, EventHeader, PolledRecord, Rejected};
+use crate::batch::{BatchBuilder, EventHeader, PolledRecord, Rejected};
 use crate::config::Mapping;
-use crate::invoke::{InvokeOutcome, Invoker};
+use crate::deadletter::{DeadLetterProducer, FailureInfo};
+use crate::failure::{self, Delivery};
+use crate::invoke::Invoker;
 use crate::source::{MappingConsumer, MappingContext};
 use futures::FutureExt;
 use rdkafka::consumer::Consumer;
@@ -183,6 +185,8 @@ pub struct MappingShared<I> {
     pub in_flight: Semaphore,
     /// The consumer (to store offsets).
     pub consumer: std::sync::OnceLock<std::sync::Weak<MappingConsumer>>,
+    /// The on-failure destination, when configured.
+    pub dead_letter: Option<DeadLetterProducer>,
 }
 
 /// Spawns [`run_worker`] tasks for a mapping.
@@ -203,13 +207,6 @@ impl<I: Invoker> WorkerFactory for Workers<I> {
             run_worker(shared, topic, partition, queue, control).instrument(span).await;
         })
     }
-}
-
-/// How a batch's delivery ended.
-enum Delivery {
-    Delivered,
-    /// Stopped or aborted before success; the offset must not be stored.
-    Abandoned,
 }
 
 /// The worker loop of one partition.
@@ -271,8 +268,35 @@ pub async fn run_worker<I: Invoker>(
             {
                 tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
                     payload_bytes, limit = m.max_payload_bytes,
-                    "record is too large for one invocation payload even alone; skipping it");
-                store_offset(&shared, &topic, partition, record.offset);
+                    "record is too large for one invocation payload even alone; it cannot be delivered");
+                let info = FailureInfo {
+                    error_type: "RecordTooLarge".to_owned(),
+                    message: format!(
+                        "an event with this record alone is {payload_bytes} bytes; max_payload_bytes is {}",
+                        m.max_payload_bytes
+                    ),
+                    attempts: 0,
+                };
+                let backoff = Backoff {
+                    base: m.retry_backoff_base,
+                    max: m.retry_backoff_max,
+                };
+                let offset = record.offset;
+                if failure::give_up(
+                    &shared,
+                    &topic,
+                    partition,
+                    &[record],
+                    &info,
+                    &control,
+                    &backoff,
+                )
+                .await
+                    == Delivery::Abandoned
+                {
+                    break;
+                }
+                store_offset(&shared, &topic, partition, offset);
             }
             continue;
         }
@@ -315,9 +339,11 @@ pub async fn run_worker<I: Invoker>(
             break;
         }
         let batch = builder.finish();
-        match deliver(&shared, &topic, partition, &batch, &control).await {
-            Delivery::Delivered => store_offset(&shared, &topic, partition, batch.last_offset()),
-            Delivery::Abandoned => break,
+        let done = |offset| store_offset(&shared, &topic, partition, offset);
+        if failure::deliver(&shared, &topic, partition, batch, &control, done).await
+            == Delivery::Abandoned
+        {
+            break;
         }
     }
     tracing::debug!(%topic, partition, "partition worker stopped");
@@ -334,86 +360,5 @@ fn store_offset<I>(shared: &MappingShared<I>, topic: &str, partition: i32, offse
     if let Err(e) = consumer.store_offset(topic, partition, offset) {
         tracing::warn!(%topic, partition, offset, error = %e,
             "could not store the offset (partition no longer assigned?); the records may be delivered again");
-    }
-}
-
-/// Invokes until the batch is delivered, or the worker is told to give up.
-async fn deliver<I: Invoker>(
-    shared: &MappingShared<I>,
-    topic: &str,
-    partition: i32,
-    batch: &Batch,
-    control: &WorkerControl,
-) -> Delivery {
-    let m = &shared.mapping;
-    let function = shared.invoker.function();
-    let backoff = Backoff {
-        base: m.retry_backoff_base,
-        max: m.retry_backoff_max,
-    };
-    let (first, last) = (batch.first_offset(), batch.last_offset());
-    let mut attempt: u32 = 0;
-    loop {
-        let outcome = {
-            let _permit = tokio::select! {
-                biased;
-                _ = control.abort.cancelled() => return Delivery::Abandoned,
-                _ = control.stop.cancelled(), if attempt > 0 => return Delivery::Abandoned,
-                p = shared.in_flight.acquire() => match p { Ok(p) => p, Err(_) => return Delivery::Abandoned },
-            };
-            let started = Instant::now();
-            let outcome = tokio::select! {
-                biased;
-                _ = control.abort.cancelled() => return Delivery::Abandoned,
-                o = shared.invoker.invoke(batch.payload.clone()) => o,
-            };
-            tracing::debug!(
-                function,
-                topic,
-                partition,
-                first_offset = first,
-                last_offset = last,
-                records = batch.records.len(),
-                bytes = batch.payload.len(),
-                attempt,
-                outcome = outcome.kind(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "batch invoked"
-            );
-            outcome
-        };
-        let delay = match &outcome {
-            InvokeOutcome::Success { .. } => return Delivery::Delivered,
-            InvokeOutcome::FunctionError {
-                error_type,
-                message,
-            } => {
-                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, attempt,
-                    error_type, error = %message, "function returned an error; retrying the batch");
-                backoff.delay(attempt)
-            }
-            InvokeOutcome::Throttled { message } => {
-                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, attempt,
-                    error = %message, "invocation throttled; backing off");
-                backoff.delay(attempt)
-            }
-            InvokeOutcome::Transient { message } => {
-                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, attempt,
-                    error = %message, "invocation failed (service or network); retrying");
-                backoff.delay(attempt)
-            }
-            InvokeOutcome::Permanent { message } => {
-                tracing::error!(function, topic, partition, first_offset = first, last_offset = last, attempt,
-                    error = %message, "invocation rejected; check the function name, permissions and endpoint. Retrying");
-                backoff.max.max(backoff.delay(attempt))
-            }
-        };
-        attempt = attempt.saturating_add(1);
-        tokio::select! {
-            biased;
-            _ = control.abort.cancelled() => return Delivery::Abandoned,
-            _ = control.stop.cancelled() => return Delivery::Abandoned,
-            _ = tokio::time::sleep(delay) => {}
-        }
     }
 }

@@ -824,6 +824,13 @@ mod tests {
     }
 
     #[test]
+    fn a_template_can_be_shared_across_partition_workers() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<InputTemplate>();
+        shareable::<TemplateError>();
+    }
+
+    #[test]
     fn literal_only_templates_still_require_a_json_value() {
         let t = InputTemplate::parse(r#"{"fixed": 1}"#).expect("valid");
         assert!(t.apply(b"{oops").is_err());

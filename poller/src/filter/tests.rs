@@ -1205,3 +1205,10 @@ fn log_etl_drops_successful_entries() {
     assert!(!f.matches(&record(Some(ok))));
     assert!(!f.matches(&record(Some(b"not json at all"))));
 }
+
+#[test]
+fn a_filter_can_be_shared_across_partition_workers() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Filter>();
+    shareable::<FilterError>();
+}

@@ -143,12 +143,17 @@ pub fn recorder_config(topic: &str, group: &str, extra: &str) -> String {
     } else {
         "batching_window_ms = 20"
     };
+    // KL_TEST_RDKAFKA_DEBUG=fetch,cgrp turns on librdkafka's debug contexts in the poller's log.
+    let debug = std::env::var("KL_TEST_RDKAFKA_DEBUG")
+        .map(|d| format!("options = {{ \"debug\" = \"{d}\" }}"))
+        .unwrap_or_default();
     format!(
         r#"
 [kafka]
 bootstrap_servers = "{bootstrap}"
 fetch_wait_max_ms = 10
 commit_interval_ms = 500
+{debug}
 
 [lambda]
 region = "us-east-1"
@@ -291,4 +296,129 @@ pub fn reconcile(topic: &str, produced: &BTreeMap<(i32, i64), String>) -> usize 
         );
     }
     seen.len() - distinct.len()
+}
+
+/// How many times each (partition, offset) of `topic` was invoked.
+pub fn attempts(topic: &str) -> BTreeMap<(i32, i64), usize> {
+    let path = PathBuf::from("/tmp/kafka-lambda-recorder").join(format!("{topic}.attempts.jsonl"));
+    let mut counts = BTreeMap::new();
+    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        let v: Value = serde_json::from_str(line).expect("attempt lines are JSON");
+        let key = (
+            v["partition"].as_i64().unwrap_or(-1) as i32,
+            v["offset"].as_i64().unwrap_or(-1),
+        );
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl ReadRecord {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Reads every record of `topic` (all partitions, from the start) until `expected` were read or
+/// `timeout` passed.
+pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .set("group.id", group_name("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("tpl");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < expected && start.elapsed() < timeout {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(ReadRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
+/// Produces one record with an optional timestamp (epoch ms) and headers; returns its offset.
+pub fn produce_one(
+    topic: &str,
+    partition: i32,
+    value: &str,
+    timestamp: Option<i64>,
+    headers: &[(&str, &str)],
+) -> i64 {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .create()
+        .expect("producer");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut hs = OwnedHeaders::new();
+    for (k, v) in headers {
+        hs = hs.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    let mut record = FutureRecord::to(topic)
+        .partition(partition)
+        .key("k")
+        .payload(value)
+        .headers(hs);
+    if let Some(ts) = timestamp {
+        record = record.timestamp(ts);
+    }
+    let delivery = producer
+        .send_result(record)
+        .map_err(|(e, _)| e)
+        .expect("enqueue");
+    let (_, offset) = runtime
+        .block_on(delivery)
+        .expect("delivery report")
+        .map(|d| (d.partition, d.offset))
+        .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
+    offset
 }

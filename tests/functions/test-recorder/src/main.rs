@@ -1,81 +1,187 @@
 //! Test function for the poller's integration tests, run under `cargo lambda watch`.
 //!
-//! For every invocation it appends one JSON line per record to
-//! `$KL_RECORDER_DIR/<topic>.jsonl` (default `/tmp/kafka-lambda-recorder`), with the record's
-//! coordinates, contents and the shape of the event it came in, written with a single `write` so
-//! concurrent invocations never interleave lines. Tests read the file back to reconcile what was
-//! produced with what the function saw.
+//! Every invocation first appends one line per record to `$KL_RECORDER_DIR/<topic>.attempts.jsonl`
+//! (default dir `/tmp/kafka-lambda-recorder`): how often each record was *invoked*. Records the
+//! function *processed* — all of them on success; with a partial batch response, those before the
+//! first failed record of each partition — are then appended to `<topic>.jsonl` with their
+//! coordinates, contents and the shape of the event they came in. Each file gets a single `write`
+//! per invocation so concurrent invocations never interleave lines.
 //!
-//! Driven by the record value (JSON), so tests can script failures:
-//! `{"sleep_ms": N}` sleeps before answering; `{"fail": true}` fails the invocation.
+//! Failures are scripted by the record value (JSON) or headers:
+//! - `{"sleep_ms": N}`: sleep before answering (with `"sleep_times": K`, only on attempts ≤ K);
+//! - `{"fail": true}` or header `x-fail: true`: fail the invocation;
+//! - `{"fail_times": N}`: fail the invocation while this record's attempt number is ≤ N;
+//! - `{"partial_times": N}`: report this record in `batchItemFailures` while its attempt number
+//!   is ≤ N (the invocation succeeds);
+//! - `{"bad_response": true}`: answer with a malformed partial batch response.
 
-use kafka_lambda_events::KafkaEvent;
+use kafka_lambda_events::{ItemIdentifier, KafkaBatchResponse, KafkaEvent, KafkaRecord};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn recorder_dir() -> PathBuf {
-    std::env::var_os("KL_RECORDER_DIR").map_or_else(|| PathBuf::from("/tmp/kafka-lambda-recorder"), PathBuf::from)
+    std::env::var_os("KL_RECORDER_DIR").map_or_else(
+        || PathBuf::from("/tmp/kafka-lambda-recorder"),
+        PathBuf::from,
+    )
+}
+
+fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(bytes)
+}
+
+/// Attempt number of every record of `topic` (1 = first invocation), after recording this one.
+fn record_attempts(
+    dir: &Path,
+    topic: &str,
+    records: &[&KafkaRecord],
+) -> Result<HashMap<(i32, i64), u64>, Error> {
+    let path = dir.join(format!("{topic}.attempts.jsonl"));
+    let mut lines = Vec::new();
+    for r in records {
+        serde_json::to_writer(
+            &mut lines,
+            &json!({"partition": r.partition, "offset": r.offset}),
+        )?;
+        lines.push(b'\n');
+    }
+    append(&path, &lines)?;
+    let mut counts = HashMap::new();
+    for line in std::fs::read_to_string(&path)?.lines() {
+        let v: Value = serde_json::from_str(line)?;
+        let key = (
+            v["partition"].as_i64().unwrap_or(-1) as i32,
+            v["offset"].as_i64().unwrap_or(-1),
+        );
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    Ok(counts)
+}
+
+fn number(v: &Option<Value>, field: &str) -> Option<u64> {
+    v.as_ref()
+        .and_then(|v| v.get(field))
+        .and_then(Value::as_u64)
 }
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let raw = serde_json::to_vec(&event.payload)?;
     let parsed = KafkaEvent::from_slice(&raw)?;
     let invocation = event.context.request_id.clone();
+    let dir = recorder_dir();
+    std::fs::create_dir_all(&dir)?;
+
+    let mut by_topic: BTreeMap<&str, Vec<&KafkaRecord>> = BTreeMap::new();
+    for r in parsed.records() {
+        by_topic.entry(&r.topic).or_default().push(r);
+    }
+    let mut attempts = HashMap::new();
+    for (topic, records) in &by_topic {
+        for (k, n) in record_attempts(&dir, topic, records)? {
+            attempts.insert((topic.to_string(), k.0, k.1), n);
+        }
+    }
+
     let mut sleep_ms = 0u64;
     let mut fail = None;
-    let mut lines: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
-    for (group_index, (group, records)) in parsed.records.iter().enumerate() {
-        for record in records {
-            let value_json: Option<Value> = record.value().and_then(|v| serde_json::from_slice(v).ok());
-            if let Some(v) = &value_json {
-                sleep_ms = sleep_ms.max(v.get("sleep_ms").and_then(Value::as_u64).unwrap_or(0));
-                if v.get("fail").and_then(Value::as_bool) == Some(true) {
-                    fail = Some(record.id());
-                }
-            }
-            let headers: Vec<Value> = record
-                .headers()
-                .iter()
-                .map(|h| json!([h.name, String::from_utf8_lossy(&h.value)]))
-                .collect();
-            let line = json!({
-                "invocation": invocation,
-                "eventSource": parsed.event_source.as_str(),
-                "eventSourceArn": parsed.event_source_arn,
-                "bootstrapServers": parsed.bootstrap_servers,
-                "group": group,
-                "groupIndex": group_index,
-                "batchRecords": parsed.len(),
-                "payloadBytes": raw.len(),
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "timestamp": record.timestamp,
-                "timestampType": record.timestamp_type.as_str(),
-                "key": record.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                "value": record.value().map(|v| String::from_utf8_lossy(v).into_owned()),
-                "headers": headers,
-            });
-            let out = lines.entry(record.topic.clone()).or_default();
-            serde_json::to_writer(&mut *out, &line)?;
-            out.push(b'\n');
+    let mut bad_response = false;
+    let mut partial: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for record in parsed.records() {
+        let attempt = attempts
+            .get(&(record.topic.clone(), record.partition, record.offset))
+            .copied()
+            .unwrap_or(1);
+        let v: Option<Value> = record.value().and_then(|v| serde_json::from_slice(v).ok());
+        if number(&v, "sleep_times").is_none_or(|n| attempt <= n) {
+            sleep_ms = sleep_ms.max(number(&v, "sleep_ms").unwrap_or(0));
         }
+        let always = v
+            .as_ref()
+            .and_then(|v| v.get("fail"))
+            .and_then(Value::as_bool)
+            == Some(true)
+            || record.header("x-fail") == Some(b"true".as_slice());
+        if always || number(&v, "fail_times").is_some_and(|n| attempt <= n) {
+            fail.get_or_insert(format!(
+                "record {} asked to fail (attempt {attempt})",
+                record.id()
+            ));
+        }
+        if number(&v, "partial_times").is_some_and(|n| attempt <= n) {
+            partial
+                .entry((record.topic.clone(), record.partition))
+                .or_insert(record.offset);
+        }
+        bad_response |= v
+            .as_ref()
+            .and_then(|v| v.get("bad_response"))
+            .and_then(Value::as_bool)
+            == Some(true);
     }
     if sleep_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(sleep_ms)).await;
     }
-    if let Some(id) = fail {
-        return Err(format!("record {id} asked to fail").into());
+    if let Some(message) = fail {
+        return Err(message.into());
     }
-    let dir = recorder_dir();
-    std::fs::create_dir_all(&dir)?;
-    for (topic, bytes) in lines {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{topic}.jsonl")))?;
-        file.write_all(&bytes)?;
+    if bad_response {
+        return Ok(
+            json!({"batchItemFailures": [{"itemIdentifier": {"topic-partition": "nope", "offset": "x"}}]}),
+        );
     }
-    Ok(json!({ "batchItemFailures": [] }))
+
+    for topic in by_topic.keys() {
+        let mut lines = Vec::new();
+        for (group_index, (group, group_records)) in parsed.records.iter().enumerate() {
+            for record in group_records.iter().filter(|r| r.topic == *topic) {
+                if partial
+                    .get(&(record.topic.clone(), record.partition))
+                    .is_some_and(|&failed| record.offset >= failed)
+                {
+                    continue;
+                }
+                let headers: Vec<Value> = record
+                    .headers()
+                    .iter()
+                    .map(|h| json!([h.name, String::from_utf8_lossy(&h.value)]))
+                    .collect();
+                let line = json!({
+                    "invocation": invocation,
+                    "eventSource": parsed.event_source.as_str(),
+                    "eventSourceArn": parsed.event_source_arn,
+                    "bootstrapServers": parsed.bootstrap_servers,
+                    "group": group,
+                    "groupIndex": group_index,
+                    "batchRecords": parsed.len(),
+                    "payloadBytes": raw.len(),
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "timestamp": record.timestamp,
+                    "timestampType": record.timestamp_type.as_str(),
+                    "key": record.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    "value": record.value().map(|v| String::from_utf8_lossy(v).into_owned()),
+                    "headers": headers,
+                });
+                serde_json::to_writer(&mut lines, &line)?;
+                lines.push(b'\n');
+            }
+        }
+        append(&dir.join(format!("{topic}.jsonl")), &lines)?;
+    }
+    let response = KafkaBatchResponse::failed(
+        partial
+            .into_iter()
+            .map(|((topic, partition), offset)| ItemIdentifier::new(topic, partition, offset)),
+    );
+    Ok(serde_json::to_value(response)?)
 }
 
 #[tokio::main]

@@ -1,0 +1,417 @@
+//! Delivering one batch whatever happens: retries with backoff, bisecting, partial batch
+//! responses, record age, and the on-failure destination. [`deliver`] returns only when every
+//! record of the batch is delivered, dead-lettered or skipped by policy — or when the worker is
+//! told to give up (then nothing after the last finished segment is marked done).
+//!
+//! A batch is worked as a queue of *segments* in offset order: the whole batch first; a failing
+//! segment may be split in two (bisect) or cut at the first failed record (partial response).
+//! Segments finish strictly in order, so "done" offsets only ever advance contiguously.
+
+use crate::backoff::Backoff;
+use crate::batch::{Batch, EventHeader, PolledRecord};
+use crate::deadletter::{DeadLetterProducer, FailureInfo};
+use crate::invoke::{InvokeOutcome, Invoker};
+use crate::partition::{MappingShared, WorkerControl};
+use kafka_lambda_events::{EventWriter, KafkaBatchResponse};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How a batch's delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every record is delivered, dead-lettered or skipped by policy.
+    Done,
+    /// The worker was stopped or aborted first; only offsets reported through `done` are done.
+    Abandoned,
+}
+
+struct Segment {
+    records: Vec<PolledRecord>,
+    /// Last offset this segment covers (its records, plus any expired and given up already).
+    end: i64,
+    /// Encoded payload, when already known (the first attempt of the whole batch).
+    payload: Option<Vec<u8>>,
+    /// Function-error retries used.
+    retries: u32,
+    /// Invocations made for these records.
+    attempts: u32,
+    /// Throttle/transient failures in a row (drives their backoff only).
+    hiccups: u32,
+}
+
+impl Segment {
+    fn first_offset(&self) -> i64 {
+        self.records.first().map_or(-1, |r| r.offset)
+    }
+    fn last_offset(&self) -> i64 {
+        self.records.last().map_or(-1, |r| r.offset)
+    }
+}
+
+/// Encodes records of one partition into an event (they fit: they come from a batch that did).
+pub fn encode(
+    header: &EventHeader,
+    topic: &str,
+    partition: i32,
+    records: &[PolledRecord],
+) -> Vec<u8> {
+    let mut writer = EventWriter::new(
+        &header.source,
+        header.arn.as_deref(),
+        Some(&header.bootstrap_servers),
+    );
+    for r in records {
+        writer.push(&r.as_record_ref(topic, partition));
+    }
+    writer.finish()
+}
+
+/// Delivers `batch`; `done(offset)` is called each time every record up to `offset` is finished.
+pub async fn deliver<I: Invoker>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    batch: Batch,
+    control: &WorkerControl,
+    mut done: impl FnMut(i64),
+) -> Delivery {
+    let m = &shared.mapping;
+    let function = shared.invoker.function();
+    let backoff = Backoff {
+        base: m.retry_backoff_base,
+        max: m.retry_backoff_max,
+    };
+    let end = batch.last_offset();
+    let mut segments = VecDeque::from([Segment {
+        end,
+        records: batch.records,
+        payload: Some(batch.payload),
+        retries: 0,
+        attempts: 0,
+        hiccups: 0,
+    }]);
+    while let Some(mut seg) = segments.pop_front() {
+        if seg.attempts > 0
+            && let Some(max_age) = m.max_record_age
+            && seg.records.iter().any(|r| is_older_than(r, max_age))
+        {
+            let (expired, fresh): (Vec<_>, Vec<_>) = std::mem::take(&mut seg.records)
+                .into_iter()
+                .partition(|r| is_older_than(r, max_age));
+            let info = FailureInfo {
+                error_type: "RecordAgeExceeded".to_owned(),
+                message: format!("record older than max_record_age_s = {}", max_age.as_secs()),
+                attempts: seg.attempts,
+            };
+            if give_up(shared, topic, partition, &expired, &info, control, &backoff).await
+                == Delivery::Abandoned
+            {
+                return Delivery::Abandoned;
+            }
+            seg.records = fresh;
+            seg.payload = None;
+        }
+        if seg.records.is_empty() {
+            done(seg.end);
+            continue;
+        }
+        let payload = seg
+            .payload
+            .take()
+            .unwrap_or_else(|| encode(&shared.header, topic, partition, &seg.records));
+        let (first, last) = (seg.first_offset(), seg.last_offset());
+        let Some(outcome) = invoke(shared, topic, partition, &seg, &payload, control).await else {
+            return Delivery::Abandoned;
+        };
+        seg.attempts += 1;
+        let permanent = matches!(outcome, InvokeOutcome::Permanent { .. });
+        let failure = match outcome {
+            InvokeOutcome::Success { payload: response } if m.report_batch_item_failures => {
+                match failed_offset(&response, topic, partition, &seg) {
+                    Ok(None) => {
+                        done(seg.end);
+                        continue;
+                    }
+                    Ok(Some(failed)) => {
+                        let split = seg.records.partition_point(|r| r.offset < failed);
+                        if split > 0 {
+                            done(seg.records[split - 1].offset);
+                        }
+                        seg.records.drain(..split);
+                        tracing::warn!(
+                            function,
+                            topic,
+                            partition,
+                            first_offset = first,
+                            last_offset = last,
+                            failed_offset = failed,
+                            attempt = seg.attempts,
+                            "function reported a partial batch failure; retrying from the failed record"
+                        );
+                        FailureInfo {
+                            error_type: "PartialBatchFailure".to_owned(),
+                            message: format!(
+                                "the function reported record {topic}-{partition}@{failed} as failed"
+                            ),
+                            attempts: seg.attempts,
+                        }
+                    }
+                    Err(problem) => {
+                        tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
+                            attempt = seg.attempts, error = %problem,
+                            "malformed partial batch response; the whole batch counts as failed");
+                        FailureInfo {
+                            error_type: "MalformedBatchResponse".to_owned(),
+                            message: problem,
+                            attempts: seg.attempts,
+                        }
+                    }
+                }
+            }
+            InvokeOutcome::Success { .. } => {
+                done(seg.end);
+                continue;
+            }
+            InvokeOutcome::FunctionError {
+                error_type,
+                message,
+            } => {
+                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last,
+                    attempt = seg.attempts, error_type, error = %message, "function returned an error");
+                if m.bisect_batch_on_function_error && seg.records.len() > 1 {
+                    let right = seg.records.split_off(seg.records.len() / 2);
+                    tracing::info!(
+                        function,
+                        topic,
+                        partition,
+                        first_offset = first,
+                        last_offset = last,
+                        left = seg.records.len(),
+                        right = right.len(),
+                        "bisecting the failed batch"
+                    );
+                    let left_end = seg.records.last().map_or(seg.end, |r| r.offset);
+                    segments.push_front(Segment {
+                        records: right,
+                        payload: None,
+                        ..seg
+                    });
+                    segments.push_front(Segment {
+                        records: seg.records,
+                        end: left_end,
+                        payload: None,
+                        ..seg
+                    });
+                    continue;
+                }
+                FailureInfo {
+                    error_type,
+                    message,
+                    attempts: seg.attempts,
+                }
+            }
+            InvokeOutcome::Throttled { .. }
+            | InvokeOutcome::Transient { .. }
+            | InvokeOutcome::Permanent { .. } => {
+                // Not the function's fault: back off and try again without using up retries.
+                // A permanent rejection needs an operator, so it waits the longest.
+                seg.attempts -= 1;
+                let delay = if permanent {
+                    backoff.max
+                } else {
+                    backoff.delay(seg.hiccups)
+                };
+                seg.hiccups = seg.hiccups.saturating_add(1);
+                seg.payload = Some(payload);
+                if !pause(control, delay).await {
+                    return Delivery::Abandoned;
+                }
+                segments.push_front(seg);
+                continue;
+            }
+        };
+        seg.retries += 1;
+        seg.hiccups = 0;
+        if m.max_retry_attempts.is_some_and(|max| seg.retries > max) {
+            if give_up(
+                shared,
+                topic,
+                partition,
+                &seg.records,
+                &failure,
+                control,
+                &backoff,
+            )
+            .await
+                == Delivery::Abandoned
+            {
+                return Delivery::Abandoned;
+            }
+            done(seg.end);
+            continue;
+        }
+        if !pause(control, backoff.delay(seg.retries - 1)).await {
+            return Delivery::Abandoned;
+        }
+        segments.push_front(seg);
+    }
+    Delivery::Done
+}
+
+fn is_older_than(record: &PolledRecord, age: Duration) -> bool {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    record.timestamp >= 0 && now - record.timestamp > age.as_millis() as i64
+}
+
+/// Waits `delay` unless the worker is stopped or aborted first (then `false`).
+async fn pause(control: &WorkerControl, delay: Duration) -> bool {
+    tokio::select! {
+        biased;
+        _ = control.abort.cancelled() => false,
+        _ = control.stop.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+/// One invocation under the mapping's concurrency limit; `None` when aborted (or stopped
+/// before a retry started).
+async fn invoke<I: Invoker>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    seg: &Segment,
+    payload: &[u8],
+    control: &WorkerControl,
+) -> Option<InvokeOutcome> {
+    let _permit = tokio::select! {
+        biased;
+        _ = control.abort.cancelled() => return None,
+        _ = control.stop.cancelled(), if seg.attempts > 0 || seg.hiccups > 0 => return None,
+        p = shared.in_flight.acquire() => p.ok()?,
+    };
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        biased;
+        _ = control.abort.cancelled() => return None,
+        o = shared.invoker.invoke(payload.to_vec()) => o,
+    };
+    tracing::debug!(
+        function = shared.invoker.function(),
+        topic,
+        partition,
+        first_offset = seg.first_offset(),
+        last_offset = seg.last_offset(),
+        records = seg.records.len(),
+        bytes = payload.len(),
+        attempt = seg.attempts,
+        outcome = outcome.kind(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "batch invoked"
+    );
+    match &outcome {
+        InvokeOutcome::Throttled { message } => {
+            tracing::warn!(function = shared.invoker.function(), topic, partition,
+            first_offset = seg.first_offset(), attempt = seg.hiccups, error = %message, "invocation throttled; backing off")
+        }
+        InvokeOutcome::Transient { message } => {
+            tracing::warn!(function = shared.invoker.function(), topic, partition,
+            first_offset = seg.first_offset(), attempt = seg.hiccups, error = %message,
+            "invocation failed (service or network); retrying")
+        }
+        InvokeOutcome::Permanent { message } => {
+            tracing::error!(function = shared.invoker.function(), topic, partition,
+            first_offset = seg.first_offset(), attempt = seg.hiccups, error = %message,
+            "invocation rejected; check the function name, permissions and endpoint. Retrying")
+        }
+        _ => {}
+    }
+    Some(outcome)
+}
+
+/// The lowest offset of this segment the function reported as failed, `None` for none, or why the
+/// response cannot be trusted.
+fn failed_offset(
+    response: &[u8],
+    topic: &str,
+    partition: i32,
+    seg: &Segment,
+) -> Result<Option<i64>, String> {
+    let parsed = KafkaBatchResponse::from_payload(response).map_err(|e| e.to_string())?;
+    let mut lowest: Option<i64> = None;
+    for failure in &parsed.batch_item_failures {
+        let id = &failure.item_identifier;
+        let in_segment = id.topic == topic
+            && id.partition == partition
+            && seg
+                .records
+                .binary_search_by_key(&id.offset, |r| r.offset)
+                .is_ok();
+        if !in_segment {
+            return Err(format!(
+                "batchItemFailures names {id}, which is not a record of this batch"
+            ));
+        }
+        lowest = Some(lowest.map_or(id.offset, |l| l.min(id.offset)));
+    }
+    Ok(lowest)
+}
+
+/// Gives up records: writes them to the on-failure destination (retrying until the broker
+/// acknowledges: the partition blocks rather than lose them), or skips them with an error log
+/// when no destination is configured.
+pub async fn give_up<I: Invoker>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    records: &[PolledRecord],
+    failure: &FailureInfo,
+    control: &WorkerControl,
+    backoff: &Backoff,
+) -> Delivery {
+    let function = shared.invoker.function();
+    let (first, last) = (
+        records.first().map_or(-1, |r| r.offset),
+        records.last().map_or(-1, |r| r.offset),
+    );
+    let Some(destination) = &shared.dead_letter else {
+        tracing::error!(function, topic, partition, first_offset = first, last_offset = last, records = records.len(),
+            attempts = failure.attempts, error_type = %failure.error_type, error = %failure.message,
+            "giving up on records (retries or age exhausted) and skipping them: no on_failure destination is configured");
+        return Delivery::Done;
+    };
+    let mut attempt = 0;
+    loop {
+        match send(destination, topic, partition, function, records, failure).await {
+            Ok(()) => {
+                tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, records = records.len(),
+                    destination = destination.topic(), attempts = failure.attempts, error_type = %failure.error_type,
+                    "records dead-lettered");
+                return Delivery::Done;
+            }
+            Err(e) => {
+                tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
+                    destination = destination.topic(), attempt, error = %e,
+                    "cannot write to the on_failure destination; the partition waits and retries (nothing is committed)");
+                if !pause(control, backoff.delay(attempt)).await {
+                    return Delivery::Abandoned;
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn send(
+    destination: &DeadLetterProducer,
+    topic: &str,
+    partition: i32,
+    function: &str,
+    records: &[PolledRecord],
+    failure: &FailureInfo,
+) -> Result<(), rdkafka::error::KafkaError> {
+    destination
+        .send(topic, partition, function, records, failure)
+        .await
+}

@@ -1,0 +1,392 @@
+//! Failure handling against the real broker and `cargo lambda watch` (function `test-recorder`,
+//! whose failures are scripted by record content): retries, bisecting, partial batch responses,
+//! record age, dead-letter topics. Every scenario reconciles produced offsets against
+//! delivered ∪ dead-lettered ∪ skipped-and-logged.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+const FAST_RETRIES: &str = "retry_backoff_base_ms = 10\nretry_backoff_max_ms = 100";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Produces `n` plain records to partition 0, with `special` values at the given indices.
+fn produce_with(
+    topic: &str,
+    n: usize,
+    special: &BTreeMap<usize, String>,
+) -> BTreeMap<(i32, i64), String> {
+    produce(topic, 1, n, |_, i| {
+        special
+            .get(&i)
+            .cloned()
+            .unwrap_or_else(|| format!(r#"{{"i":{i}}}"#))
+    })
+}
+
+#[test]
+fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_with_failure_headers() {
+    let topic = topic_name("poison");
+    let dlq = topic_name("poison-dlq");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    let produced = produce_with(
+        &topic,
+        12,
+        &BTreeMap::from([(5, r#"{"i":5,"fail":true}"#.to_owned())]),
+    );
+    let poison = produced.keys().nth(5).copied().unwrap();
+    let config = recorder_config(
+        &topic,
+        &group_name("poison"),
+        &format!(
+            "batch_size = 12\nbatching_window_ms = 1000\nmax_retry_attempts = 2\nbisect_batch_on_function_error = true\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "the healthy records are delivered", || {
+        seen_offsets(&topic).len() >= produced.len() - 1
+    });
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(
+        dead.len(),
+        1,
+        "exactly the poison record is dead-lettered: {dead:?}"
+    );
+    let d = &dead[0];
+    assert_eq!(d.value.as_deref(), Some(produced[&poison].as_bytes()));
+    assert_eq!(d.key.as_deref(), Some("key-0-5".as_bytes()));
+    assert_eq!(
+        d.header("index").as_deref(),
+        Some("5"),
+        "original headers are kept"
+    );
+    assert_eq!(
+        d.header("kafka-lambda-source-topic").as_deref(),
+        Some(topic.as_str())
+    );
+    assert_eq!(
+        d.header("kafka-lambda-source-partition").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        d.header("kafka-lambda-source-offset"),
+        Some(poison.1.to_string())
+    );
+    assert_eq!(
+        d.header("kafka-lambda-function").as_deref(),
+        Some("test-recorder")
+    );
+    assert!(
+        d.header("kafka-lambda-error-message")
+            .unwrap()
+            .contains("asked to fail"),
+        "{:?}",
+        d.headers
+    );
+    assert!(!d.header("kafka-lambda-error-type").unwrap().is_empty());
+    // Bisection: 12 → 6 → 3 → 2 → 1 records (4 failed invocations), then the isolated record's
+    // first invocation and its 2 retries: 7 invocations carried it, and the header says so.
+    assert_eq!(attempts(&topic)[&poison], 7);
+    assert_eq!(d.header("kafka-lambda-attempts").as_deref(), Some("7"));
+    let others: Vec<usize> = attempts(&topic)
+        .iter()
+        .filter(|(k, _)| **k != poison)
+        .map(|(_, n)| *n)
+        .collect();
+    assert!(
+        others.iter().all(|&n| n <= 5),
+        "healthy records are only retried while bisecting: {others:?}"
+    );
+    let failed_at: i64 = d.header("kafka-lambda-failed-at").unwrap().parse().unwrap();
+    assert!((now_ms() - failed_at).abs() < 120_000);
+
+    // Reconcile: every other record delivered exactly once, the poison one never.
+    let mut healthy = produced.clone();
+    healthy.remove(&poison);
+    assert_eq!(reconcile(&topic, &healthy), 0);
+    assert!(!seen_offsets(&topic).contains(&poison));
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn partial_batch_responses_retry_from_the_first_failed_record_only() {
+    let topic = topic_name("partial");
+    create_topic(&topic, 1);
+    let produced = produce_with(
+        &topic,
+        10,
+        &BTreeMap::from([(6, r#"{"i":6,"partial_times":2}"#.to_owned())]),
+    );
+    let failed = produced.keys().nth(6).copied().unwrap();
+    let config = recorder_config(
+        &topic,
+        &group_name("partial"),
+        &format!(
+            "batch_size = 10\nbatching_window_ms = 1000\nreport_batch_item_failures = true\n{FAST_RETRIES}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "everything is delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
+    assert_eq!(
+        reconcile(&topic, &produced),
+        0,
+        "records are delivered once each"
+    );
+    let counts = attempts(&topic);
+    for (key, n) in &counts {
+        let expected = if key.1 < failed.1 { 1 } else { 3 };
+        assert_eq!(
+            *n, expected,
+            "record {key:?} invoked {n} times; records before the failed offset once, the rest 3 times"
+        );
+    }
+    assert_eq!(counts.len(), produced.len());
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn partial_responses_are_ignored_unless_report_batch_item_failures_is_on() {
+    let topic = topic_name("partial-off");
+    create_topic(&topic, 1);
+    let produced = produce_with(
+        &topic,
+        5,
+        &BTreeMap::from([(2, r#"{"i":2,"partial_times":5}"#.to_owned())]),
+    );
+    let mut poller = Poller::start(
+        &topic,
+        &recorder_config(
+            &topic,
+            &group_name("partial-off"),
+            "batch_size = 5\nbatching_window_ms = 1000",
+        ),
+    );
+    wait_until(TIMEOUT, "the first records are recorded", || {
+        seen_offsets(&topic).len() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        attempts(&topic).values().all(|&n| n == 1),
+        "a success is a success: {:?}",
+        attempts(&topic)
+    );
+    let _ = produced;
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn max_retry_attempts_stops_retries_and_without_a_destination_the_record_is_skipped_and_logged() {
+    let topic = topic_name("max-attempts");
+    create_topic(&topic, 1);
+    let produced = produce_with(
+        &topic,
+        6,
+        &BTreeMap::from([(3, r#"{"i":3,"fail":true}"#.to_owned())]),
+    );
+    let poison = produced.keys().nth(3).copied().unwrap();
+    let config = recorder_config(
+        &topic,
+        &group_name("max-attempts"),
+        &format!("batch_size = 1\nmax_retry_attempts = 3\n{FAST_RETRIES}"),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(
+        TIMEOUT,
+        "the records after the poison one are delivered",
+        || seen_offsets(&topic).len() >= produced.len() - 1,
+    );
+    assert_eq!(attempts(&topic)[&poison], 4, "1 invocation + 3 retries");
+    let log = poller.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("giving up on records")
+            && l.contains(&format!("first_offset={}", poison.1))),
+        "the skip is logged at error with its offsets; log:\n{log}"
+    );
+    let mut healthy = produced.clone();
+    healthy.remove(&poison);
+    assert_eq!(reconcile(&topic, &healthy), 0);
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn records_older_than_max_record_age_are_not_retried_but_dead_lettered() {
+    let topic = topic_name("max-age");
+    let dlq = topic_name("max-age-dlq");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    let old = produce_one(&topic, 0, r#"{"fail":true}"#, Some(now_ms() - 120_000), &[]);
+    let fresh = produce_one(&topic, 0, r#"{"ok":true}"#, None, &[]);
+    let config = recorder_config(
+        &topic,
+        &group_name("max-age"),
+        &format!(
+            "batch_size = 1\nmax_record_age_s = 60\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "the fresh record is delivered", || {
+        seen_offsets(&topic).contains(&(0, fresh))
+    });
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("kafka-lambda-error-type").as_deref(),
+        Some("RecordAgeExceeded")
+    );
+    assert_eq!(
+        dead[0].header("kafka-lambda-source-offset"),
+        Some(old.to_string())
+    );
+    assert_eq!(
+        attempts(&topic)[&(0, old)],
+        1,
+        "an expired record is not invoked again"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn an_unavailable_destination_blocks_the_partition_instead_of_losing_the_record() {
+    let topic = topic_name("dlq-down");
+    let dlq = topic_name("dlq-down-dlq");
+    let group = group_name("dlq-down");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    let produced = produce_with(
+        &topic,
+        6,
+        &BTreeMap::from([(2, r#"{"i":2,"fail":true}"#.to_owned())]),
+    );
+    let poison = produced.keys().nth(2).copied().unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = format!(
+        "batch_size = 1\nmax_retry_attempts = 1\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+    );
+    let down = format!("{settings}\non_failure_bootstrap_servers = \"127.0.0.1:{closed_port}\"");
+    let mut poller = Poller::start(
+        &format!("{topic}-down"),
+        &recorder_config(&topic, &group, &down),
+    );
+    wait_until(TIMEOUT, "the destination failure is logged", || {
+        poller
+            .log_text()
+            .contains("cannot write to the on_failure destination")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = seen_offsets(&topic);
+    assert!(
+        seen.iter().all(|k| k.1 < poison.1),
+        "nothing after the blocked record is delivered: {seen:?}"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(60)).code(), Some(0));
+
+    // With the destination back, the record is dead-lettered and the partition moves on.
+    let mut fixed = Poller::start(
+        &format!("{topic}-up"),
+        &recorder_config(&topic, &group, &settings),
+    );
+    wait_until(TIMEOUT, "the rest is delivered", || {
+        seen_offsets(&topic).len() >= produced.len() - 1
+    });
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("kafka-lambda-source-offset"),
+        Some(poison.1.to_string())
+    );
+    let mut healthy = produced.clone();
+    healthy.remove(&poison);
+    reconcile(&topic, &healthy);
+    assert_eq!(fixed.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn a_malformed_partial_response_fails_the_whole_batch() {
+    let topic = topic_name("bad-response");
+    create_topic(&topic, 1);
+    let produced = produce_with(
+        &topic,
+        4,
+        &BTreeMap::from([(1, r#"{"i":1,"bad_response":true}"#.to_owned())]),
+    );
+    let config = recorder_config(
+        &topic,
+        &group_name("bad-response"),
+        &format!(
+            "batch_size = 4\nbatching_window_ms = 1000\nreport_batch_item_failures = true\nmax_retry_attempts = 1\n{FAST_RETRIES}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "the batch is given up", || {
+        poller.log_text().contains("giving up on records")
+    });
+    let log = poller.log_text();
+    assert!(
+        log.contains("malformed partial batch response"),
+        "log:\n{log}"
+    );
+    assert!(
+        attempts(&topic).values().all(|&n| n == 2),
+        "the whole batch was retried once: {:?}",
+        attempts(&topic)
+    );
+    let _ = produced;
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn an_invocation_that_times_out_is_retried_not_dropped() {
+    let topic = topic_name("timeout");
+    create_topic(&topic, 1);
+    let produced = produce_with(
+        &topic,
+        3,
+        &BTreeMap::from([(0, r#"{"i":0,"sleep_ms":2500,"sleep_times":1}"#.to_owned())]),
+    );
+    let config = recorder_config(
+        &topic,
+        &group_name("timeout"),
+        &format!("batch_size = 3\nbatching_window_ms = 500\n{FAST_RETRIES}"),
+    )
+    .replace(
+        "region = \"us-east-1\"",
+        "region = \"us-east-1\"\ninvoke_timeout_s = 1",
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "every record is delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
+    let log = poller.log_text();
+    assert!(
+        log.contains("timed out"),
+        "the timeout is logged; log:\n{log}"
+    );
+    // The timed-out invocation may still have completed in the function: at-least-once.
+    reconcile(&topic, &produced);
+    let retried: BTreeSet<_> = attempts(&topic)
+        .into_iter()
+        .filter(|(_, n)| *n >= 2)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        !retried.is_empty(),
+        "the batch was invoked again after the timeout"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
