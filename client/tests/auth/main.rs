@@ -1,0 +1,8 @@
+//! Authentication against real brokers: SCRAM against tansu with authentication on, TLS and
+//! mTLS through stunnel in front of it, MSK IAM tokens seen on the wire by a mock MSK broker,
+//! and secrets kept out of everything the client prints.
+
+mod msk_iam;
+mod scram;
+mod support;
+mod tls;
