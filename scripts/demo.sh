@@ -24,11 +24,13 @@ cd "$repo"
 
 stop_services=false
 
-say() { printf '\n==> %s\n' "$*"; }
-warn() { printf 'demo: %s\n' "$*" >&2; }
+say() { printf '\n==> %s\n' "$*" || true; }
+warn() { printf 'demo: %s\n' "$*" >&2 || true; }
 
 finish() {
   local status=$?
+  # Stopping must survive a reader that went away (`scripts/demo.sh | head`).
+  trap '' PIPE
   if [[ "$stop_services" == true ]]; then
     "$services" stop || status=1
   fi

@@ -81,12 +81,13 @@ readonly lambda_endpoint="http://127.0.0.1:$lambda_port"
 # Debian packages: a C toolchain, pkg-config and OpenSSL headers for rdkafka-sys (librdkafka is
 # built by its own configure script and make; cmake is needed only for its `cmake-build` feature,
 # which the workspace does not use), zlib headers for libz-sys, curl for the readiness probes,
-# procps for ps/pgrep.
+# procps for ps. tansu's own build needs nothing more.
 readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev curl ca-certificates procps)
 
-log() { printf 'services: %s\n' "$*" >&2; }
+# A closed stderr (the caller piped into `head`, say) must not stop a `stop` half-way.
+log() { printf 'services: %s\n' "$*" >&2 || true; }
 die() {
-  printf 'services: error: %s\n' "$*" >&2
+  printf 'services: error: %s\n' "$*" >&2 || true
   exit 1
 }
 
@@ -131,6 +132,8 @@ install_system_packages() {
     ((${#missing[@]} == 0)) || die "missing: ${missing[*]}; install them with your package manager"
     return
   fi
+  # python3 reads cargo metadata in `start`; pip installs cargo-lambda.
+  command -v python3 >/dev/null 2>&1 || wanted+=(python3)
   if ! cargo_lambda_installed && ! python3 -m pip --version >/dev/null 2>&1; then
     wanted+=(python3-pip)
   fi

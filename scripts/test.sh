@@ -30,7 +30,7 @@ failures=0
 stop_services=false
 step_pid=""
 
-log() { printf '\ntest.sh: %s\n' "$*" >&2; }
+log() { printf '\ntest.sh: %s\n' "$*" >&2 || true; }
 
 # Runs one step, records its outcome and duration, and never stops the script. The step runs
 # in the background so that a SIGTERM (a CI time limit, say) reaches the traps at once instead
@@ -54,6 +54,8 @@ step() {
 
 finish() {
   local status=$?
+  # Stopping must survive a reader that went away (`scripts/test.sh | head`).
+  trap '' PIPE
   if [[ -n "$step_pid" ]]; then
     kill -TERM "$step_pid" 2>/dev/null || true
     wait "$step_pid" 2>/dev/null || true
