@@ -401,6 +401,11 @@ fn rdkafka_asks_for_a_token_through_the_refresh_callback_and_authenticates_with_
             )
         });
     assert!(recording.token_requests.load(Ordering::SeqCst) >= 1);
+    let transcript = recording.transcript();
+    assert!(
+        !transcript.contains(&token) && !transcript.contains(SECRET_KEY),
+        "a credential leaked into the client's reports:\n{transcript}"
+    );
     let url = decode(&token);
     assert_eq!(url.host, "kafka.ap-southeast-2.amazonaws.com");
     assert_eq!(url.query["Action"], "kafka-cluster:Connect");
