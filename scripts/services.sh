@@ -31,7 +31,8 @@
 #   started in: the dev profile, the usual target dir (CARGO_TARGET_DIR when set), the package's
 #   default features. A cold compile inside an invocation would outlast timeouts, so `start`
 #   builds every function binary first with the same package selection, which leaves that
-#   `cargo run` nothing to do (0.1 s).
+#   `cargo run` nothing to do (0.1 s). That `cargo run` still takes cargo's lock on the target
+#   dir: while another cargo build holds it, a function's start, so its first invocation, waits.
 # - Once started, a function process stays up and serves the following invocations. With
 #   `--ignore-changes` (used here) the emulator never rebuilds or restarts it when files change:
 #   it keeps serving the code it was started with, until `restart`. Without that flag every
@@ -59,9 +60,9 @@
 # - A function inherits the environment `start` ran in (so `RUST_LOG=debug scripts/services.sh
 #   start` reaches it), plus AWS_LAMBDA_FUNCTION_NAME=<binary>, AWS_LAMBDA_RUNTIME_API,
 #   AWS_LAMBDA_FUNCTION_VERSION=1, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=4096 and
-#   AWS_LAMBDA_MAX_CONCURRENCY=1. Per-function variables go in the function's Cargo.toml
-#   ([package.metadata.lambda.env]) or the root one ([workspace.metadata.lambda.env]); the
-#   emulator also has --env-var KEY=VALUE and --env-file.
+#   AWS_LAMBDA_MAX_CONCURRENCY=1 (checked). Its documentation adds per-function variables in
+#   the function's Cargo.toml ([package.metadata.lambda.env]) or the root one
+#   ([workspace.metadata.lambda.env]); --env-var KEY=VALUE works (checked), --env-file too.
 # - SIGTERM stops the emulator and the function processes it started.
 set -euo pipefail
 
