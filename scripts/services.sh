@@ -3,7 +3,8 @@
 # (tansu, in-memory storage) and the local AWS Lambda emulator (`cargo lambda watch`).
 #
 # Usage: scripts/services.sh {install|start|stop|restart|status|env}
-#   install  Debian packages the build needs, tansu and cargo-lambda, each only when missing.
+#   install  Debian packages the build and tests need, tansu and cargo-lambda, each only when
+#            missing.
 #   start    installs what is missing, starts both services in the background, or reuses them
 #            when they already run, and returns once each one answers. Logs and pid files are
 #            kept in .services/ (gitignored).
@@ -82,8 +83,9 @@ readonly lambda_endpoint="http://127.0.0.1:$lambda_port"
 # Debian packages: a C toolchain, pkg-config and OpenSSL headers for rdkafka-sys (librdkafka is
 # built by its own configure script and make; cmake is needed only for its `cmake-build` feature,
 # which the workspace does not use), zlib headers for libz-sys, curl for the readiness probes,
-# procps for ps. tansu's own build needs nothing more.
-readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev curl ca-certificates procps)
+# procps for ps, stunnel4 as the TLS terminator in front of tansu for the TLS/mTLS tests (tansu's
+# own TLS listener is not wired up). tansu's own build needs nothing more.
+readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev curl ca-certificates procps stunnel4)
 
 # A closed stderr (the caller piped into `head`, say) must not stop a `stop` half-way.
 log() { printf 'services: %s\n' "$*" >&2 || true; }
@@ -126,7 +128,7 @@ install_system_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the tools themselves and leave the installing to the user.
     local tool
-    for tool in cc c++ make pkg-config curl ps; do
+    for tool in cc c++ make pkg-config curl ps stunnel; do
       command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     pkg-config --exists openssl 2>/dev/null || missing+=("OpenSSL development files")
