@@ -2,6 +2,7 @@
 //! with their original key, value and headers plus headers describing the failure.
 
 use crate::batch::PolledRecord;
+use kafka_lambda_client::KafkaClientContext;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -43,21 +44,25 @@ pub struct FailureInfo {
 
 /// Writes failed records to the destination topic and waits for the broker's acknowledgement.
 pub struct DeadLetterProducer {
-    producer: FutureProducer,
+    producer: FutureProducer<KafkaClientContext>,
     topic: String,
 }
 
 impl DeadLetterProducer {
     /// A producer for `topic` with `config` (bootstrap and auth of the destination cluster);
-    /// idempotent, `acks=all`.
-    pub fn new(mut config: ClientConfig, topic: String) -> Result<Self, KafkaError> {
+    /// idempotent, `acks=all`. `context` answers MSK IAM token refreshes.
+    pub fn new(
+        mut config: ClientConfig,
+        context: KafkaClientContext,
+        topic: String,
+    ) -> Result<Self, KafkaError> {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "5");
         Ok(DeadLetterProducer {
-            producer: config.create()?,
+            producer: config.create_with_context(context)?,
             topic,
         })
     }

@@ -6,6 +6,7 @@ use crate::deadletter::DeadLetterProducer;
 use crate::invoke::Invoker;
 use crate::partition::{MappingShared, PartitionWorkers, Workers};
 use crate::source::{self, MappingConsumer, MappingContext};
+use kafka_lambda_client::KafkaClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use std::sync::Arc;
@@ -102,11 +103,14 @@ fn dead_letter(
     if let Some(servers) = &mapping.on_failure_bootstrap_servers {
         client.set("bootstrap.servers", servers);
     }
+    // The destination is written with the source cluster's credentials ([kafka.auth]).
+    config.auth.apply(&mut client);
     client.set(
         "client.id",
         format!("kafka-lambda-poller-{}-dlq", mapping.consumer_group),
     );
-    DeadLetterProducer::new(client, topic.clone()).map(Some)
+    let context = KafkaClientContext::new(config.auth.token_provider().cloned());
+    DeadLetterProducer::new(client, context, topic.clone()).map(Some)
 }
 
 async fn drive(
@@ -151,6 +155,9 @@ async fn drive(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            // Re-poll the main queue periodically: it serves rebalances and client events, and
+            // a missed wakeup must not stall the group (see `partition::recv`).
+            _ = tokio::time::sleep(crate::partition::REPOLL_INTERVAL) => {}
             msg = consumer.recv() => match msg {
                 // Every assigned partition has its own queue, so the main queue only serves
                 // rebalances and errors. A record here arrived before its queue was split: rewind
