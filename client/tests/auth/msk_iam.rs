@@ -3,7 +3,8 @@
 //!   with fixed test keys from an injected credentials provider (no network);
 //! - librdkafka's use of them is observed on the wire by a **mock MSK broker**: it speaks just
 //!   enough of the Kafka protocol (ApiVersions, SaslHandshake, SaslAuthenticate) behind stunnel's
-//!   TLS to capture the OAUTHBEARER token a real client sends, and never serves data.
+//!   TLS to capture the OAUTHBEARER token a real client sends, and never serves data;
+//! - `role_arn` is exercised against a **mock STS** endpoint that answers AssumeRole.
 
 use crate::support::{
     Pki, Recording, RecordingContext, Stunnel, client_config, free_port, scratch_dir, wait_until,
@@ -451,4 +452,113 @@ fn a_failing_credential_source_is_reported_clearly_and_the_client_asks_again() {
         "the failure was not reported clearly:\n{}",
         recording.transcript()
     );
+}
+
+/// A **mock STS** endpoint: answers every request with an AssumeRole result for fixed temporary
+/// credentials and reports each request body (the form-encoded AssumeRole call).
+fn mock_sts() -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock STS");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (sender, requests) = mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let Ok(body) = read_http_body(&mut stream) else {
+                continue;
+            };
+            let _ = sender.send(body);
+            let xml = format!(
+                "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+                 <AssumeRoleResult><Credentials><AccessKeyId>{ASSUMED_KEY}</AccessKeyId>\
+                 <SecretAccessKey>assumed-secret-key</SecretAccessKey>\
+                 <SessionToken>{ASSUMED_SESSION}</SessionToken>\
+                 <Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>\
+                 <AssumedRoleUser><AssumedRoleId>AROATEST:kl-test</AssumedRoleId>\
+                 <Arn>arn:aws:sts::123456789012:assumed-role/kafka-writer/kl-test</Arn>\
+                 </AssumedRoleUser></AssumeRoleResult>\
+                 <ResponseMetadata><RequestId>mock</RequestId></ResponseMetadata>\
+                 </AssumeRoleResponse>"
+            );
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+        }
+    });
+    (url, requests)
+}
+
+const ASSUMED_KEY: &str = "ASIAASSUMEDROLE00001";
+const ASSUMED_SESSION: &str = "assumed-session-token-0001";
+
+fn read_http_body(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            break;
+        }
+        data.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&data);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return Ok(String::from_utf8_lossy(&data[end + 4..end + 4 + length]).into_owned());
+            }
+        }
+    }
+    Ok(String::new())
+}
+
+#[test]
+fn role_arn_signs_with_the_assumed_roles_credentials_from_sts() {
+    let (sts, requests) = mock_sts();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Base credentials and the STS endpoint come from this SdkConfig instead of the environment.
+    let sdk_config = runtime.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(&sts)
+            .credentials_provider(Credentials::from_keys(ACCESS_KEY, SECRET_KEY, None))
+            .load(),
+    );
+    let config = kafka_lambda_client::MskIamConfig {
+        region: "eu-west-1".to_owned(),
+        profile: None,
+        role_arn: Some("arn:aws:iam::123456789012:role/kafka-writer".to_owned()),
+        role_session_name: Some("kl-test".to_owned()),
+    };
+    let provider = MskIamTokenProvider::with_sdk_config(&config, sdk_config);
+    let token = provider.token().expect("token");
+    let url = decode(&token.token);
+    assert!(
+        url.query["X-Amz-Credential"].starts_with(&format!("{ASSUMED_KEY}/")),
+        "{:?}",
+        url.query
+    );
+    assert_eq!(url.query["X-Amz-Security-Token"], ASSUMED_SESSION);
+    let call = requests
+        .recv_timeout(Duration::from_secs(5))
+        .expect("an STS call");
+    assert!(call.contains("Action=AssumeRole"), "{call}");
+    assert!(
+        call.contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fkafka-writer"),
+        "{call}"
+    );
+    assert!(call.contains("RoleSessionName=kl-test"), "{call}");
+    // The assumed credentials last until 2099: the next token reuses them.
+    provider.token().expect("second token");
+    assert!(requests.try_recv().is_err(), "STS was called again");
 }
