@@ -266,7 +266,9 @@ fn check_rejects_librdkafka_options_that_would_override_kafka_auth() {
     );
 }
 
-fn start_poller(dir: &Path, config: &str) -> (Killed, PathBuf) {
+/// Starts `kafka-lambda-poller run`; `env` is added after the defaults (fake AWS keys, no
+/// instance metadata, debug logs) and wins over them.
+fn start_poller(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Killed, PathBuf) {
     let path = dir.join("poller.toml");
     std::fs::write(&path, config).expect("write config");
     let log = dir.join("poller.log");
@@ -277,6 +279,7 @@ fn start_poller(dir: &Path, config: &str) -> (Killed, PathBuf) {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_LOG", "debug,aws=info,hyper=info,h2=info,tower=info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
@@ -323,7 +326,7 @@ fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
         }
     });
 
-    let (_poller, log) = start_poller(&dir, &config(&bootstrap, &source, &topic));
+    let (_poller, log) = start_poller(&dir, &config(&bootstrap, &source, &topic), &[]);
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = Instant::now();
     while seen(&topic).len() < 5 {
@@ -357,7 +360,7 @@ fn a_wrong_password_is_logged_as_an_authentication_error_and_the_poller_keeps_re
     let (_broker, bootstrap) = scram_broker(&dir, &topic);
     let password = password_file(&dir, WRONG_PASSWORD);
     let source = format!("{{ file = \"{}\" }}", password.display());
-    let (mut poller, log) = start_poller(&dir, &config(&bootstrap, &source, &topic));
+    let (mut poller, log) = start_poller(&dir, &config(&bootstrap, &source, &topic), &[]);
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_until(
         Duration::from_secs(30),
@@ -373,5 +376,144 @@ fn a_wrong_password_is_logged_as_an_authentication_error_and_the_poller_keeps_re
     assert!(
         poller.0.try_wait().expect("poll the child").is_none(),
         "the poller exited instead of retrying:\n{log}"
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files: (CA, cert, key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subjects: a leaf named like its issuer looks self-signed to OpenSSL.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "kafka-lambda poller test CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).expect("write");
+    std::fs::write(&paths.1, cert.pem()).expect("write");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write");
+    paths
+}
+
+/// stunnel terminating TLS on `port` in front of `target` (tansu has no TLS listener of its own).
+fn stunnel(dir: &Path, port: u16, target: u16, cert: &Path, key: &Path) -> Killed {
+    let config = dir.join("stunnel.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{port}\n\
+             connect = 127.0.0.1:{target}\ncert = {}\nkey = {}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("write stunnel config");
+    let log = std::fs::File::create(dir.join("stunnel.log")).expect("log");
+    let child = Killed(
+        Command::new("stunnel4")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start stunnel4 (scripts/services.sh install)"),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stunnel did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[path = "../../client/tests/auth/mock_msk.rs"]
+mod mock_msk;
+
+#[test]
+fn msk_iam_tokens_from_the_default_credential_chain_reach_the_broker_over_tls_with_system_roots() {
+    const ACCESS_KEY: &str = "AKIAPOLLERIAMTEST001";
+    const SECRET_KEY: &str = "poller-iam-secret-key-0000000000000001";
+    let dir = scratch("msk-iam");
+    let (ca, cert, key) = certificates(&dir);
+    let mock = mock_msk::MockMsk::start();
+    let tls_port = free_port();
+    let _stunnel = stunnel(&dir, tls_port, mock.port, &cert, &key);
+    // No ca_file: the system roots, which SSL_CERT_FILE points at the test CA for this process.
+    let config = format!(
+        r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:{tls_port}"
+
+[kafka.auth.tls]
+
+[kafka.auth.sasl]
+mechanism = "AWS_MSK_IAM"
+region = "eu-north-1"
+
+[lambda]
+region = "eu-north-1"
+endpoint_url = "http://127.0.0.1:9"
+
+[[mapping]]
+function = "test-recorder"
+topics = ["orders"]
+event_source = "aws:kafka"
+event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
+"#
+    );
+    let none = dir.join("none");
+    let none = none.to_str().expect("utf-8");
+    let (_poller, log) = start_poller(
+        &dir,
+        &config,
+        &[
+            ("SSL_CERT_FILE", ca.to_str().expect("utf-8")),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_CONFIG_FILE", none),
+            ("AWS_SHARED_CREDENTIALS_FILE", none),
+        ],
+    );
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let token = mock
+        .tokens
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "the mock MSK broker got no token; poller log:\n{}",
+                log_text()
+            )
+        });
+    use base64::Engine;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .expect("the token is base64url");
+    assert!(
+        url.starts_with("https://kafka.eu-north-1.amazonaws.com/?Action=kafka-cluster%3AConnect&"),
+        "{url}"
+    );
+    assert!(
+        url.contains(&format!("X-Amz-Credential={ACCESS_KEY}%2F")),
+        "{url}"
+    );
+    let log = log_text();
+    assert!(
+        !log.contains(SECRET_KEY) && !log.contains(&token),
+        "a credential is in the poller's log:\n{log}"
     );
 }

@@ -3,6 +3,7 @@
 //! and secrets kept out of everything the client prints.
 
 mod config;
+mod mock_msk;
 mod msk_iam;
 mod scram;
 mod secrets;

@@ -1,0 +1,114 @@
+//! A **mock MSK broker** for tests: it speaks just enough of the Kafka protocol (ApiVersions,
+//! SaslHandshake for OAUTHBEARER, SaslAuthenticate) to capture the bearer token a real client
+//! sends, and serves nothing else. Self-contained (std only) so the poller's tests include it
+//! too (`#[path]`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+
+/// A mock MSK broker: answers ApiVersions, SaslHandshake (OAUTHBEARER only) and
+/// SaslAuthenticate, and reports every bearer token it receives. It serves nothing else.
+pub(crate) struct MockMsk {
+    /// Where it listens (plain TCP; put a TLS terminator in front).
+    pub(crate) port: u16,
+    /// Every bearer token received, in order.
+    pub(crate) tokens: mpsc::Receiver<String>,
+}
+
+impl MockMsk {
+    /// Starts listening on a free port; runs until the process ends.
+    pub(crate) fn start() -> MockMsk {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock MSK");
+        let port = listener.local_addr().expect("address").port();
+        let (sender, tokens) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &sender);
+                });
+            }
+        });
+        MockMsk { port, tokens }
+    }
+}
+
+fn serve(mut stream: TcpStream, tokens: &mpsc::Sender<String>) -> std::io::Result<()> {
+    loop {
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size)?;
+        let mut request = vec![0u8; i32::from_be_bytes(size).max(0) as usize];
+        stream.read_exact(&mut request)?;
+        let field = |at: usize| i16::from_be_bytes([request[at], request[at + 1]]);
+        let (api_key, version) = (field(0), field(2));
+        let correlation = &request[4..8];
+        let client_id = field(8).max(0) as usize;
+        let body_at = 10 + client_id;
+        let mut response = correlation.to_vec();
+        match api_key {
+            18 => api_versions(&mut response, version),
+            17 => {
+                // SaslHandshake v0/v1: accept OAUTHBEARER only.
+                let length = field(body_at) as usize;
+                let mechanism =
+                    String::from_utf8_lossy(&request[body_at + 2..body_at + 2 + length]);
+                let error: i16 = if mechanism == "OAUTHBEARER" { 0 } else { 33 };
+                response.extend(error.to_be_bytes());
+                response.extend(1i32.to_be_bytes());
+                response.extend(11i16.to_be_bytes());
+                response.extend(b"OAUTHBEARER");
+            }
+            36 => {
+                // SaslAuthenticate v0/v1: `n,,\x01auth=Bearer <token>\x01\x01` (RFC 7628).
+                let length =
+                    i32::from_be_bytes(request[body_at..body_at + 4].try_into().expect("4 bytes"))
+                        as usize;
+                let message = String::from_utf8_lossy(&request[body_at + 4..body_at + 4 + length]);
+                if let Some(token) = message
+                    .split('\u{1}')
+                    .find_map(|part| part.strip_prefix("auth=Bearer "))
+                {
+                    let _ = tokens.send(token.to_owned());
+                }
+                response.extend(0i16.to_be_bytes()); // error code
+                response.extend((-1i16).to_be_bytes()); // no error message
+                response.extend(0i32.to_be_bytes()); // no auth bytes
+                if version >= 1 {
+                    response.extend(0i64.to_be_bytes()); // session lifetime: unlimited
+                }
+            }
+            // Anything after authentication (metadata...) is left unanswered.
+            _ => continue,
+        }
+        stream.write_all(&(response.len() as i32).to_be_bytes())?;
+        stream.write_all(&response)?;
+    }
+}
+
+/// An ApiVersions response (header v0 at every version) offering only what the mock serves.
+fn api_versions(response: &mut Vec<u8>, version: i16) {
+    let apis: [(i16, i16, i16); 4] = [(18, 0, 3), (17, 0, 1), (36, 0, 1), (3, 0, 4)];
+    response.extend(0i16.to_be_bytes());
+    if version >= 3 {
+        response.push(apis.len() as u8 + 1); // compact array length (unsigned varint, n + 1)
+        for (key, min, max) in apis {
+            response.extend(key.to_be_bytes());
+            response.extend(min.to_be_bytes());
+            response.extend(max.to_be_bytes());
+            response.push(0); // no tagged fields
+        }
+        response.extend(0i32.to_be_bytes()); // throttle time
+        response.push(0); // no tagged fields
+    } else {
+        response.extend((apis.len() as i32).to_be_bytes());
+        for (key, min, max) in apis {
+            response.extend(key.to_be_bytes());
+            response.extend(min.to_be_bytes());
+            response.extend(max.to_be_bytes());
+        }
+        if version >= 1 {
+            response.extend(0i32.to_be_bytes());
+        }
+    }
+}
