@@ -27,7 +27,6 @@ readonly sam_cli_version=1.170.0
 readonly cfn_lint_version=1.53.3
 readonly rust_target=aarch64-unknown-linux-gnu
 readonly sam_build_dir="$repo/target/sam/build"
-readonly sam_cache_dir="$repo/target/sam/cache"
 
 log() { printf 'infra/build.sh: %s\n' "$*" >&2; }
 die() {
@@ -100,8 +99,11 @@ build_with_sam() {
   log "sam build (cold: about 4 minutes on 2 cores)"
   cd "$repo"
   # The SAM CLI looks up cargo-lambda on PATH, and its telemetry would try the network.
-  SAM_CLI_TELEMETRY=0 PATH="$venv/bin:$PATH" "$venv/bin/sam" build --beta-features --cached \
-    --template-file template.yaml --build-dir "$sam_build_dir" --cache-dir "$sam_cache_dir"
+  # --no-cached: SAM's cache only sees a function's CodeUri directory, not the workspace
+  # crates it depends on (handler/, events/), so it would keep a stale binary; cargo's own
+  # incremental build makes an unchanged rebuild take seconds anyway.
+  SAM_CLI_TELEMETRY=0 PATH="$venv/bin:$PATH" "$venv/bin/sam" build --beta-features --no-cached \
+    --template-file template.yaml --build-dir "$sam_build_dir"
   local name code_uri count=0
   while read -r name code_uri; do
     check_aarch64_executable "$sam_build_dir/$code_uri/bootstrap"
