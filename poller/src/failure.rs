@@ -383,7 +383,13 @@ pub async fn give_up<I: Invoker>(
     };
     let mut attempt = 0;
     loop {
-        match send(destination, topic, partition, function, records, failure).await {
+        let sent = tokio::select! {
+            biased;
+            _ = control.abort.cancelled() => return Delivery::Abandoned,
+            _ = control.stop.cancelled() => return Delivery::Abandoned,
+            sent = send(destination, topic, partition, function, records, failure) => sent,
+        };
+        match sent {
             Ok(()) => {
                 tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, records = records.len(),
                     destination = destination.topic(), attempts = failure.attempts, error_type = %failure.error_type,

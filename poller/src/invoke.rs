@@ -168,11 +168,9 @@ fn function_error(payload: &[u8], fallback_type: &str) -> InvokeOutcome {
     }
 }
 
-fn classify_error<R: std::fmt::Debug + Send + Sync + 'static>(
-    err: SdkError<aws_sdk_lambda::operation::invoke::InvokeError, R>,
-) -> InvokeOutcome
+fn classify_error<R>(err: SdkError<aws_sdk_lambda::operation::invoke::InvokeError, R>) -> InvokeOutcome
 where
-    R: HttpResponseParts,
+    R: HttpResponseParts + std::fmt::Debug + Send + Sync + 'static,
 {
     match &err {
         SdkError::ServiceError(ctx) => {
@@ -189,6 +187,14 @@ where
                 || code.ends_with("ThrottledException")
             {
                 return InvokeOutcome::Throttled { message };
+            }
+            if status == 408 {
+                // `cargo lambda watch` answers 408 when the function did not answer in time (its
+                // `--timeout`) or its process died; AWS reports a timeout as a function error.
+                return InvokeOutcome::FunctionError {
+                    error_type: "Sandbox.Timedout".to_owned(),
+                    message: format!("the function did not answer in time: {message}"),
+                };
             }
             if status >= 500 {
                 // `cargo lambda watch` reports a function error as HTTP 500 with the function's

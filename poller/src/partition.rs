@@ -237,7 +237,7 @@ pub async fn run_worker<I: Invoker>(
             None => tokio::select! {
                 biased;
                 _ = control.stop.cancelled() => break,
-                msg = queue.recv() => match msg {
+                msg = recv(&queue) => match msg {
                     Ok(msg) => {
                         let record = PolledRecord::from_message(&msg);
                         if !fresh(&record) {
@@ -311,7 +311,7 @@ pub async fn run_worker<I: Invoker>(
                 tokio::select! {
                     biased;
                     _ = control.stop.cancelled() => break,
-                    r = queue.recv() => r,
+                    r = recv(&queue) => r,
                     _ = tokio::time::sleep_until(deadline) => break,
                 }
             };
@@ -348,6 +348,24 @@ pub async fn run_worker<I: Invoker>(
     }
     tracing::debug!(%topic, partition, "partition worker stopped");
     drop(queue);
+}
+
+/// How often a waiting receive polls its queue again even without a wakeup.
+pub const REPOLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Receives from a partition queue. rdkafka wakes a waiting receiver when the queue becomes
+/// non-empty, but a wakeup can be missed around rebalances (seen: a partition assigned right
+/// after another member left never woke its worker), so the wait re-polls periodically.
+/// Dropping a pending `recv` loses nothing: a message is only taken inside a poll that returns it.
+async fn recv(
+    queue: &PartitionQueue,
+) -> rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>> {
+    loop {
+        tokio::select! {
+            msg = queue.recv() => return msg,
+            _ = tokio::time::sleep(REPOLL_INTERVAL) => {}
+        }
+    }
 }
 
 /// Marks everything up to and including `offset` as done; librdkafka commits it with the next

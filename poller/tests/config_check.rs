@@ -1,5 +1,8 @@
 //! `kafka-lambda-poller check` validates configurations and names the offending field.
 
+// Test helpers outside #[test] functions unwrap too: a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn check(config: &str) -> (i32, String, String) {

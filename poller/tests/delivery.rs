@@ -2,6 +2,9 @@
 //! running `test-recorder`): delivery, order, batching limits, payload shape, restarts, crashes
 //! and consumer-group scaling. Every test reconciles what was produced with what the function saw.
 
+// Test helpers outside #[test] functions unwrap too: a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -194,7 +194,14 @@ impl Poller {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,kafka_lambda_poller=debug")
+            .env(
+                "RUST_LOG",
+                if std::env::var_os("KL_TEST_RDKAFKA_DEBUG").is_some() {
+                    "info,kafka_lambda_poller=debug,librdkafka=debug"
+                } else {
+                    "info,kafka_lambda_poller=debug"
+                },
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -336,11 +343,26 @@ impl ReadRecord {
 /// Reads every record of `topic` (all partitions, from the start) until `expected` were read or
 /// `timeout` passed.
 pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    read_topic_from(
+        services().kafka_bootstrap_servers(),
+        topic,
+        expected,
+        timeout,
+    )
+}
+
+/// [`read_topic`] on another broker.
+pub fn read_topic_from(
+    bootstrap: &str,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<ReadRecord> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;
     use rdkafka::{Message, Offset, TopicPartitionList};
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", group_name("reader"))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
@@ -421,4 +443,82 @@ pub fn produce_one(
         .map(|d| (d.partition, d.offset))
         .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
     offset
+}
+
+/// A second, private tansu broker (in-memory) on its own port, stopped on drop.
+pub struct ExtraBroker {
+    child: Child,
+    pub port: u16,
+}
+
+impl ExtraBroker {
+    /// Starts tansu on `port` and waits until it accepts connections.
+    pub fn start(port: u16) -> ExtraBroker {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let tansu = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".cargo/bin/tansu");
+        let tansu = if tansu.is_file() {
+            tansu
+        } else {
+            PathBuf::from("tansu")
+        };
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a second tansu broker");
+        wait_until(Duration::from_secs(20), "the second broker listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        ExtraBroker { child, port }
+    }
+
+    /// Creates a topic on this broker.
+    pub fn create_topic(&self, topic: &str, partitions: u32) {
+        let tansu = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".cargo/bin/tansu");
+        let tansu = if tansu.is_file() {
+            tansu
+        } else {
+            PathBuf::from("tansu")
+        };
+        let status = Command::new(tansu)
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("tansu topic create");
+        assert!(
+            status.success(),
+            "could not create {topic} on the second broker"
+        );
+    }
+}
+
+impl Drop for ExtraBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
