@@ -168,7 +168,9 @@ fn function_error(payload: &[u8], fallback_type: &str) -> InvokeOutcome {
     }
 }
 
-fn classify_error<R>(err: SdkError<aws_sdk_lambda::operation::invoke::InvokeError, R>) -> InvokeOutcome
+fn classify_error<R>(
+    err: SdkError<aws_sdk_lambda::operation::invoke::InvokeError, R>,
+) -> InvokeOutcome
 where
     R: HttpResponseParts + std::fmt::Debug + Send + Sync + 'static,
 {
