@@ -163,9 +163,17 @@ impl<'a> BatchBuilder<'a> {
 
     /// The finished batch.
     pub fn finish(self) -> Batch {
+        self.finish_covering(None)
+    }
+
+    /// The finished batch, also covering offsets up to `covered` that were finished without
+    /// being invoked (filtered out, or given up) while it was gathered.
+    pub fn finish_covering(self, covered: Option<i64>) -> Batch {
+        let last = self.records.last().map_or(-1, |r| r.offset);
         Batch {
             payload: self.writer.finish(),
             records: self.records,
+            end: covered.map_or(last, |c| c.max(last)),
         }
     }
 }
@@ -177,6 +185,9 @@ pub struct Batch {
     pub records: Vec<PolledRecord>,
     /// The serialized Kafka event.
     pub payload: Vec<u8>,
+    /// Last offset the batch covers: its last record, or a later record that was filtered out
+    /// or given up while the batch was gathered. Delivering the batch finishes everything up to it.
+    pub end: i64,
 }
 
 impl Batch {

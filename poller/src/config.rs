@@ -28,6 +28,9 @@ pub struct Config {
     /// Graceful shutdown and rebalance behaviour.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Metrics and health endpoints.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// One entry per topics → function mapping (`[[mapping]]` tables).
     #[serde(rename = "mapping", default)]
     pub mappings: Vec<MappingConfig>,
@@ -96,6 +99,34 @@ impl Default for ShutdownConfig {
             drain_timeout_ms: default_drain_timeout_ms(),
         }
     }
+}
+
+/// `[telemetry]`: Prometheus metrics and health checks over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Address of the HTTP listener serving `/metrics` (Prometheus text), `/healthz` (process
+    /// alive) and `/readyz` (every mapping joined its group, brokers reachable). Default: none
+    /// (no listener), e.g. `"127.0.0.1:9464"`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// How often per-partition offset lag (high watermark minus committed offset) is refreshed,
+    /// in milliseconds (librdkafka `statistics.interval.ms`); 1000..=3600000, default 5000.
+    #[serde(default = "default_lag_interval_ms")]
+    pub lag_interval_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            listen: None,
+            lag_interval_ms: default_lag_interval_ms(),
+        }
+    }
+}
+
+const fn default_lag_interval_ms() -> u64 {
+    5_000
 }
 
 /// Where a consumer group with no committed offset starts reading.
@@ -181,6 +212,17 @@ pub struct MappingConfig {
     /// Bootstrap servers of the destination's cluster. Default: the source cluster.
     #[serde(default)]
     pub on_failure_bootstrap_servers: Option<String>,
+    /// Event-filtering patterns (the Lambda `FilterCriteria` language, up to 5, ORed) over the
+    /// record's `value` (as JSON when it is a JSON object, else as a string) and, beyond the
+    /// native trigger, `key`, `headers`, `topic` and `partition`. Records matching none are not
+    /// invoked but their offsets are committed in order. Default: none (every record).
+    #[serde(default)]
+    pub filters: Vec<String>,
+    /// Input template reshaping each record's JSON value before invoking, e.g.
+    /// `'{"id": "$.eventId", "code": "$.returnCode"}'`. A record it cannot apply to follows the
+    /// failure policy (dead-lettered or skipped). Default: none.
+    #[serde(default)]
+    pub input_template: Option<String>,
 }
 
 const fn default_commit_interval_ms() -> u64 {
@@ -332,6 +374,20 @@ impl Config {
             100,
             3_600_000,
         )?;
+        check_range(
+            "telemetry.lag_interval_ms".into(),
+            self.telemetry.lag_interval_ms,
+            1_000,
+            3_600_000,
+        )?;
+        if let Some(listen) = &self.telemetry.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "telemetry.listen",
+                format!("is `{listen}`; give an address like 127.0.0.1:9464"),
+            ));
+        }
         check_range(
             "kafka.fetch_wait_max_ms".into(),
             self.kafka.fetch_wait_max_ms,
@@ -564,6 +620,14 @@ impl MappingConfig {
                 "is only used with on_failure = \"kafka://TOPIC\"",
             ));
         }
+        let filter = crate::filter::Filter::parse(&self.filters)
+            .map_err(|e| invalid(f("filters"), format!("is invalid: {e}")))?;
+        let input_template = self
+            .input_template
+            .as_deref()
+            .map(crate::template::InputTemplate::parse)
+            .transpose()
+            .map_err(|e| invalid(f("input_template"), format!("is invalid: {e}")))?;
         let consumer_group = self.consumer_group.clone().unwrap_or_else(|| {
             format!(
                 "kafka-lambda-{}",
@@ -602,6 +666,8 @@ impl MappingConfig {
             report_batch_item_failures: self.report_batch_item_failures,
             on_failure,
             on_failure_bootstrap_servers: self.on_failure_bootstrap_servers.clone(),
+            filter,
+            input_template,
         })
     }
 }
@@ -673,7 +739,7 @@ pub fn is_secret_option(key: &str) -> bool {
 }
 
 /// One resolved mapping.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Mapping {
     /// Position in the file (for logs).
     pub index: usize,
@@ -715,4 +781,8 @@ pub struct Mapping {
     pub on_failure: Option<String>,
     /// Dead-letter cluster, when not the source.
     pub on_failure_bootstrap_servers: Option<String>,
+    /// Which records are invoked (empty: all).
+    pub filter: crate::filter::Filter,
+    /// Reshapes values before invoking.
+    pub input_template: Option<crate::template::InputTemplate>,
 }

@@ -12,6 +12,7 @@ use crate::batch::{Batch, EventHeader, PolledRecord};
 use crate::deadletter::{DeadLetterProducer, FailureInfo};
 use crate::invoke::{InvokeOutcome, Invoker};
 use crate::partition::{MappingShared, WorkerControl};
+use crate::telemetry::RetryReason;
 use kafka_lambda_events::{EventWriter, KafkaBatchResponse};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,7 +82,7 @@ pub async fn deliver<I: Invoker>(
         base: m.retry_backoff_base,
         max: m.retry_backoff_max,
     };
-    let end = batch.last_offset();
+    let end = batch.end;
     let mut segments = VecDeque::from([Segment {
         end,
         records: batch.records,
@@ -125,18 +126,23 @@ pub async fn deliver<I: Invoker>(
         };
         seg.attempts += 1;
         let permanent = matches!(outcome, InvokeOutcome::Permanent { .. });
+        let throttled = matches!(outcome, InvokeOutcome::Throttled { .. });
+        let metrics = &shared.metrics;
         let failure = match outcome {
             InvokeOutcome::Success { payload: response } if m.report_batch_item_failures => {
                 match failed_offset(&response, topic, partition, &seg) {
                     Ok(None) => {
+                        metrics.delivered.increment(seg.records.len() as u64);
                         done(seg.end);
                         continue;
                     }
                     Ok(Some(failed)) => {
                         let split = seg.records.partition_point(|r| r.offset < failed);
                         if split > 0 {
+                            metrics.delivered.increment(split as u64);
                             done(seg.records[split - 1].offset);
                         }
+                        metrics.retry(RetryReason::PartialFailure);
                         seg.records.drain(..split);
                         tracing::warn!(
                             function,
@@ -160,6 +166,7 @@ pub async fn deliver<I: Invoker>(
                         tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
                             attempt = seg.attempts, error = %problem,
                             "malformed partial batch response; the whole batch counts as failed");
+                        metrics.retry(RetryReason::FunctionError);
                         FailureInfo {
                             error_type: "MalformedBatchResponse".to_owned(),
                             message: problem,
@@ -169,6 +176,7 @@ pub async fn deliver<I: Invoker>(
                 }
             }
             InvokeOutcome::Success { .. } => {
+                metrics.delivered.increment(seg.records.len() as u64);
                 done(seg.end);
                 continue;
             }
@@ -178,6 +186,7 @@ pub async fn deliver<I: Invoker>(
             } => {
                 tracing::warn!(function, topic, partition, first_offset = first, last_offset = last,
                     attempt = seg.attempts, error_type, error = %message, "function returned an error");
+                metrics.retry(RetryReason::FunctionError);
                 if m.bisect_batch_on_function_error && seg.records.len() > 1 {
                     let right = seg.records.split_off(seg.records.len() / 2);
                     tracing::info!(
@@ -216,6 +225,11 @@ pub async fn deliver<I: Invoker>(
                 // Not the function's fault: back off and try again without using up retries.
                 // A permanent rejection needs an operator, so it waits the longest.
                 seg.attempts -= 1;
+                metrics.retry(match (permanent, throttled) {
+                    (true, _) => RetryReason::Permanent,
+                    (_, true) => RetryReason::Throttled,
+                    _ => RetryReason::Transient,
+                });
                 let delay = if permanent {
                     backoff.max
                 } else {
@@ -291,12 +305,25 @@ async fn invoke<I: Invoker>(
         _ = control.stop.cancelled(), if seg.attempts > 0 || seg.hiccups > 0 => return None,
         p = shared.in_flight.acquire() => p.ok()?,
     };
+    let metrics = &shared.metrics;
+    metrics.batch_records.record(seg.records.len() as f64);
+    metrics.batch_bytes.record(payload.len() as f64);
+    metrics.in_flight.increment(1.0);
     let started = Instant::now();
     let outcome = tokio::select! {
         biased;
-        _ = control.abort.cancelled() => return None,
-        o = shared.invoker.invoke(payload.to_vec()) => o,
+        _ = control.abort.cancelled() => None,
+        o = shared.invoker.invoke(payload.to_vec()) => Some(o),
     };
+    metrics.in_flight.decrement(1.0);
+    let outcome = outcome?;
+    metrics
+        .invoke_seconds
+        .record(started.elapsed().as_secs_f64());
+    metrics.invocation(outcome.kind());
+    if matches!(outcome, InvokeOutcome::Throttled { .. }) {
+        metrics.throttles.increment(1);
+    }
     tracing::debug!(
         function = shared.invoker.function(),
         topic,
@@ -379,6 +406,7 @@ pub async fn give_up<I: Invoker>(
         tracing::error!(function, topic, partition, first_offset = first, last_offset = last, records = records.len(),
             attempts = failure.attempts, error_type = %failure.error_type, error = %failure.message,
             "giving up on records (retries or age exhausted) and skipping them: no on_failure destination is configured");
+        shared.metrics.failed.increment(records.len() as u64);
         return Delivery::Done;
     };
     let mut attempt = 0;
@@ -394,6 +422,7 @@ pub async fn give_up<I: Invoker>(
                 tracing::warn!(function, topic, partition, first_offset = first, last_offset = last, records = records.len(),
                     destination = destination.topic(), attempts = failure.attempts, error_type = %failure.error_type,
                     "records dead-lettered");
+                shared.metrics.dead_lettered.increment(records.len() as u64);
                 return Delivery::Done;
             }
             Err(e) => {

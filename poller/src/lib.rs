@@ -17,6 +17,7 @@ pub mod invoke;
 pub mod mapping;
 pub mod partition;
 pub mod source;
+pub mod telemetry;
 pub mod template;
 
 pub use config::{Config, ConfigError, ValidatedConfig};

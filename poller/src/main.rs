@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_lambda_poller::config::Config;
 use kafka_lambda_poller::invoke::{LambdaInvoker, lambda_client};
-use kafka_lambda_poller::mapping::run_mapping;
+use kafka_lambda_poller::mapping::{RunOptions, run_mapping};
+use kafka_lambda_poller::telemetry::{self, Health};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ enum Command {
         /// Path of the TOML configuration.
         #[arg(long, short)]
         config: PathBuf,
+        /// Note each partition's end offset at start, process up to it, commit and exit 0
+        /// (for scheduled batch runs).
+        #[arg(long)]
+        until_caught_up: bool,
     },
     /// Validate a configuration and print the effective values (secrets redacted).
     Check {
@@ -74,7 +79,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            until_caught_up,
+        } => {
             let valid = match Config::load(&config) {
                 Ok(v) => v,
                 Err(e) => {
@@ -92,7 +100,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(valid)) {
+            match runtime.block_on(run(valid, until_caught_up)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -103,19 +111,36 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: kafka_lambda_poller::ValidatedConfig) -> anyhow::Result<()> {
+async fn run(
+    config: kafka_lambda_poller::ValidatedConfig,
+    until_caught_up: bool,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
+    let health = Arc::new(Health::new(config.mappings.len()));
+    let metrics = telemetry::install_recorder().context("cannot install the metrics recorder")?;
+    if let Some(listen) = &config.raw.telemetry.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on telemetry.listen = {listen}"))?;
+        tracing::info!(%listen, "serving /metrics, /healthz and /readyz");
+        let (health, stop) = (health.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = telemetry::serve(listener, metrics, health, stop).await {
+                tracing::error!(error = %e, "telemetry listener failed");
+            }
+        });
+    }
     let client = lambda_client(&config.raw.lambda).await;
     let mut tasks = tokio::task::JoinSet::new();
     for mapping in config.mappings.clone() {
         let invoker = LambdaInvoker::new(client.clone(), mapping.function.clone());
-        tasks.spawn(run_mapping(
-            config.clone(),
-            mapping,
-            invoker,
-            shutdown.clone(),
-        ));
+        let options = RunOptions {
+            shutdown: shutdown.child_token(),
+            health: health.clone(),
+            until_caught_up,
+        };
+        tasks.spawn(run_mapping(config.clone(), mapping, invoker, options));
     }
     let signal = shutdown.clone();
     tokio::spawn(async move {

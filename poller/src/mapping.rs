@@ -6,6 +6,7 @@ use crate::deadletter::DeadLetterProducer;
 use crate::invoke::Invoker;
 use crate::partition::{MappingShared, PartitionWorkers, Workers};
 use crate::source::{self, MappingConsumer, MappingContext};
+use crate::telemetry::{Health, MappingMetrics};
 use kafka_lambda_client::KafkaClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -29,13 +30,31 @@ pub enum MappingError {
     },
 }
 
-/// Runs a mapping until `shutdown` is cancelled, then drains, commits and leaves the group.
+/// How a mapping runs.
+pub struct RunOptions {
+    /// Cancelled to stop (SIGINT/SIGTERM).
+    pub shutdown: CancellationToken,
+    /// Readiness shared with the telemetry endpoint.
+    pub health: Arc<Health>,
+    /// Stop once every partition reached the end offset it had when the mapping started.
+    pub until_caught_up: bool,
+}
+
+/// Runs a mapping until `shutdown` is cancelled (or, with `until_caught_up`, until it has
+/// processed everything that was in its topics at start), then drains, commits and leaves.
 pub async fn run_mapping<I: Invoker>(
     config: Arc<ValidatedConfig>,
     mapping: Mapping,
     invoker: I,
-    shutdown: CancellationToken,
+    run: RunOptions,
 ) -> Result<(), MappingError> {
+    let RunOptions {
+        shutdown,
+        health,
+        until_caught_up,
+    } = run;
+    let metrics = MappingMetrics::new(&mapping.consumer_group, &mapping.function);
+    let progress = Arc::new(Progress::default());
     let client_error = |source| MappingError::Client {
         index: mapping.index,
         function: mapping.function.clone(),
@@ -51,6 +70,8 @@ pub async fn run_mapping<I: Invoker>(
         invoker,
         consumer: std::sync::OnceLock::new(),
         dead_letter: dead_letter(&config, &mapping).map_err(client_error)?,
+        metrics: metrics.clone(),
+        progress: progress.clone(),
         mapping: mapping.clone(),
     });
     let workers = Arc::new(PartitionWorkers::new(
@@ -63,7 +84,8 @@ pub async fn run_mapping<I: Invoker>(
         Arc::new(Workers(shared.clone())),
         config.drain_timeout(),
     )
-    .with_token_provider(config.auth.token_provider().cloned());
+    .with_token_provider(config.auth.token_provider().cloned())
+    .with_telemetry(metrics, health);
     let consumer: Arc<MappingConsumer> = Arc::new(
         source::client_config(&config, &mapping)
             .create_with_context(context)
@@ -77,12 +99,87 @@ pub async fn run_mapping<I: Invoker>(
     // while partition workers drain, which must not stall the async runtime.
     let runtime = tokio::runtime::Handle::current();
     let driver = tokio::task::spawn_blocking(move || {
-        runtime.block_on(drive(consumer, mapping, workers, shutdown, drain_timeout));
+        let until = until_caught_up.then_some(progress);
+        runtime.block_on(drive(
+            consumer,
+            mapping,
+            workers,
+            shutdown,
+            drain_timeout,
+            until,
+        ));
     });
     if let Err(e) = driver.await {
         tracing::error!(error = %e, "mapping driver ended abnormally");
     }
     Ok(())
+}
+
+/// Next offset to process per partition, as stored by the partition workers.
+#[derive(Debug, Default)]
+pub struct Progress(std::sync::Mutex<std::collections::HashMap<(String, i32), i64>>);
+
+impl Progress {
+    /// Records that everything before `next` is done on `topic`/`partition`.
+    pub fn advance(&self, topic: &str, partition: i32, next: i64) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.entry((topic.to_owned(), partition)).or_insert(next);
+        *entry = (*entry).max(next);
+    }
+
+    /// Whether every partition of `targets` reached its target next offset.
+    pub fn reached(&self, targets: &std::collections::HashMap<(String, i32), i64>) -> bool {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        targets
+            .iter()
+            .all(|(key, end)| map.get(key).is_some_and(|next| next >= end))
+    }
+}
+
+/// For `--until-caught-up`: the high watermark of every partition of the mapping's topics; the
+/// group's committed offsets (or where the group starts) count as progress already made.
+fn end_offsets(
+    consumer: &MappingConsumer,
+    mapping: &Mapping,
+    timeout: Duration,
+) -> Result<std::collections::HashMap<(String, i32), i64>, KafkaError> {
+    let mut targets = std::collections::HashMap::new();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut lows = std::collections::HashMap::new();
+    for topic in &mapping.topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let (low, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
+                targets.insert((t.name().to_owned(), p.id()), high);
+                lows.insert((t.name().to_owned(), p.id()), (low, high));
+                tpl.add_partition(t.name(), p.id());
+            }
+        }
+    }
+    let committed = consumer.committed_offsets(tpl, timeout)?;
+    let progress = Progress::default();
+    for e in committed.elements() {
+        let key = (e.topic().to_owned(), e.partition());
+        let (low, high) = lows.get(&key).copied().unwrap_or((0, 0));
+        let start = match (e.offset(), mapping.starting_position) {
+            (rdkafka::Offset::Offset(o), _) => o,
+            (_, StartingPosition::TrimHorizon) => low,
+            _ => high,
+        };
+        progress.advance(&key.0, key.1, start);
+    }
+    // Partitions already at their end need nothing: drop them from the targets.
+    targets.retain(|key, end| {
+        !progress.reached(&std::collections::HashMap::from([(key.clone(), *end)]))
+    });
+    Ok(targets)
 }
 
 /// The on-failure producer: the source cluster's client settings unless another cluster is named.
@@ -119,6 +216,7 @@ async fn drive(
     workers: Arc<PartitionWorkers>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
+    until_caught_up: Option<Arc<Progress>>,
 ) {
     let name = format!("mapping[{}] {}", mapping.index, mapping.function);
     if let (StartingPosition::AtTimestamp, Some(ts)) = (
@@ -152,7 +250,26 @@ async fn drive(
         return;
     }
     tracing::info!(mapping = %name, topics = ?mapping.topics, group = %mapping.consumer_group, "mapping started");
+    let targets = match &until_caught_up {
+        Some(_) => match end_offsets(&consumer, &mapping, Duration::from_secs(10)) {
+            Ok(t) => {
+                tracing::info!(mapping = %name, partitions = t.len(), "running until caught up with the end offsets noted now");
+                Some(t)
+            }
+            Err(e) => {
+                tracing::error!(mapping = %name, error = %e, "cannot read the end offsets for --until-caught-up");
+                return;
+            }
+        },
+        None => None,
+    };
     loop {
+        if let (Some(targets), Some(progress)) = (&targets, &until_caught_up)
+            && progress.reached(targets)
+        {
+            tracing::info!(mapping = %name, "caught up: every partition reached its end offset");
+            break;
+        }
         tokio::select! {
             _ = shutdown.cancelled() => break,
             // Re-poll the main queue periodically: it serves rebalances and client events, and

@@ -9,6 +9,7 @@ use crate::batch::{BatchBuilder, EventHeader, PolledRecord, Rejected};
 use crate::config::Mapping;
 use crate::deadletter::{DeadLetterProducer, FailureInfo};
 use crate::failure::{self, Delivery};
+use crate::filter::RecordView;
 use crate::invoke::Invoker;
 use crate::source::{MappingConsumer, MappingContext};
 use futures::FutureExt;
@@ -187,6 +188,10 @@ pub struct MappingShared<I> {
     pub consumer: std::sync::OnceLock<std::sync::Weak<MappingConsumer>>,
     /// The on-failure destination, when configured.
     pub dead_letter: Option<DeadLetterProducer>,
+    /// Metric handles.
+    pub metrics: crate::telemetry::MappingMetrics,
+    /// Offsets done per partition (for `--until-caught-up`).
+    pub progress: Arc<crate::mapping::Progress>,
 }
 
 /// Spawns [`run_worker`] tasks for a mapping.
@@ -209,7 +214,50 @@ impl<I: Invoker> WorkerFactory for Workers<I> {
     }
 }
 
-/// The worker loop of one partition.
+/// What becomes of a record taken off the queue.
+enum Admitted {
+    /// Goes into the batch (reshaped by the input template, if any).
+    Invoke(PolledRecord),
+    /// Matches none of the mapping's filters: done without invoking.
+    Filtered(i64),
+    /// Cannot be invoked (the input template does not apply): follows the failure policy.
+    Unusable(PolledRecord, FailureInfo),
+}
+
+/// Applies the mapping's filters and input template to a record.
+fn admit<I>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    mut record: PolledRecord,
+) -> Admitted {
+    let m = &shared.mapping;
+    if !m.filter.is_empty()
+        && !m
+            .filter
+            .matches(&RecordView::of_polled(topic, partition, &record))
+    {
+        return Admitted::Filtered(record.offset);
+    }
+    if let Some(template) = &m.input_template
+        && let Some(value) = &record.value
+    {
+        match template.apply(value) {
+            Ok(reshaped) => record.value = Some(reshaped),
+            Err(e) => {
+                let info = FailureInfo {
+                    error_type: "InputTemplateError".to_owned(),
+                    message: e.to_string(),
+                    attempts: 0,
+                };
+                return Admitted::Unusable(record, info);
+            }
+        }
+    }
+    Admitted::Invoke(record)
+}
+
+/// The worker loop of one partition: gather a batch, deliver it, store its offset, repeat.
 pub async fn run_worker<I: Invoker>(
     shared: Arc<MappingShared<I>>,
     topic: String,
@@ -218,41 +266,18 @@ pub async fn run_worker<I: Invoker>(
     control: WorkerControl,
 ) {
     let m = &shared.mapping;
+    let metrics = &shared.metrics;
+    let backoff = Backoff {
+        base: m.retry_backoff_base,
+        max: m.retry_backoff_max,
+    };
+    // A record taken but not fitting the previous batch; already admitted.
     let mut held: Option<PolledRecord> = None;
     // librdkafka can hand a split partition queue the same records twice around an offset reset
-    // (seen with LATEST): a record below the next expected offset was already taken, so it is
-    // dropped here, which keeps batches duplicate-free and in offset order.
+    // (seen with LATEST against tansu): a record below the next expected offset was already
+    // taken, so it is dropped, which keeps batches duplicate-free and in offset order.
     let mut next_offset = i64::MIN;
-    let mut fresh = |record: &PolledRecord| {
-        if record.offset < next_offset {
-            tracing::debug!(%topic, partition, offset = record.offset, next_offset, "dropping a record read twice");
-            return false;
-        }
-        next_offset = record.offset + 1;
-        true
-    };
-    loop {
-        let first = match held.take() {
-            Some(r) => r,
-            None => tokio::select! {
-                biased;
-                _ = control.stop.cancelled() => break,
-                msg = recv(&queue) => match msg {
-                    Ok(msg) => {
-                        let record = PolledRecord::from_message(&msg);
-                        if !fresh(&record) {
-                            continue;
-                        }
-                        record
-                    }
-                    Err(e) => {
-                        tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            },
-        };
+    'batches: loop {
         let mut builder = BatchBuilder::new(
             &shared.header,
             &topic,
@@ -260,77 +285,121 @@ pub async fn run_worker<I: Invoker>(
             m.batch_size,
             m.max_payload_bytes,
         );
-        if let Err(rejected) = builder.try_add(first) {
-            if let Rejected::TooLarge {
-                record,
-                payload_bytes,
-            } = rejected
-            {
-                tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
-                    payload_bytes, limit = m.max_payload_bytes,
-                    "record is too large for one invocation payload even alone; it cannot be delivered");
-                let info = FailureInfo {
-                    error_type: "RecordTooLarge".to_owned(),
-                    message: format!(
-                        "an event with this record alone is {payload_bytes} bytes; max_payload_bytes is {}",
-                        m.max_payload_bytes
-                    ),
-                    attempts: 0,
-                };
-                let backoff = Backoff {
-                    base: m.retry_backoff_base,
-                    max: m.retry_backoff_max,
-                };
-                let offset = record.offset;
-                if failure::give_up(
-                    &shared,
-                    &topic,
-                    partition,
-                    &[record],
-                    &info,
-                    &control,
-                    &backoff,
-                )
-                .await
-                    == Delivery::Abandoned
-                {
-                    break;
-                }
-                store_offset(&shared, &topic, partition, offset);
-            }
-            continue;
-        }
-        let deadline = tokio::time::Instant::now() + m.batching_window;
+        // Last offset of this batch finished without invoking (filtered or given up).
+        let mut covered: Option<i64> = None;
+        // The batching window starts with the batch's first record.
+        let mut deadline: Option<tokio::time::Instant> = None;
         while !builder.is_full() {
-            let next = if m.batching_window.is_zero() {
-                match queue.recv().now_or_never() {
-                    Some(r) => r,
-                    None => break,
+            let record = match held.take() {
+                Some(record) => {
+                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
+                    record
                 }
-            } else {
-                tokio::select! {
-                    biased;
-                    _ = control.stop.cancelled() => break,
-                    r = recv(&queue) => r,
-                    _ = tokio::time::sleep_until(deadline) => break,
-                }
-            };
-            match next {
-                Ok(msg) => {
-                    let record = PolledRecord::from_message(&msg);
-                    if !fresh(&record) {
+                None => {
+                    let msg = match deadline {
+                        None => tokio::select! {
+                            biased;
+                            _ = control.stop.cancelled() => break 'batches,
+                            msg = recv(&queue) => msg,
+                        },
+                        Some(_) if m.batching_window.is_zero() => match queue.recv().now_or_never()
+                        {
+                            Some(msg) => msg,
+                            None => break,
+                        },
+                        Some(at) => tokio::select! {
+                            biased;
+                            _ = control.stop.cancelled() => break,
+                            msg = recv(&queue) => msg,
+                            _ = tokio::time::sleep_until(at) => break,
+                        },
+                    };
+                    let record = match msg {
+                        Ok(msg) => PolledRecord::from_message(&msg),
+                        Err(e) => {
+                            tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
+                            if deadline.is_none() {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
+                            }
+                            break;
+                        }
+                    };
+                    if record.offset < next_offset {
+                        tracing::debug!(%topic, partition, offset = record.offset, next_offset, "dropping a record read twice");
                         continue;
                     }
-                    if let Err(Rejected::Full(r) | Rejected::TooLarge { record: r, .. }) =
-                        builder.try_add(record)
-                    {
-                        held = Some(r);
-                        break;
+                    next_offset = record.offset + 1;
+                    metrics.received.increment(1);
+                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
+                    match admit(&shared, &topic, partition, record) {
+                        Admitted::Invoke(record) => record,
+                        Admitted::Filtered(offset) => {
+                            metrics.filtered.increment(1);
+                            covered = Some(offset);
+                            continue;
+                        }
+                        Admitted::Unusable(record, info) => {
+                            tracing::warn!(%topic, partition, offset = record.offset, error = %info.message,
+                                "the input template does not apply to the record");
+                            let offset = record.offset;
+                            if failure::give_up(
+                                &shared,
+                                &topic,
+                                partition,
+                                &[record],
+                                &info,
+                                &control,
+                                &backoff,
+                            )
+                            .await
+                                == Delivery::Abandoned
+                            {
+                                break 'batches;
+                            }
+                            covered = Some(offset);
+                            continue;
+                        }
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(%topic, partition, error = %e, "error reading the partition");
+            };
+            match builder.try_add(record) {
+                Ok(()) => {}
+                Err(Rejected::Full(record)) => {
+                    held = Some(record);
                     break;
+                }
+                Err(Rejected::TooLarge {
+                    record,
+                    payload_bytes,
+                }) => {
+                    tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
+                        payload_bytes, limit = m.max_payload_bytes,
+                        "record is too large for one invocation payload even alone; it cannot be delivered");
+                    let info = FailureInfo {
+                        error_type: "RecordTooLarge".to_owned(),
+                        message: format!(
+                            "an event with this record alone is {payload_bytes} bytes; max_payload_bytes is {}",
+                            m.max_payload_bytes
+                        ),
+                        attempts: 0,
+                    };
+                    let offset = record.offset;
+                    if failure::give_up(
+                        &shared,
+                        &topic,
+                        partition,
+                        &[record],
+                        &info,
+                        &control,
+                        &backoff,
+                    )
+                    .await
+                        == Delivery::Abandoned
+                    {
+                        break 'batches;
+                    }
+                    covered = Some(offset);
                 }
             }
         }
@@ -338,7 +407,13 @@ pub async fn run_worker<I: Invoker>(
             // Gathered but not yet invoked: not in flight, so leave it to the next owner.
             break;
         }
-        let batch = builder.finish();
+        if builder.is_empty() {
+            if let Some(offset) = covered {
+                store_offset(&shared, &topic, partition, offset);
+            }
+            continue;
+        }
+        let batch = builder.finish_covering(covered);
         let done = |offset| store_offset(&shared, &topic, partition, offset);
         if failure::deliver(&shared, &topic, partition, batch, &control, done).await
             == Delivery::Abandoned
@@ -375,8 +450,9 @@ fn store_offset<I>(shared: &MappingShared<I>, topic: &str, partition: i32, offse
         return;
     };
     // `store_offset` stores `offset + 1`: the next record to read.
-    if let Err(e) = consumer.store_offset(topic, partition, offset) {
-        tracing::warn!(%topic, partition, offset, error = %e,
-            "could not store the offset (partition no longer assigned?); the records may be delivered again");
+    match consumer.store_offset(topic, partition, offset) {
+        Ok(()) => shared.progress.advance(topic, partition, offset + 1),
+        Err(e) => tracing::warn!(%topic, partition, offset, error = %e,
+            "could not store the offset (partition no longer assigned?); the records may be delivered again"),
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::config::{Mapping, StartingPosition, ValidatedConfig};
 use crate::partition::{PartitionWorkers, WorkerFactory};
+use crate::telemetry::{Health, MappingMetrics};
 use kafka_lambda_client::MskIamTokenProvider;
 use rdkafka::ClientConfig;
 use rdkafka::client::{ClientContext, OAuthToken};
@@ -41,6 +42,11 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
             kafka.commit_interval_ms.to_string(),
         )
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+        // Statistics carry the per-partition consumer lag the metrics export.
+        .set(
+            "statistics.interval.ms",
+            config.raw.telemetry.lag_interval_ms.to_string(),
+        )
         .set(
             "auto.offset.reset",
             match mapping.starting_position {
@@ -66,6 +72,9 @@ pub struct MappingContext {
     factory: Arc<dyn WorkerFactory>,
     drain_timeout: Duration,
     token_provider: Option<Arc<MskIamTokenProvider>>,
+    index: usize,
+    metrics: MappingMetrics,
+    health: Arc<Health>,
 }
 
 impl MappingContext {
@@ -83,7 +92,17 @@ impl MappingContext {
             factory,
             drain_timeout,
             token_provider: None,
+            index: mapping.index,
+            metrics: MappingMetrics::new(&mapping.consumer_group, &mapping.function),
+            health: Arc::new(Health::new(mapping.index + 1)),
         }
+    }
+
+    /// Reports readiness and metrics through `health` and `metrics`.
+    pub fn with_telemetry(mut self, metrics: MappingMetrics, health: Arc<Health>) -> Self {
+        self.metrics = metrics;
+        self.health = health;
+        self
     }
 
     /// Answers librdkafka's OAUTHBEARER token refreshes with `provider` (MSK IAM).
@@ -123,7 +142,26 @@ impl ClientContext for MappingContext {
         }
     }
 
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let brokers_up = statistics.brokers.values().any(|b| b.state == "UP");
+        self.health.set_brokers_down(self.index, !brokers_up);
+        for topic in statistics.topics.values() {
+            for p in topic.partitions.values() {
+                if p.partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .set_lag(&topic.topic, p.partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            self.health.set_brokers_down(self.index, true);
+        }
         tracing::warn!(mapping = %self.mapping, %error, "Kafka client error: {reason}");
     }
 
@@ -138,6 +176,7 @@ impl ClientContext for MappingContext {
 impl ConsumerContext for MappingContext {
     fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
+            self.metrics.revoked.increment(1);
             let revoked = partitions(tpl);
             tracing::info!(mapping = %self.mapping, partitions = ?revoked, "partitions revoked: draining in-flight batches");
             self.workers.drain(&revoked, self.drain_timeout);
@@ -155,6 +194,8 @@ impl ConsumerContext for MappingContext {
     fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.metrics.assigned.increment(1);
+                self.health.set_joined(self.index, true);
                 let assigned = partitions(tpl);
                 tracing::info!(mapping = %self.mapping, partitions = ?assigned, "partitions assigned");
                 let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {

@@ -183,6 +183,11 @@ fn scratch_dir() -> PathBuf {
 impl Poller {
     /// Writes `config` to a file and starts the poller on it.
     pub fn start(name: &str, config: &str) -> Poller {
+        Self::start_with(name, config, &[])
+    }
+
+    /// [`Poller::start`] with extra `run` arguments (e.g. `--until-caught-up`).
+    pub fn start_with(name: &str, config: &str, args: &[&str]) -> Poller {
         let dir = scratch_dir();
         let config_path = dir.join(format!("{name}.toml"));
         std::fs::write(&config_path, config).expect("write config");
@@ -191,6 +196,7 @@ impl Poller {
         let child = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
             .args(["run", "--config"])
             .arg(&config_path)
+            .args(args)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -241,7 +247,8 @@ impl Poller {
         }
     }
 
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+    /// Waits for the poller to exit by itself (panics after `timeout`).
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let start = Instant::now();
         let child = self.child.as_mut().expect("poller running");
         loop {

@@ -1,0 +1,254 @@
+//! Telemetry: one named counter, gauge or histogram per thing that happens, exported in the
+//! Prometheus text format on `/metrics`, plus `/healthz` (the process is alive) and `/readyz`
+//! (every mapping joined its consumer group and the brokers are reachable).
+//!
+//! Metrics carry the mapping's consumer `group` and `function` as labels; offset lag also its
+//! `topic` and `partition`. Offset lag (high watermark minus committed offset) comes from
+//! librdkafka's statistics, refreshed every `telemetry.lag_interval_ms`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Metric names, so dashboards and tests share one spelling.
+pub mod names {
+    /// Records taken off partition queues.
+    pub const RECORDS_RECEIVED: &str = "kafka_lambda_records_received_total";
+    /// Records dropped by the mapping's filters (committed, not invoked).
+    pub const RECORDS_FILTERED: &str = "kafka_lambda_records_filtered_total";
+    /// Records the function processed successfully.
+    pub const RECORDS_DELIVERED: &str = "kafka_lambda_records_delivered_total";
+    /// Records given up and skipped (no on-failure destination).
+    pub const RECORDS_FAILED: &str = "kafka_lambda_records_failed_total";
+    /// Records written to the on-failure destination.
+    pub const RECORDS_DEAD_LETTERED: &str = "kafka_lambda_records_dead_lettered_total";
+    /// Invocations, by `outcome`.
+    pub const INVOCATIONS: &str = "kafka_lambda_invocations_total";
+    /// Records per invocation.
+    pub const BATCH_RECORDS: &str = "kafka_lambda_batch_records";
+    /// Payload bytes per invocation.
+    pub const BATCH_BYTES: &str = "kafka_lambda_batch_bytes";
+    /// Invocation latency in seconds.
+    pub const INVOKE_SECONDS: &str = "kafka_lambda_invoke_duration_seconds";
+    /// Retries, by `reason`.
+    pub const RETRIES: &str = "kafka_lambda_retries_total";
+    /// Throttled invocations.
+    pub const THROTTLES: &str = "kafka_lambda_throttles_total";
+    /// Invocations in flight.
+    pub const IN_FLIGHT: &str = "kafka_lambda_invocations_in_flight";
+    /// Rebalance events, by `kind` (`assign`, `revoke`).
+    pub const REBALANCES: &str = "kafka_lambda_rebalances_total";
+    /// High watermark minus committed offset, per partition.
+    pub const OFFSET_LAG: &str = "kafka_lambda_offset_lag";
+}
+
+/// Why a batch is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// The function returned an error.
+    FunctionError,
+    /// The function reported some records as failed.
+    PartialFailure,
+    /// Lambda throttled the call.
+    Throttled,
+    /// Service error, network failure or timeout.
+    Transient,
+    /// Rejected by the service (configuration problem).
+    Permanent,
+}
+
+/// Metric handles of one mapping, registered once so the hot path only increments.
+#[derive(Clone)]
+pub struct MappingMetrics {
+    group: String,
+    function: String,
+    /// Records taken off partition queues.
+    pub received: Counter,
+    /// Records filtered out.
+    pub filtered: Counter,
+    /// Records processed by the function.
+    pub delivered: Counter,
+    /// Records given up and skipped.
+    pub failed: Counter,
+    /// Records dead-lettered.
+    pub dead_lettered: Counter,
+    /// Records per invocation.
+    pub batch_records: Histogram,
+    /// Bytes per invocation.
+    pub batch_bytes: Histogram,
+    /// Invocation latency.
+    pub invoke_seconds: Histogram,
+    /// Throttled invocations.
+    pub throttles: Counter,
+    /// Invocations in flight.
+    pub in_flight: Gauge,
+    /// Assignments.
+    pub assigned: Counter,
+    /// Revocations.
+    pub revoked: Counter,
+    retries: [Counter; 5],
+}
+
+impl MappingMetrics {
+    /// Registers the metrics of the mapping with consumer group `group` invoking `function`.
+    pub fn new(group: &str, function: &str) -> Self {
+        let labels = [
+            ("group", group.to_owned()),
+            ("function", function.to_owned()),
+        ];
+        let retry = |reason: &'static str| counter!(names::RETRIES, "group" => group.to_owned(), "function" => function.to_owned(), "reason" => reason);
+        MappingMetrics {
+            group: group.to_owned(),
+            function: function.to_owned(),
+            received: counter!(names::RECORDS_RECEIVED, &labels),
+            filtered: counter!(names::RECORDS_FILTERED, &labels),
+            delivered: counter!(names::RECORDS_DELIVERED, &labels),
+            failed: counter!(names::RECORDS_FAILED, &labels),
+            dead_lettered: counter!(names::RECORDS_DEAD_LETTERED, &labels),
+            batch_records: histogram!(names::BATCH_RECORDS, &labels),
+            batch_bytes: histogram!(names::BATCH_BYTES, &labels),
+            invoke_seconds: histogram!(names::INVOKE_SECONDS, &labels),
+            throttles: counter!(names::THROTTLES, &labels),
+            in_flight: gauge!(names::IN_FLIGHT, &labels),
+            assigned: counter!(names::REBALANCES, "group" => group.to_owned(), "function" => function.to_owned(), "kind" => "assign"),
+            revoked: counter!(names::REBALANCES, "group" => group.to_owned(), "function" => function.to_owned(), "kind" => "revoke"),
+            retries: [
+                retry("function_error"),
+                retry("partial_failure"),
+                retry("throttled"),
+                retry("transient"),
+                retry("permanent"),
+            ],
+        }
+    }
+
+    /// Counts one retry.
+    pub fn retry(&self, reason: RetryReason) {
+        self.retries[reason as usize].increment(1);
+    }
+
+    /// Counts one invocation by outcome.
+    pub fn invocation(&self, outcome: &'static str) {
+        counter!(names::INVOCATIONS, "group" => self.group.clone(), "function" => self.function.clone(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// Sets the offset lag of a partition.
+    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+        gauge!(names::OFFSET_LAG, "group" => self.group.clone(), "topic" => topic.to_owned(), "partition" => partition.to_string())
+            .set(lag as f64);
+    }
+}
+
+/// Readiness of the process: every mapping joined its group, and brokers are reachable.
+#[derive(Debug, Default)]
+pub struct Health {
+    joined: Vec<AtomicBool>,
+    brokers_down: Vec<AtomicBool>,
+}
+
+impl Health {
+    /// Health for `mappings` mappings, none joined yet.
+    pub fn new(mappings: usize) -> Self {
+        Health {
+            joined: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
+            brokers_down: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// Mapping `index` received an assignment (possibly empty): it is in its group.
+    pub fn set_joined(&self, index: usize, joined: bool) {
+        if let Some(j) = self.joined.get(index) {
+            j.store(joined, Ordering::Relaxed);
+        }
+    }
+
+    /// Mapping `index` lost (true) or regained (false) every broker connection.
+    pub fn set_brokers_down(&self, index: usize, down: bool) {
+        if let Some(d) = self.brokers_down.get(index) {
+            d.store(down, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether every mapping is in its group with brokers reachable.
+    pub fn is_ready(&self) -> bool {
+        self.joined.iter().all(|j| j.load(Ordering::Relaxed))
+            && self.brokers_down.iter().all(|d| !d.load(Ordering::Relaxed))
+    }
+}
+
+/// Installs the global Prometheus recorder (once per process).
+pub fn install_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            60.0, 300.0, 900.0,
+        ])?
+        .install_recorder()
+}
+
+#[derive(Clone)]
+struct Endpoints {
+    metrics: PrometheusHandle,
+    health: Arc<Health>,
+}
+
+/// The `/metrics`, `/healthz` and `/readyz` routes.
+pub fn router(metrics: PrometheusHandle, health: Arc<Health>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(e): State<Endpoints>| async move { e.metrics.render() }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(|State(e): State<Endpoints>| async move {
+                if e.health.is_ready() {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: a mapping has not joined its group or brokers are down\n",
+                    )
+                }
+            }),
+        )
+        .with_state(Endpoints { metrics, health })
+}
+
+/// Serves the telemetry routes on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: PrometheusHandle,
+    health: Arc<Health>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(metrics, health))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_mapping_joined_and_brokers_are_up() {
+        let h = Health::new(2);
+        assert!(!h.is_ready());
+        h.set_joined(0, true);
+        assert!(!h.is_ready());
+        h.set_joined(1, true);
+        assert!(h.is_ready());
+        h.set_brokers_down(1, true);
+        assert!(!h.is_ready());
+        h.set_brokers_down(1, false);
+        assert!(h.is_ready());
+    }
+}

@@ -1,0 +1,292 @@
+//! Operating the poller: filtering, input templates, metrics and health endpoints, and
+//! run-until-caught-up — against the real broker and `cargo lambda watch` (`test-recorder`).
+
+// Test helpers outside #[test] functions unwrap too: a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn log_value(p: i32, i: usize) -> String {
+    let code = if i % 3 == 0 { 0 } else { 101103 };
+    format!(
+        r#"{{"eventId":{},"returnCode":{code},"componentName":"trade","partition":{p}}}"#,
+        1000 + i
+    )
+}
+
+#[test]
+fn only_records_matching_the_filters_reach_the_function_and_the_rest_are_committed() {
+    let topic = topic_name("filter");
+    let group = group_name("filter");
+    create_topic(&topic, 2);
+    let produced = produce(&topic, 2, 30, log_value);
+    let config = recorder_config(
+        &topic,
+        &group,
+        r#"filters = ['{"value": {"returnCode": [{"anything-but": 0}]}}', '{"headers": {"index": ["0"]}}']"#,
+    );
+    let matching: BTreeMap<_, _> = produced
+        .iter()
+        .filter(|(_, v)| !v.contains(r#""returnCode":0"#) || v.contains(r#""eventId":1000,"#))
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    assert!(matching.len() < produced.len());
+    let mut poller = Poller::start(&format!("{topic}-a"), &config);
+    wait_until(TIMEOUT, "the matching records are delivered", || {
+        seen_offsets(&topic).len() >= matching.len()
+    });
+    assert_eq!(reconcile(&topic, &matching), 0);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        seen_offsets(&topic).len(),
+        matching.len(),
+        "filtered records never reach the function"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+
+    // Filtered records were committed too: a restart delivers only what is new.
+    let marker = produce(&topic, 1, 1, |_, _| {
+        r#"{"returnCode":5,"marker":true}"#.to_owned()
+    });
+    let mut restarted = Poller::start(&format!("{topic}-b"), &config);
+    let mut expected = matching.clone();
+    expected.extend(marker);
+    wait_until(TIMEOUT, "the marker is delivered", || {
+        seen_offsets(&topic).len() >= expected.len()
+    });
+    assert_eq!(
+        reconcile(&topic, &expected),
+        0,
+        "nothing was delivered twice"
+    );
+    assert_eq!(restarted.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn invalid_filters_and_templates_are_rejected_at_config_time_with_their_position() {
+    let base = recorder_config("t", "g", "");
+    let check = |extra: &str| {
+        let dir = std::env::temp_dir().join("kafka-lambda-poller-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("check-{}.toml", topic_name("cfg")));
+        std::fs::write(&path, format!("{base}{extra}\n")).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(r#"filters = ['{"value": {"code": [{"numeric": [">"]}]}}']"#);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("mapping[0].filters") && err.contains("value.code"),
+        "{err}"
+    );
+    let (code, err) = check(r#"input_template = '{"id": "$.a[x]"}'"#);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("mapping[0].input_template"), "{err}");
+}
+
+#[test]
+fn an_input_template_reshapes_values_and_records_it_cannot_apply_to_follow_the_failure_policy() {
+    let topic = topic_name("template");
+    let dlq = topic_name("template-dlq");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    let produced = produce(&topic, 1, 5, |_, i| {
+        if i == 2 {
+            "not json".to_owned()
+        } else {
+            format!(
+                r#"{{"eventId":{i},"returnCode":7,"big":"{}"}}"#,
+                "x".repeat(500)
+            )
+        }
+    });
+    let config = recorder_config(
+        &topic,
+        &group_name("template"),
+        &format!(
+            "input_template = '{{\"id\": \"$.eventId\", \"code\": \"$.returnCode\"}}'\non_failure = \"kafka://{dlq}\""
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "the JSON records are delivered", || {
+        seen_offsets(&topic).len() >= 4
+    });
+    for s in seen(&topic) {
+        let v: serde_json::Value = serde_json::from_str(s.0["value"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id": v["id"], "code": 7}),
+            "reshaped: {v}"
+        );
+    }
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(b"not json".as_slice()));
+    assert_eq!(
+        dead[0].header("kafka-lambda-error-type").as_deref(),
+        Some("InputTemplateError")
+    );
+    let bad = produced.keys().nth(2).copied().unwrap();
+    assert!(!seen_offsets(&topic).contains(&bad));
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of a metric line with all the given label fragments.
+fn metric(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    body.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
+#[test]
+fn metrics_and_health_endpoints_add_up_to_what_was_produced() {
+    let topic = topic_name("metrics");
+    let group = group_name("metrics");
+    create_topic(&topic, 2);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = recorder_config(
+        &topic,
+        &group,
+        r#"batch_size = 10
+filters = ['{"value": {"returnCode": [{"anything-but": 0}]}}']"#,
+    )
+    .replace(
+        "[shutdown]",
+        &format!(
+            "[telemetry]\nlisten = \"127.0.0.1:{port}\"\nlag_interval_ms = 1000\n\n[shutdown]"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "the endpoint answers", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert_eq!(http_get(port, "/healthz").0, 200);
+    wait_until(TIMEOUT, "the poller is ready", || {
+        http_get(port, "/readyz").0 == 200
+    });
+    let produced = produce(&topic, 2, 60, log_value);
+    let matching = produced
+        .values()
+        .filter(|v| !v.contains(r#""returnCode":0"#))
+        .count();
+    wait_until(TIMEOUT, "the matching records are delivered", || {
+        seen_offsets(&topic).len() >= matching
+    });
+    let g = format!("group=\"{group}\"");
+    wait_until(
+        TIMEOUT,
+        "the lag drops to zero once offsets are committed",
+        || {
+            let (_, body) = http_get(port, "/metrics");
+            let lag = metric(&body, "kafka_lambda_offset_lag", &[&g]);
+            lag == Some(0.0) && body.matches("kafka_lambda_offset_lag{").count() >= 2
+        },
+    );
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200);
+    let value = |name: &str| metric(&body, name, &[&g]).unwrap_or(-1.0);
+    assert_eq!(
+        value("kafka_lambda_records_received_total"),
+        produced.len() as f64,
+        "{body}"
+    );
+    assert_eq!(
+        value("kafka_lambda_records_delivered_total"),
+        matching as f64
+    );
+    assert_eq!(
+        value("kafka_lambda_records_filtered_total"),
+        (produced.len() - matching) as f64
+    );
+    assert_eq!(value("kafka_lambda_records_failed_total"), 0.0);
+    assert_eq!(value("kafka_lambda_records_dead_lettered_total"), 0.0);
+    let invocations = metric(
+        &body,
+        "kafka_lambda_invocations_total",
+        &[&g, "outcome=\"success\""],
+    )
+    .unwrap();
+    let batches = value("kafka_lambda_batch_records_count");
+    assert_eq!(invocations, batches, "one batch size sample per invocation");
+    assert_eq!(value("kafka_lambda_batch_records_sum"), matching as f64);
+    assert!(value("kafka_lambda_invoke_duration_seconds_count") >= invocations);
+    assert_eq!(value("kafka_lambda_invocations_in_flight"), 0.0);
+    assert!(
+        metric(
+            &body,
+            "kafka_lambda_rebalances_total",
+            &[&g, "kind=\"assign\""]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn until_caught_up_processes_what_was_there_at_start_commits_and_exits_zero() {
+    let topic = topic_name("caught-up");
+    let group = group_name("caught-up");
+    create_topic(&topic, 3);
+    let produced = produce(&topic, 3, 40, log_value);
+    let config = recorder_config(&topic, &group, "batch_size = 25");
+    let mut poller = Poller::start_with(&format!("{topic}-a"), &config, &["--until-caught-up"]);
+    let status = poller.wait(TIMEOUT);
+    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
+    assert!(
+        poller.log_text().contains("caught up"),
+        "log:\n{}",
+        poller.log_text()
+    );
+    assert_eq!(reconcile(&topic, &produced), 0);
+
+    // Committed: a second run finds nothing to do and exits at once, delivering nothing again.
+    let mut again = Poller::start_with(&format!("{topic}-b"), &config, &["--until-caught-up"]);
+    assert_eq!(
+        again.wait(Duration::from_secs(60)).code(),
+        Some(0),
+        "log:\n{}",
+        again.log_text()
+    );
+    assert_eq!(reconcile(&topic, &produced), 0);
+}
