@@ -14,7 +14,7 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn log_value(p: i32, i: usize) -> String {
-    let code = if i % 3 == 0 { 0 } else { 101103 };
+    let code = if i.is_multiple_of(3) { 0 } else { 101103 };
     format!(
         r#"{{"eventId":{},"returnCode":{code},"componentName":"trade","partition":{p}}}"#,
         1000 + i
