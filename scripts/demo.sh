@@ -15,6 +15,10 @@
 #            examples/log-etl/events/, as AWS would for an MSK trigger, and prints the cleaned
 #            documents each invocation returned; then shows that an event with a malformed
 #            record (events/invalid/) fails the invocation with an error naming the record.
+#   poller   the main job: creates a topic on the local broker, produces the sample error logs
+#            to it, and runs kafka-lambda-poller (--until-caught-up) with examples/log-etl as the
+#            function, exactly as the native MSK trigger would invoke it; then prints the cleaned
+#            documents the function logged and the poller's metrics.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -109,9 +113,56 @@ demo_log_etl() {
   return "$failed"
 }
 
-# The demo's steps, in order. The poller step (produce the samples to a tansu topic and let the
-# poller invoke log-etl) goes after log-etl.
-demo_steps=(demo_log_etl)
+demo_poller() {
+  local topic="demo-error-logs-$RANDOM$RANDOM" dir="$repo/.services/demo" lines
+  mkdir -p "$dir"
+  say "building kafka-lambda-poller"
+  cargo build --quiet -p kafka-lambda-poller --bin kafka-lambda-poller --example produce
+  say "creating topic $topic (2 partitions) on $KAFKA_BOOTSTRAP_SERVERS"
+  "$(command -v tansu || echo "$HOME/.cargo/bin/tansu")" topic create "$topic" --partitions 2 \
+    --broker "tcp://$KAFKA_BOOTSTRAP_SERVERS" >/dev/null
+  # The sample error logs: the values of the MSK sample event, one JSON document per line.
+  lines="$dir/error-logs.jsonl"
+  python3 -c '
+import base64, json, sys
+event = json.load(open(sys.argv[1]))
+for records in event["records"].values():
+    for record in records:
+        print(base64.b64decode(record["value"]).decode())' "$repo/examples/log-etl/events/msk.json" >"$lines"
+  "$repo/target/debug/examples/produce" "$KAFKA_BOOTSTRAP_SERVERS" "$topic" 2 <"$lines"
+  cat >"$dir/poller.toml" <<TOML
+[kafka]
+bootstrap_servers = "$KAFKA_BOOTSTRAP_SERVERS"
+fetch_wait_max_ms = 10
+
+[lambda]
+region = "us-east-1"
+endpoint_url = "$LAMBDA_ENDPOINT"
+
+[[mapping]]
+function = "log-etl"
+topics = ["$topic"]
+consumer_group = "demo-$topic"
+batching_window_ms = 200
+event_source = "aws:kafka"
+event_source_arn = "arn:aws:kafka:us-east-1:123456789012:cluster/demo/00000000-0000-0000-0000-000000000000-1"
+TOML
+  say "kafka-lambda-poller run --until-caught-up ($(wc -l <"$lines") records -> log-etl)"
+  local log_before
+  log_before="$(wc -l <"$repo/.services/lambda.log")"
+  AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true \
+    "$repo/target/debug/kafka-lambda-poller" run --config "$dir/poller.toml" --until-caught-up
+  say "cleaned documents the function produced (from its log):"
+  tail -n "+$((log_before + 1))" "$repo/.services/lambda.log" | python3 -c '
+import re, sys
+for line in sys.stdin:
+    m = re.search(r"cleaned error log .*?document=(\{.*\})", line)
+    if m:
+        print(m.group(1))'
+}
+
+# The demo's steps, in order.
+demo_steps=(demo_log_etl demo_poller)
 
 say "starting the services (scripts/services.sh start)"
 if ! "$services" status >/dev/null 2>&1; then
