@@ -3,22 +3,22 @@
 use chrono::FixedOffset;
 
 /// The environment variable holding the UTC offset timestamps are written in.
-pub(crate) const UTC_OFFSET_VAR: &str = "LOG_ETL_UTC_OFFSET";
+pub const UTC_OFFSET_VAR: &str = "LOG_ETL_UTC_OFFSET";
 
 /// The offset used when [`UTC_OFFSET_VAR`] is unset: China Standard Time, where the logs come
 /// from.
-const DEFAULT_UTC_OFFSET: &str = "+08:00";
+pub const DEFAULT_UTC_OFFSET: &str = "+08:00";
 
 /// Settings of the function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Config {
+pub struct Config {
     /// The offset cleaned timestamps are written in.
-    pub(crate) utc_offset: FixedOffset,
+    pub utc_offset: FixedOffset,
 }
 
 /// The configuration is invalid; the function refuses to start.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConfigError {
+pub enum ConfigError {
     /// The offset is not `±HH:MM`.
     #[error(
         "{UTC_OFFSET_VAR}=`{0}` is not a UTC offset of the form ±HH:MM (e.g. +08:00, -05:30, +00:00)"
@@ -31,7 +31,7 @@ pub(crate) enum ConfigError {
 
 impl Config {
     /// Reads the configuration from the environment.
-    pub(crate) fn from_env() -> Result<Config, ConfigError> {
+    pub fn from_env() -> Result<Config, ConfigError> {
         let offset = match std::env::var(UTC_OFFSET_VAR) {
             Ok(value) => value,
             Err(std::env::VarError::NotPresent) => DEFAULT_UTC_OFFSET.to_owned(),
@@ -44,7 +44,7 @@ impl Config {
 }
 
 /// Parses `±HH:MM` strictly (chrono's parser accepts trailing text, which would hide typos).
-pub(crate) fn parse_utc_offset(text: &str) -> Result<FixedOffset, ConfigError> {
+pub fn parse_utc_offset(text: &str) -> Result<FixedOffset, ConfigError> {
     let invalid = || ConfigError::InvalidUtcOffset(text.to_owned());
     let (sign, rest) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),

@@ -32,33 +32,33 @@ const REQUEST_ID_PREFIX: &str = "seqId:";
 /// One raw error-log entry: the fields the cleaning uses. Other fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ErrorLog {
+pub struct ErrorLog {
     /// When the error happened, epoch seconds on the wire.
     #[serde(deserialize_with = "epoch_seconds")]
-    pub(crate) timestamp: DateTime<Utc>,
+    pub timestamp: DateTime<Utc>,
     /// `0` for success, anything else is an error.
-    pub(crate) return_code: i64,
+    pub return_code: i64,
     /// `error text[message][seqId:request id]`.
-    pub(crate) return_message: String,
+    pub return_message: String,
     /// The request id, when the producer also sends it as a field.
     #[serde(default)]
-    pub(crate) seq_id: Option<String>,
+    pub seq_id: Option<String>,
 }
 
 /// The cleaned document. Field order is the output order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct CleanDocument {
+pub struct CleanDocument {
     /// `%Y-%m-%d %H:%M:%S` in the configured offset.
-    pub(crate) timestamp: String,
+    pub timestamp: String,
     /// The input's `returnCode`.
-    pub(crate) return_code: i64,
+    pub return_code: i64,
     /// The error text before the first `[`.
-    pub(crate) return_error: String,
+    pub return_error: String,
     /// The first bracket group that is not `[seqId:...]`.
-    pub(crate) return_message: String,
+    pub return_message: String,
     /// From `[seqId:...]`, else the input's `seqId` field, else empty.
-    pub(crate) request_id: String,
+    pub request_id: String,
 }
 
 impl fmt::Display for CleanDocument {
@@ -73,15 +73,15 @@ impl fmt::Display for CleanDocument {
 /// (It has no `batchItemFailures`, so it also reads as "no failures" as a partial batch
 /// response.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct EtlResponse {
+pub struct EtlResponse {
     /// Cleaned documents, in event order.
-    pub(crate) documents: Vec<CleanDocument>,
+    pub documents: Vec<CleanDocument>,
     /// Records dropped because they report success.
-    pub(crate) dropped: usize,
+    pub dropped: usize,
 }
 
 /// Cleans one entry; `None` when it reports success (`returnCode` 0) and is dropped.
-pub(crate) fn clean(log: &ErrorLog, utc_offset: FixedOffset) -> Option<CleanDocument> {
+pub fn clean(log: &ErrorLog, utc_offset: FixedOffset) -> Option<CleanDocument> {
     if log.return_code == 0 {
         return None;
     }
@@ -104,7 +104,7 @@ pub(crate) fn clean(log: &ErrorLog, utc_offset: FixedOffset) -> Option<CleanDocu
 }
 
 /// Cleans a batch, logging each document at `info`.
-pub(crate) fn clean_batch(batch: &Batch<ErrorLog>, utc_offset: FixedOffset) -> EtlResponse {
+pub fn clean_batch(batch: &Batch<ErrorLog>, utc_offset: FixedOffset) -> EtlResponse {
     let mut response = EtlResponse {
         documents: Vec::with_capacity(batch.len()),
         dropped: 0,
@@ -122,7 +122,7 @@ pub(crate) fn clean_batch(batch: &Batch<ErrorLog>, utc_offset: FixedOffset) -> E
 }
 
 /// The function: what `main` runs for each invocation.
-pub(crate) async fn handle(
+pub async fn handle(
     batch: Batch<ErrorLog>,
     utc_offset: FixedOffset,
 ) -> Result<EtlResponse, Infallible> {
