@@ -1,0 +1,411 @@
+//! The results as a markdown section, and writing it into `BENCHMARKS.md` between markers so
+//! the hand-written parts of the file stay.
+
+use crate::coldstart::{EmulatorColdStart, InitTimes};
+use crate::decode::DecodeResult;
+use crate::kafka::ConsumeRun;
+use crate::latency::LatencyRun;
+use crate::throughput::PollerRun;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const BEGIN: &str = "<!-- bench:results:begin -->";
+const END: &str = "<!-- bench:results:end -->";
+
+/// Throughput results.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Throughput {
+    /// Records in the topic.
+    pub(crate) records: u64,
+    /// Time to produce them.
+    pub(crate) produce: Duration,
+    /// `fetch.wait.max.ms` of every consumer.
+    pub(crate) fetch_wait_ms: u64,
+    /// Baseline runs.
+    pub(crate) baseline: Vec<ConsumeRun>,
+    /// Poller runs against the stand-in endpoint.
+    pub(crate) poller: Vec<PollerRun>,
+    /// The poller through the emulator with the no-op function.
+    pub(crate) emulator: Option<ConsumeRun>,
+}
+
+/// Memory results.
+#[derive(Debug, Clone)]
+pub(crate) struct Memory {
+    /// What was varied (`defaults`, or the options).
+    pub(crate) label: String,
+    /// Records in the backlog.
+    pub(crate) records: u64,
+    /// The run.
+    pub(crate) run: PollerRun,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Cold start through the emulator.
+    pub(crate) emulator_cold: Option<EmulatorColdStart>,
+    /// Init times against the fake Runtime API.
+    pub(crate) init: Vec<InitTimes>,
+    /// Decode benchmark.
+    pub(crate) decode: Option<DecodeResult>,
+    /// Throughput.
+    pub(crate) throughput: Option<Throughput>,
+    /// Latency per `fetch_wait_max_ms`.
+    pub(crate) latency: Vec<LatencyRun>,
+    /// Memory runs.
+    pub(crate) memory: Vec<Memory>,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}
+
+fn rate(r: f64) -> String {
+    let r = r.round() as u64;
+    let (thousands, units) = (r / 1000, r % 1000);
+    if thousands > 0 {
+        format!("{thousands},{units:03}")
+    } else {
+        units.to_string()
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**not met**" }
+}
+
+fn best(runs: &[ConsumeRun]) -> Option<&ConsumeRun> {
+    runs.iter()
+        .max_by(|a, b| a.steady_rate().total_cmp(&b.steady_rate()))
+}
+
+fn cpu(run: &ConsumeRun) -> String {
+    run.cpu.map_or("?".to_owned(), |c| {
+        format!(
+            "{:.2} s CPU ({:.2} µs/record)",
+            c.as_secs_f64(),
+            c.as_secs_f64() * 1e6 / run.records as f64
+        )
+    })
+}
+
+/// The machine and the versions the results come from.
+pub(crate) fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let ram_kb: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let run = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    let dirty = !run("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    format!(
+        "- Date: {}\n- Machine: {cores} cores ({model}), {:.1} GiB RAM, Linux {}; load average at start {}\n\
+         - Code: commit {}{}; {}; tansu {}; {}\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        ram_kb as f64 / 1024.0 / 1024.0,
+        read("/proc/sys/kernel/osrelease").trim(),
+        read("/proc/loadavg")
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        run("git", &["rev-parse", "--short", "HEAD"]),
+        if dirty {
+            " with uncommitted changes"
+        } else {
+            ""
+        },
+        run("rustc", &["--version"]),
+        run("tansu", &["--version"]).trim_start_matches("tansu "),
+        run("cargo", &["lambda", "--version"]),
+    )
+}
+
+impl Report {
+    /// The results section: a summary table, then the details of every run.
+    pub(crate) fn render(&self, machine: &str) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{machine}");
+        let _ = writeln!(out, "| # | Goal | Measured (same run) | Target | Result |");
+        let _ = writeln!(out, "|---|------|---------------------|--------|--------|");
+        let mut details = String::new();
+        if let Some(t) = &self.throughput {
+            self.throughput_rows(t, &mut out, &mut details);
+        }
+        if !self.latency.is_empty() {
+            let ok: Vec<&LatencyRun> = self
+                .latency
+                .iter()
+                .filter(|l| l.p50 <= 5.0 && l.p99 <= 25.0)
+                .collect();
+            let shown = ok
+                .iter()
+                .max_by_key(|l| l.fetch_wait_max_ms)
+                .copied()
+                .or_else(|| self.latency.iter().min_by(|a, b| a.p99.total_cmp(&b.p99)));
+            if let Some(l) = shown {
+                let _ = writeln!(
+                    out,
+                    "| 2 | Latency, produce → endpoint, {} rec/s, `batching_window_ms = 0` | \
+                     p50 {:.1} ms, p99 {:.1} ms with `fetch_wait_max_ms = {}` (others below) | \
+                     p50 ≤ 5 ms, p99 ≤ 25 ms | {} |",
+                    crate::latency::RATE,
+                    l.p50,
+                    l.p99,
+                    l.fetch_wait_max_ms,
+                    verdict(l.p50 <= 5.0 && l.p99 <= 25.0)
+                );
+            }
+            let _ = writeln!(
+                details,
+                "\n**Latency** ({} records/s, window 0; record timestamps have 1 ms resolution):\n\n\
+                 | `fetch_wait_max_ms` | records | p50 | p99 | max |\n|---|---|---|---|---|",
+                crate::latency::RATE
+            );
+            for l in &self.latency {
+                let _ = writeln!(
+                    details,
+                    "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                    l.fetch_wait_max_ms, l.samples, l.p50, l.p99, l.max
+                );
+            }
+        }
+        for m in &self.memory {
+            let quartiles = quartile_rss(&m.run.rss);
+            let _ = writeln!(
+                out,
+                "| 3 | Poller memory, {} record backlog, 100 ms per invocation ({}) | \
+                 peak RSS (VmHWM) {}; RSS at 25/50/75/100 % of the run: {} | ≤ 200 MB, flat | {} |",
+                rate(m.records as f64),
+                m.label,
+                mb(m.run.peak_rss),
+                quartiles,
+                verdict(m.run.peak_rss <= 200_000_000)
+            );
+            let _ = writeln!(
+                details,
+                "\n**Memory ({})**: {} records in {:.1} s ({} rec/s), {} invocations, \
+                 largest batch {} records; poller {}.",
+                m.label,
+                m.run.run.records,
+                m.run.run.wall.as_secs_f64(),
+                rate(m.run.run.wall_rate()),
+                m.run.invocations,
+                m.run.largest_batch,
+                cpu(&m.run.run)
+            );
+        }
+        if let Some(d) = &self.decode {
+            let _ = writeln!(
+                out,
+                "| 4 | Handler decode of a {:.1} MB MSK event ({} records of 1 KB JSON, 2 headers) | \
+                 SDK {} vs aws_lambda_events + base64 + serde_json {} (median) | ≥ 2× faster | {:.2}× — {} |",
+                d.event_bytes as f64 / 1e6,
+                d.records,
+                ms(d.ours.median),
+                ms(d.alternative.median),
+                d.speedup(),
+                verdict(d.speedup() >= 2.0)
+            );
+            let _ = writeln!(
+                details,
+                "\n**Decode**: {} records, {} bytes.\n\n\
+                 | | median | fastest | per record | allocations / record | bytes allocated / record | peak heap |\n\
+                 |---|---|---|---|---|---|---|\n\
+                 | SDK (`KafkaEvent::from_slice` + `decode_batch::<ErrorLog>`) | {} | {} | {:.0} ns | {:.1} | {:.0} | {} |\n\
+                 | of which `KafkaEvent::from_slice` | {} | | {:.0} ns | | | |\n\
+                 | `aws_lambda_events` + `base64` + `serde_json` | {} | {} | {:.0} ns | {:.1} | {:.0} | {} |",
+                d.records,
+                d.event_bytes,
+                ms(d.ours.median),
+                ms(d.ours.min),
+                d.ours.median.as_nanos() as f64 / d.records as f64,
+                d.ours.allocations_per_record,
+                d.ours.bytes_per_record,
+                mb(d.ours.peak_heap),
+                ms(d.ours_parse),
+                d.ours_parse.as_nanos() as f64 / d.records as f64,
+                ms(d.alternative.median),
+                ms(d.alternative.min),
+                d.alternative.median.as_nanos() as f64 / d.records as f64,
+                d.alternative.allocations_per_record,
+                d.alternative.bytes_per_record,
+                mb(d.alternative.peak_heap),
+            );
+        }
+        if let Some(c) = &self.emulator_cold {
+            let _ = writeln!(
+                out,
+                "| 5 | Cold start of `log-etl` under `cargo lambda watch` | first invocation {} \
+                 (warm: {}) | report | reported |",
+                ms(c.cold),
+                ms(c.warm)
+            );
+        }
+        if !self.init.is_empty() {
+            let ours = self.init.iter().find(|i| i.binary == "log-etl");
+            if let Some(i) = ours {
+                let _ = writeln!(
+                    out,
+                    "| 5 | Our init: process start → first `next` request, `log-etl` release, fake Runtime API | \
+                     {} median, {} fastest; first response {} | single-digit ms | {} |",
+                    ms(i.init),
+                    ms(i.init_min),
+                    ms(i.first_response),
+                    verdict(i.init < Duration::from_millis(10))
+                );
+            }
+            let _ = writeln!(
+                details,
+                "\n**Init against a fake Runtime API** (process start → first `next`, → first response; 10-record event):\n\n\
+                 | binary | trials | init (median) | init (fastest) | first response (median) |\n|---|---|---|---|---|"
+            );
+            for i in &self.init {
+                let _ = writeln!(
+                    details,
+                    "| `{}` | {} | {} | {} | {} |",
+                    i.binary,
+                    i.trials,
+                    ms(i.init),
+                    ms(i.init_min),
+                    ms(i.first_response)
+                );
+            }
+        }
+        out.push_str(&details);
+        out
+    }
+
+    fn throughput_rows(&self, t: &Throughput, out: &mut String, details: &mut String) {
+        let base = best(&t.baseline);
+        let runs: Vec<ConsumeRun> = t.poller.iter().map(|p| p.run).collect();
+        let poll = best(&runs);
+        if let (Some(b), Some(p)) = (base, poll) {
+            let ratio = p.steady_rate() / b.steady_rate();
+            let _ = writeln!(
+                out,
+                "| 1 | Poller throughput, {} × 1 KB records, 4 partitions, stand-in endpoint | \
+                 poller {} rec/s vs plain rdkafka consumer {} rec/s (best of {}, first → last record) | \
+                 ≥ 0.9× | {:.2}× — {} |",
+                rate(t.records as f64),
+                rate(p.steady_rate()),
+                rate(b.steady_rate()),
+                t.baseline.len().min(t.poller.len()),
+                ratio,
+                verdict(ratio >= 0.9)
+            );
+        }
+        if let (Some(e), Some(b)) = (&t.emulator, base) {
+            let _ = writeln!(
+                out,
+                "| 1 | Same, through `cargo lambda watch` with the no-op function (`bench-noop`, dev build) | \
+                 {} rec/s (commits polled every 50 ms) | report | {:.2}× of baseline |",
+                rate(e.steady_rate()),
+                e.steady_rate() / b.steady_rate()
+            );
+        }
+        let _ = writeln!(
+            details,
+            "\n**Throughput** ({} records produced in {:.1} s = {} rec/s; every consumer with \
+             `fetch.wait.max.ms = {}`):\n\n\
+             | run | records/s first → last | records/s incl. start-up | wall | CPU | notes |\n|---|---|---|---|---|---|",
+            t.records,
+            t.produce.as_secs_f64(),
+            rate(t.records as f64 / t.produce.as_secs_f64()),
+            t.fetch_wait_ms
+        );
+        for (i, b) in t.baseline.iter().enumerate() {
+            let _ = writeln!(
+                details,
+                "| baseline {} | {} | {} | {:.2} s | {} | |",
+                i + 1,
+                rate(b.steady_rate()),
+                rate(b.wall_rate()),
+                b.wall.as_secs_f64(),
+                cpu(b)
+            );
+        }
+        for (i, p) in t.poller.iter().enumerate() {
+            let _ = writeln!(
+                details,
+                "| poller {} | {} | {} | {:.2} s | {} | {} invocations, largest {} records, {:.1} MB/invocation, peak RSS {}{} |",
+                i + 1,
+                rate(p.run.steady_rate()),
+                rate(p.run.wall_rate()),
+                p.run.wall.as_secs_f64(),
+                cpu(&p.run),
+                p.invocations,
+                p.largest_batch,
+                p.payload_bytes as f64 / p.invocations.max(1) as f64 / 1e6,
+                mb(p.peak_rss),
+                p.broker_cpu.map_or(String::new(), |c| format!(
+                    "; broker {:.2} s CPU",
+                    c.as_secs_f64()
+                ))
+            );
+        }
+        if let Some(e) = &t.emulator {
+            let _ = writeln!(
+                details,
+                "| poller → emulator → `bench-noop` | {} | {} | {:.2} s | {} | |",
+                rate(e.steady_rate()),
+                rate(e.wall_rate()),
+                e.wall.as_secs_f64(),
+                cpu(e)
+            );
+        }
+    }
+}
+
+fn quartile_rss(samples: &[(Duration, u64)]) -> String {
+    if samples.is_empty() {
+        return "?".to_owned();
+    }
+    [1, 2, 3, 4]
+        .iter()
+        .map(|q| {
+            let i = (samples.len() * q / 4).clamp(1, samples.len()) - 1;
+            format!("{:.0}", samples[i].1 as f64 / 1e6)
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+        + " MB"
+}
+
+/// Replaces the results section of `path` (between the markers) with `section`; appends the
+/// markers and the section when the file has none.
+pub(crate) fn write(path: &Path, section: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{BEGIN}\n{section}\n{END}");
+    let updated = match (text.find(BEGIN), text.find(END)) {
+        (Some(begin), Some(end)) if begin < end => {
+            format!("{}{block}{}", &text[..begin], &text[end + END.len()..])
+        }
+        _ => format!("{text}\n## Results\n\n{block}\n"),
+    };
+    std::fs::write(path, updated)?;
+    Ok(())
+}
