@@ -156,16 +156,19 @@ TOML
   tail -n "+$((log_before + 1))" "$repo/.services/lambda.log" | python3 -c '
 import re, sys
 for line in sys.stdin:
-    m = re.search(r"cleaned error log .*?document=(\{.*\})", line)
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+    m = re.search(r"cleaned error log record=(\S+) document=(\{.*\})", line)
     if m:
-        print(m.group(1))'
+        print(m.group(1), m.group(2))'
 }
 
 # The demo's steps, in order.
 demo_steps=(demo_log_etl demo_poller)
 
 say "starting the services (scripts/services.sh start)"
-if ! "$services" status >/dev/null 2>&1; then
+# Stop the services at the end only if the broker was not already running: someone else's
+# broker (and what runs against it) is left alone.
+if ! "$services" status 2>/dev/null | grep -q '^tansu: running'; then
   stop_services=true
 fi
 "$services" start
