@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The real services behind kafka-lambda's demo and integration tests: a Kafka-protocol broker
-# (tansu, in-memory storage) and the local AWS Lambda emulator (`cargo lambda watch`).
+# (tansu, in-memory storage) and the local AWS Lambda emulator (`cargo lambda watch`), plus the
+# private PostgreSQL server of the pg-sink example, which scripts/postgres.sh manages on its own.
 #
 # Usage: scripts/services.sh {install|start|stop|restart|status|env}
 #   install  Debian packages the build and tests need, tansu and cargo-lambda, each only when
-#            missing.
+#            missing; PostgreSQL through `scripts/postgres.sh install`.
 #   start    installs what is missing, starts both services in the background, or reuses them
 #            when they already run, and returns once each one answers. Logs and pid files are
 #            kept in .services/ (gitignored).
-#   stop     stops both services with every process they started, then checks that none is left.
+#   stop     stops both services with every process they started, then checks that none is left;
+#            then `scripts/postgres.sh stop`. (`start` runs `scripts/postgres.sh start` too.)
 #   restart  stop, then start: the emulator then serves the functions' current code (see below).
 #   status   tells whether each service runs and answers; exits 0 only when both do.
 #   env      prints the `export` line for the variables the tests and the demo read:
@@ -198,6 +200,7 @@ cmd_install() {
   install_system_packages
   install_tansu
   install_cargo_lambda
+  "$repo/scripts/postgres.sh" install
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -390,6 +393,7 @@ cmd_start() {
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: run scripts/services.sh install"
   done
   start_tansu
+  "$repo/scripts/postgres.sh" start
   start_lambda
 }
 
@@ -397,6 +401,7 @@ cmd_stop() {
   with_lock
   stop_service lambda
   stop_service tansu
+  "$repo/scripts/postgres.sh" stop
   local port
   for port in "$kafka_port" "$lambda_port"; do
     if port_in_use "$port"; then
