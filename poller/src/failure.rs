@@ -450,3 +450,250 @@ async fn send(
         .send(topic, partition, function, records, failure)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::BatchBuilder;
+    use crate::config::{Config, Mapping};
+    use crate::mapping::Progress;
+    use crate::partition::DoneGuard;
+    use kafka_lambda_events::{EventSource, KafkaEvent, TimestampType};
+    use std::sync::{Arc, Mutex};
+
+    type Script = dyn Fn(usize, &[i64]) -> InvokeOutcome + Send + Sync;
+
+    /// An invoker whose outcome is decided by the call number and the offsets in the payload.
+    struct Scripted {
+        script: Box<Script>,
+        calls: Mutex<Vec<Vec<i64>>>,
+    }
+
+    impl Invoker for Scripted {
+        async fn invoke(&self, payload: Vec<u8>) -> InvokeOutcome {
+            let offsets: Vec<i64> = KafkaEvent::from_slice(&payload)
+                .unwrap()
+                .records()
+                .map(|r| r.offset)
+                .collect();
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(offsets.clone());
+                calls.len() - 1
+            };
+            (self.script)(n, &offsets)
+        }
+        fn function(&self) -> &str {
+            "scripted"
+        }
+    }
+
+    fn mapping(extra: &str) -> Mapping {
+        let backoff = if extra.contains("retry_backoff") {
+            ""
+        } else {
+            "retry_backoff_base_ms = 1\nretry_backoff_max_ms = 2"
+        };
+        let text = format!(
+            "[kafka]\nbootstrap_servers = \"k:9092\"\n[[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n{backoff}\n{extra}\n"
+        );
+        let config: Config = toml::from_str(&text).unwrap();
+        config.validate().unwrap().mappings.remove(0)
+    }
+
+    fn shared(
+        extra: &str,
+        script: impl Fn(usize, &[i64]) -> InvokeOutcome + Send + Sync + 'static,
+    ) -> MappingShared<Scripted> {
+        let mapping = mapping(extra);
+        MappingShared {
+            header: EventHeader {
+                source: EventSource::SelfManagedKafka,
+                arn: None,
+                bootstrap_servers: "k:9092".into(),
+            },
+            invoker: Scripted {
+                script: Box::new(script),
+                calls: Mutex::new(Vec::new()),
+            },
+            in_flight: tokio::sync::Semaphore::new(1),
+            consumer: std::sync::OnceLock::new(),
+            dead_letter: None,
+            metrics: crate::telemetry::MappingMetrics::new("g", "f"),
+            progress: Arc::new(Progress::default()),
+            mapping,
+        }
+    }
+
+    fn batch(shared: &MappingShared<Scripted>, offsets: std::ops::Range<i64>) -> Batch {
+        let mut b = BatchBuilder::new(&shared.header, "t", 0, 10_000, 1 << 20);
+        for offset in offsets {
+            let record = PolledRecord {
+                offset,
+                timestamp: 1_700_000_000_000,
+                timestamp_type: TimestampType::CreateTime,
+                key: None,
+                value: Some(format!("{{\"n\":{offset}}}").into_bytes()),
+                headers: Vec::new(),
+            };
+            b.try_add(record).unwrap();
+        }
+        b.finish()
+    }
+
+    fn control() -> WorkerControl {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        WorkerControl {
+            stop: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            done: DoneGuard(tx),
+        }
+    }
+
+    use tokio_util::sync::CancellationToken;
+
+    fn error() -> InvokeOutcome {
+        InvokeOutcome::FunctionError {
+            error_type: "Boom".into(),
+            message: "boom".into(),
+        }
+    }
+
+    fn ok() -> InvokeOutcome {
+        InvokeOutcome::Success {
+            payload: Vec::new(),
+        }
+    }
+
+    async fn run(
+        shared: &MappingShared<Scripted>,
+        offsets: std::ops::Range<i64>,
+    ) -> (Delivery, Vec<i64>) {
+        let mut done = Vec::new();
+        let delivery = deliver(shared, "t", 0, batch(shared, offsets), &control(), |o| {
+            done.push(o)
+        })
+        .await;
+        (delivery, done)
+    }
+
+    #[tokio::test]
+    async fn throttles_and_transient_failures_do_not_use_up_the_retry_budget() {
+        let s = shared("max_retry_attempts = 1", |n, _| match n {
+            0 => InvokeOutcome::Throttled {
+                message: "slow down".into(),
+            },
+            1 => InvokeOutcome::Transient {
+                message: "503".into(),
+            },
+            2 => InvokeOutcome::Throttled {
+                message: "slow down".into(),
+            },
+            3 => error(),
+            _ => ok(),
+        });
+        let (delivery, done) = run(&s, 0..4).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(done, [3]);
+        assert_eq!(
+            s.invoker.calls.lock().unwrap().len(),
+            5,
+            "3 hiccups + 1 error + the retry that succeeded"
+        );
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_without_a_destination_skip_the_batch_and_finish_it() {
+        let s = shared("max_retry_attempts = 2", |_, _| error());
+        let (delivery, done) = run(&s, 10..13).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(done, [12]);
+        assert_eq!(
+            s.invoker.calls.lock().unwrap().len(),
+            3,
+            "1 invocation + 2 retries"
+        );
+    }
+
+    #[tokio::test]
+    async fn bisection_isolates_the_poison_record_and_delivers_the_rest_in_order() {
+        let s = shared(
+            "max_retry_attempts = 0\nbisect_batch_on_function_error = true",
+            |_, offsets| {
+                if offsets.contains(&5) { error() } else { ok() }
+            },
+        );
+        let (delivery, done) = run(&s, 0..8).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(
+            done,
+            [3, 4, 5, 7],
+            "segments finish in order; 5 is given up (skipped) alone"
+        );
+        let calls = s.invoker.calls.lock().unwrap().clone();
+        assert_eq!(calls.last().unwrap(), &[6, 7]);
+        assert!(
+            calls.contains(&vec![5]),
+            "the poison record was invoked alone: {calls:?}"
+        );
+        let delivered: Vec<i64> = calls
+            .iter()
+            .filter(|c| !c.contains(&5))
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(delivered, [0, 1, 2, 3, 4, 6, 7]);
+    }
+
+    #[tokio::test]
+    async fn a_partial_response_finishes_the_records_before_the_failure_and_retries_the_rest() {
+        let s = shared("report_batch_item_failures = true", |n, _| {
+            match n {
+            0 => InvokeOutcome::Success {
+                payload: br#"{"batchItemFailures":[{"itemIdentifier":"t-0-3"},{"itemIdentifier":{"topic-partition":"t-0","offset":5}}]}"#.to_vec(),
+            },
+            _ => ok(),
+        }
+        });
+        let (delivery, done) = run(&s, 0..6).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(
+            done,
+            [2, 5],
+            "0..=2 done after the first call, the rest after the retry"
+        );
+        assert_eq!(
+            s.invoker.calls.lock().unwrap()[1],
+            [3, 4, 5],
+            "retried from the lowest failed offset"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_response_naming_a_record_outside_the_batch_fails_the_whole_batch() {
+        let s = shared(
+            "report_batch_item_failures = true\nmax_retry_attempts = 0",
+            |_, _| InvokeOutcome::Success {
+                payload: br#"{"batchItemFailures":[{"itemIdentifier":"other-0-1"}]}"#.to_vec(),
+            },
+        );
+        let (delivery, done) = run(&s, 0..3).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(done, [2], "given up (skipped: no destination) as a whole");
+        assert_eq!(s.invoker.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_backoff_abandons_without_marking_anything_done() {
+        let s = shared(
+            "retry_backoff_base_ms = 60000\nretry_backoff_max_ms = 60000",
+            |_, _| error(),
+        );
+        let control = control();
+        control.stop.cancel();
+        let mut done = Vec::new();
+        let delivery = deliver(&s, "t", 0, batch(&s, 0..3), &control, |o| done.push(o)).await;
+        assert_eq!(delivery, Delivery::Abandoned);
+        assert!(done.is_empty());
+    }
+}

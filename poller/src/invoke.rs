@@ -258,3 +258,165 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    //! The classifier against a local HTTP stand-in for the Lambda Invoke API: it answers each
+    //! request with a scripted raw HTTP response (what real Lambda or `cargo lambda watch` send).
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves one request with `response` (raw HTTP), or closes the connection when `None`.
+    async fn stand_in(response: Option<&'static str>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the headers and the body (the SDK sends Content-Length).
+            loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            if let Some(response) = response {
+                socket.write_all(response.as_bytes()).await.unwrap();
+            }
+        });
+        url
+    }
+
+    async fn classify(response: Option<&'static str>) -> InvokeOutcome {
+        let url = stand_in(response).await;
+        let config = aws_sdk_lambda::config::Builder::new()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .endpoint_url(url)
+            .build();
+        LambdaInvoker::new(aws_sdk_lambda::Client::from_conf(config), "f")
+            .invoke(b"{}".to_vec())
+            .await
+    }
+
+    fn http(status: &str, headers: &str, body: &str) -> &'static str {
+        Box::leak(
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\n{headers}\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_200_with_a_payload_is_success() {
+        let out = classify(Some(http("200 OK", "", r#"{"batchItemFailures":[]}"#))).await;
+        assert_eq!(
+            out,
+            InvokeOutcome::Success {
+                payload: br#"{"batchItemFailures":[]}"#.to_vec()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn real_lambdas_function_error_header_is_a_function_error() {
+        let body = r#"{"errorType":"Runtime.ExitError","errorMessage":"RequestId: 1 Error: Runtime exited with error: exit status 101"}"#;
+        let out = classify(Some(http(
+            "200 OK",
+            "x-amz-function-error: Unhandled\r\n",
+            body,
+        )))
+        .await;
+        assert!(
+            matches!(&out, InvokeOutcome::FunctionError { error_type, message } if error_type == "Runtime.ExitError" && message.contains("exit status 101")),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_emulators_500_with_an_error_document_is_a_function_error() {
+        let out = classify(Some(http(
+            "500 Internal Server Error",
+            "",
+            r#"{"errorType":"KafkaRecordFailed","errorMessage":"record t-0@3: nope"}"#,
+        )))
+        .await;
+        assert!(
+            matches!(&out, InvokeOutcome::FunctionError { error_type, .. } if error_type == "KafkaRecordFailed"),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_and_service_errors_are_not_function_errors() {
+        let throttled = http(
+            "429 Too Many Requests",
+            "x-amzn-errortype: TooManyRequestsException\r\n",
+            r#"{"message":"Rate exceeded"}"#,
+        );
+        assert!(matches!(
+            classify(Some(throttled)).await,
+            InvokeOutcome::Throttled { .. }
+        ));
+        let unavailable = http(
+            "503 Service Unavailable",
+            "x-amzn-errortype: ServiceException\r\n",
+            r#"{"message":"try later"}"#,
+        );
+        assert!(matches!(
+            classify(Some(unavailable)).await,
+            InvokeOutcome::Transient { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_connection_is_a_transient_failure() {
+        assert!(matches!(
+            classify(None).await,
+            InvokeOutcome::Transient { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_missing_function_is_a_permanent_failure_naming_the_problem() {
+        let missing = http(
+            "404 Not Found",
+            "x-amzn-errortype: ResourceNotFoundException\r\n",
+            r#"{"message":"Function not found: f"}"#,
+        );
+        assert!(
+            matches!(classify(Some(missing)).await, InvokeOutcome::Permanent { message } if message.contains("Function not found")),
+        );
+    }
+
+    #[tokio::test]
+    async fn the_emulators_408_is_a_function_timeout() {
+        let out = classify(Some(http("408 Request Timeout", "", ""))).await;
+        assert!(
+            matches!(&out, InvokeOutcome::FunctionError { error_type, .. } if error_type == "Sandbox.Timedout"),
+            "{out:?}"
+        );
+    }
+}

@@ -263,6 +263,7 @@ async fn drive(
         },
         None => None,
     };
+    let mut last_error: Option<(String, std::time::Instant)> = None;
     loop {
         if let (Some(targets), Some(progress)) = (&targets, &until_caught_up)
             && progress.reached(targets)
@@ -288,7 +289,15 @@ async fn drive(
                         tracing::error!(mapping = %name, %topic, partition, offset, error = %e, "rewind failed");
                     }
                 }
-                Err(e) => tracing::warn!(mapping = %name, error = %e, "Kafka consumer error"),
+                Err(e) => {
+                    // librdkafka repeats a standing error (all brokers down) on every poll: log a
+                    // change at once, a repeat at most every 30 s.
+                    let text = e.to_string();
+                    if last_error.as_ref().is_none_or(|(last, at)| *last != text || at.elapsed() >= Duration::from_secs(30)) {
+                        tracing::warn!(mapping = %name, error = %text, "Kafka consumer error");
+                        last_error = Some((text, std::time::Instant::now()));
+                    }
+                }
             },
         }
     }

@@ -29,7 +29,7 @@ pub type PartitionQueue = StreamPartitionQueue<MappingContext>;
 
 /// Signals on drop that a worker has finished (also when it panicked).
 #[derive(Debug)]
-pub struct DoneGuard(SyncSender<()>);
+pub struct DoneGuard(pub(crate) SyncSender<()>);
 
 impl Drop for DoneGuard {
     fn drop(&mut self) {
@@ -435,6 +435,10 @@ pub const REPOLL_INTERVAL: Duration = Duration::from_millis(100);
 async fn recv(
     queue: &PartitionQueue,
 ) -> rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>> {
+    // Fast path: a record is usually waiting already; no timer needed.
+    if let Some(msg) = queue.recv().now_or_never() {
+        return msg;
+    }
     loop {
         tokio::select! {
             msg = queue.recv() => return msg,
