@@ -464,3 +464,47 @@ fn an_unreachable_broker_is_logged_and_retried_and_sigterm_still_exits_cleanly()
     let status = poller.terminate(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
 }
+
+#[test]
+fn the_batching_window_gathers_records_that_arrive_together_and_closes_before_later_ones() {
+    let topic = topic_name("window");
+    create_topic(&topic, 1);
+    let config = recorder_config(
+        &topic,
+        &group_name("window"),
+        "batch_size = 1000\nbatching_window_ms = 1500",
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(DELIVERY_TIMEOUT, "the poller owns the partition", || {
+        owns_partitions(&poller.log_text())
+    });
+    let first = produce(&topic, 1, 20, value);
+    // Well after the first batch's 1.5 s window closed.
+    std::thread::sleep(Duration::from_secs(4));
+    let second = produce(&topic, 1, 20, value);
+    let mut all = first.clone();
+    all.extend(second.clone());
+    wait_until(DELIVERY_TIMEOUT, "both waves are delivered", || {
+        seen_offsets(&topic).len() >= all.len()
+    });
+    assert_eq!(reconcile(&topic, &all), 0);
+    let invocation_of = |offsets: &std::collections::BTreeMap<(i32, i64), String>| -> std::collections::BTreeSet<String> {
+        seen(&topic)
+            .iter()
+            .filter(|s| offsets.contains_key(&(s.partition(), s.offset())))
+            .map(|s| s.invocation().to_owned())
+            .collect()
+    };
+    let (a, b) = (invocation_of(&first), invocation_of(&second));
+    assert_eq!(
+        a.len(),
+        1,
+        "the window gathered the first wave into one invocation: {a:?}"
+    );
+    assert_eq!(b.len(), 1, "and the second wave into another: {b:?}");
+    assert!(
+        a.is_disjoint(&b),
+        "the first window closed before the second wave arrived"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
