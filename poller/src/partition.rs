@@ -257,6 +257,23 @@ fn admit<I>(
     Admitted::Invoke(record)
 }
 
+/// Gives up one record that can never be invoked (dead-lettered, or skipped and logged);
+/// `Some(offset)` once done, `None` when the worker was told to stop first.
+async fn give_up_record<I: Invoker>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    record: PolledRecord,
+    info: FailureInfo,
+    control: &WorkerControl,
+    backoff: &Backoff,
+) -> Option<i64> {
+    let offset = record.offset;
+    let outcome =
+        failure::give_up(shared, topic, partition, &[record], &info, control, backoff).await;
+    (outcome == Delivery::Done).then_some(offset)
+}
+
 /// The worker loop of one partition: gather a batch, deliver it, store its offset, repeat.
 pub async fn run_worker<I: Invoker>(
     shared: Arc<MappingShared<I>>,
@@ -342,22 +359,13 @@ pub async fn run_worker<I: Invoker>(
                         Admitted::Unusable(record, info) => {
                             tracing::warn!(%topic, partition, offset = record.offset, error = %info.message,
                                 "the input template does not apply to the record");
-                            let offset = record.offset;
-                            if failure::give_up(
-                                &shared,
-                                &topic,
-                                partition,
-                                &[record],
-                                &info,
-                                &control,
-                                &backoff,
-                            )
-                            .await
-                                == Delivery::Abandoned
-                            {
-                                break 'batches;
+                            let given_up = give_up_record(
+                                &shared, &topic, partition, record, info, &control, &backoff,
+                            );
+                            match given_up.await {
+                                Some(offset) => covered = Some(offset),
+                                None => break 'batches,
                             }
-                            covered = Some(offset);
                             continue;
                         }
                     }
@@ -384,22 +392,14 @@ pub async fn run_worker<I: Invoker>(
                         ),
                         attempts: 0,
                     };
-                    let offset = record.offset;
-                    if failure::give_up(
-                        &shared,
-                        &topic,
-                        partition,
-                        &[record],
-                        &info,
-                        &control,
-                        &backoff,
+                    match give_up_record(
+                        &shared, &topic, partition, record, info, &control, &backoff,
                     )
                     .await
-                        == Delivery::Abandoned
                     {
-                        break 'batches;
+                        Some(offset) => covered = Some(offset),
+                        None => break 'batches,
                     }
-                    covered = Some(offset);
                 }
             }
         }

@@ -452,6 +452,19 @@ pub fn produce_one(
     offset
 }
 
+/// The tansu binary `cargo install` put in `~/.cargo/bin`, else the one on `PATH`.
+fn tansu_binary() -> PathBuf {
+    let installed = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+        .join(".cargo/bin/tansu");
+    if installed.is_file() {
+        installed
+    } else {
+        PathBuf::from("tansu")
+    }
+}
+
 /// A second, private tansu broker (in-memory) on its own port, stopped on drop.
 pub struct ExtraBroker {
     child: Child,
@@ -462,15 +475,7 @@ impl ExtraBroker {
     /// Starts tansu on `port` and waits until it accepts connections.
     pub fn start(port: u16) -> ExtraBroker {
         let url = format!("tcp://127.0.0.1:{port}");
-        let tansu = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(".cargo/bin/tansu");
-        let tansu = if tansu.is_file() {
-            tansu
-        } else {
-            PathBuf::from("tansu")
-        };
+        let tansu = tansu_binary();
         let child = Command::new(tansu)
             .args([
                 "broker",
@@ -494,15 +499,7 @@ impl ExtraBroker {
 
     /// Creates a topic on this broker.
     pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let tansu = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(".cargo/bin/tansu");
-        let tansu = if tansu.is_file() {
-            tansu
-        } else {
-            PathBuf::from("tansu")
-        };
+        let tansu = tansu_binary();
         let status = Command::new(tansu)
             .args([
                 "topic",
