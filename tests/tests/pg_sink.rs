@@ -1,0 +1,643 @@
+//! `examples/pg-sink` end to end against a real PostgreSQL server: the private cluster of
+//! `scripts/postgres.sh` (started by `scripts/services.sh start`, or here when it is not
+//! running), and for the outage test a second cluster of its own that the test stops and
+//! starts again.
+//!
+//! Each test writes its own table (`PG_SINK_TABLE`) and runs its own `cargo lambda watch` on a
+//! free port with its own `--env-file`, since the function is configured by environment
+//! variables. Invoked directly with AWS-shaped events, and through the real
+//! `kafka-lambda-poller` binary reading a topic of the shared broker.
+
+use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
+use kafka_lambda_tests::{
+    Invocation, create_topic, group_name, repo_root, services, topic_name, unique_name,
+};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FUNCTION: &str = "pg-sink";
+
+/// 2023-11-14T22:13:20Z, the moment every sample view happened.
+const VIEWED_AT: i64 = 1_700_000_000;
+
+/// One sample of each producer's shape, all describing a view of `ad` by `user` at
+/// [`VIEWED_AT`] for 0.25 (USD unless said otherwise).
+fn web(ad: &str, user: &str) -> Value {
+    json!({"adId": ad, "userId": user, "ts": VIEWED_AT * 1000, "price": "0.25", "page": "/home"})
+}
+fn mobile(ad: &str, user: &str) -> Value {
+    json!({"ad_id": ad, "user": {"id": user, "os": "ios"}, "viewed_at": "2023-11-14T22:13:20Z",
+           "price_micros": 250_000})
+}
+fn exchange(ad: &str, user: &str) -> Value {
+    json!({"creative_id": ad, "viewer_id": user, "timestamp_s": VIEWED_AT,
+           "price": {"amount": "0.25", "currency": "EUR"}, "bid_id": "b-1"})
+}
+
+/// A row as the test reads it back: topic, partition, offset, ad, user, epoch seconds,
+/// price in micros, currency, shape.
+type Row = (
+    String,
+    i32,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    String,
+    String,
+);
+
+fn row(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    ad: &str,
+    user: &str,
+    currency: &str,
+    shape: &str,
+) -> Row {
+    (
+        topic.to_owned(),
+        partition,
+        offset,
+        ad.to_owned(),
+        Some(user.to_owned()),
+        VIEWED_AT,
+        250_000,
+        currency.to_owned(),
+        shape.to_owned(),
+    )
+}
+
+#[test]
+fn mixed_shapes_become_exactly_the_normalized_rows_and_a_retry_adds_none() {
+    let table = table_name("mixed");
+    let emulator = Emulator::start(&[
+        ("PG_URL", pg_url()),
+        ("PG_SINK_TABLE", table.clone()),
+        ("PG_SINK_REPORT_BATCH_ITEM_FAILURES", "true".into()),
+    ]);
+    let topic = topic_name("pg_mixed");
+    let json = |partition, offset, value: Value| {
+        KafkaRecord::new(&topic, partition, offset).with_value(value.to_string())
+    };
+    let event = msk_event([
+        json(0, 10, web("a1", "u1")),
+        json(0, 11, mobile("a2", "u2")),
+        json(0, 12, exchange("a3", "u3")),
+        json(1, 20, mobile("a4", "u4")),
+        // Not an ad view of any known shape: fails, and stops partition 1 there.
+        json(1, 21, json!({"campaign": "c1", "clicks": 3})),
+        json(1, 22, web("a6", "u6")),
+    ]);
+    let expected = vec![
+        row(&topic, 0, 10, "a1", "u1", "USD", "web"),
+        row(&topic, 0, 11, "a2", "u2", "USD", "mobile"),
+        row(&topic, 0, 12, "a3", "u3", "EUR", "exchange"),
+        row(&topic, 1, 20, "a4", "u4", "USD", "mobile"),
+    ];
+    let failure = json!({"batchItemFailures": [
+        {"itemIdentifier": {"topic-partition": format!("{topic}-1"), "offset": 21}},
+    ]});
+
+    let first = emulator.invoke(FUNCTION, &event).expect_success();
+    assert_eq!(first, failure, "the unrecognized record is reported");
+    assert_eq!(rows(&pg_url(), &table), expected);
+
+    // The same batch again, as a retry would send it: the same rows, none added.
+    let second = emulator.invoke(FUNCTION, &event).expect_success();
+    assert_eq!(second, failure);
+    assert_eq!(rows(&pg_url(), &table), expected);
+}
+
+#[test]
+fn a_database_outage_fails_the_batch_until_the_database_is_back() {
+    let cluster = Cluster::start();
+    let table = table_name("outage");
+    let emulator = Emulator::start(&[
+        ("PG_URL", cluster.url.clone()),
+        ("PG_SINK_TABLE", table.clone()),
+        ("PGCONNECT_TIMEOUT", "2".into()),
+    ]);
+    let topic = topic_name("pg_outage");
+    let event = |offset: i64| {
+        msk_event([KafkaRecord::new(&topic, 0, offset).with_value(web("a1", "u1").to_string())])
+    };
+
+    emulator.invoke(FUNCTION, &event(1)).expect_success();
+    cluster.stop();
+    for offset in [2, 3] {
+        let error = emulator
+            .invoke(FUNCTION, &event(offset))
+            .expect_function_error();
+        assert_eq!(error.error_type, "KafkaBatchFailed", "{error:?}");
+        assert!(error.error_message.contains("PostgreSQL"), "{error:?}");
+    }
+    cluster.start_again();
+    emulator.invoke(FUNCTION, &event(2)).expect_success();
+    let offsets: Vec<i64> = rows(&cluster.url, &table).iter().map(|r| r.2).collect();
+    assert_eq!(
+        offsets,
+        [1, 2],
+        "the failed batch was not written, its retry was"
+    );
+}
+
+#[test]
+fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
+    let table = table_name("poller");
+    let emulator = Emulator::start(&[
+        ("PG_URL", pg_url()),
+        ("PG_SINK_TABLE", table.clone()),
+        ("PG_SINK_INVALID_RECORDS", "skip".into()),
+        ("PG_SINK_REPORT_BATCH_ITEM_FAILURES", "true".into()),
+    ]);
+    let topic = topic_name("pg_poller");
+    create_topic(&topic, 2);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .create()
+        .expect("a producer");
+    let mut expected = Vec::new();
+    for partition in 0..2 {
+        for i in 0..12_i64 {
+            let ad = format!("ad-{partition}-{i}");
+            let user = format!("user-{i}");
+            let (value, currency, shape) = match i % 4 {
+                0 => (web(&ad, &user).to_string(), "USD", "web"),
+                1 => (mobile(&ad, &user).to_string(), "USD", "mobile"),
+                2 => (exchange(&ad, &user).to_string(), "EUR", "exchange"),
+                // Skipped by the `skip` policy: logged, not written, not failed.
+                _ => ("not an ad view".to_owned(), "", ""),
+            };
+            producer
+                .send(
+                    BaseRecord::<(), _>::to(&topic)
+                        .partition(partition)
+                        .payload(&value),
+                )
+                .map_err(|(error, _)| error)
+                .expect("enqueue a record");
+            if !shape.is_empty() {
+                expected.push(row(&topic, partition, i, &ad, &user, currency, shape));
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("every record delivered to the topic");
+
+    let config = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+fetch_wait_max_ms = 10
+commit_interval_ms = 500
+
+[lambda]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[[mapping]]
+function = "{FUNCTION}"
+topics = ["{topic}"]
+consumer_group = "{group}"
+starting_position = "TRIM_HORIZON"
+batch_size = 5
+batching_window_ms = 20
+report_batch_item_failures = true
+"#,
+        bootstrap = services().kafka_bootstrap_servers(),
+        endpoint = emulator.endpoint,
+        group = group_name("pg_poller"),
+    );
+    let mut poller = Poller::start("pg-sink", &config);
+    let start = Instant::now();
+    let mut found = Vec::new();
+    while start.elapsed() < Duration::from_secs(90) {
+        found = rows_if_any(&pg_url(), &table);
+        if found.len() >= expected.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    poller.stop();
+    assert_eq!(found, expected, "poller log:\n{}", poller.log());
+}
+
+// -------------------------------------------------------------------------------------------
+// The database
+
+/// The URL of the shared private cluster: `scripts/postgres.sh start` (quick when it already
+/// runs, as after `scripts/services.sh start`), then its `env`.
+fn pg_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        postgres_script(&[], "start");
+        let output = postgres_script(&[], "env");
+        output
+            .trim()
+            .strip_prefix("export KL_PG_URL=")
+            .unwrap_or_else(|| panic!("scripts/postgres.sh env printed {output:?}"))
+            .to_owned()
+    })
+    .clone()
+}
+
+/// Runs `scripts/postgres.sh <command>` with `env`; its stdout.
+fn postgres_script(env: &[(&str, &str)], command: &str) -> String {
+    let output = Command::new("bash")
+        .arg(repo_root().join("scripts/postgres.sh"))
+        .arg(command)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("scripts/postgres.sh runs");
+    assert!(
+        output.status.success(),
+        "scripts/postgres.sh {command} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn table_name(test: &str) -> String {
+    unique_name(&format!("ad_views_{test}")).replace('-', "_")
+}
+
+fn query<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        tokio::spawn(connection);
+        f(&client).await
+    })
+}
+
+/// Every row of `table`, in key order; the table must exist.
+fn rows(url: &str, table: &str) -> Vec<Row> {
+    query(url, async |client| {
+        client
+            .query(
+                &format!(
+                    "SELECT kafka_topic, kafka_partition, kafka_offset, ad_id, user_id,
+                            extract(epoch FROM viewed_at)::bigint, price_micros, currency,
+                            source_shape
+                     FROM {table} ORDER BY kafka_topic, kafka_partition, kafka_offset"
+                ),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading {table}: {e}"))
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                    r.get(8),
+                )
+            })
+            .collect()
+    })
+}
+
+/// [`rows`], or none while the function has not created the table yet.
+fn rows_if_any(url: &str, table: &str) -> Vec<Row> {
+    let exists = query(url, async |client| {
+        client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false)
+    });
+    if exists { rows(url, table) } else { Vec::new() }
+}
+
+/// A PostgreSQL cluster of this test alone (`scripts/postgres.sh` with its own port and
+/// directory), removed when dropped.
+struct Cluster {
+    port: String,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let port = free_port().to_string();
+        let dir = repo_root()
+            .join(".services")
+            .join(unique_name("postgres-outage"));
+        let cluster = Cluster {
+            url: format!("postgres://postgres@127.0.0.1:{port}/kafka_lambda"),
+            port,
+            dir,
+        };
+        cluster.start_again();
+        cluster
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("KL_PG_PORT", self.port.as_str()),
+            ("KL_PG_DIR", self.dir.to_str().expect("a UTF-8 path")),
+        ]
+    }
+
+    fn start_again(&self) {
+        postgres_script(&self.env(), "start");
+    }
+
+    fn stop(&self) {
+        postgres_script(&self.env(), "stop");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("scripts/postgres.sh"))
+            .arg("stop")
+            .envs(self.env())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(self.dir.with_extension("lock"));
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Events, the private emulator, the poller
+
+fn msk_event(records: impl IntoIterator<Item = KafkaRecord>) -> Vec<u8> {
+    KafkaEvent::builder(EventSource::Msk)
+        .event_source_arn(
+            "arn:aws:kafka:eu-west-1:123456789012:cluster/ads/7f3a2b1c-9d8e-4f6a-b5c4-3d2e1f0a9b8c-2",
+        )
+        .bootstrap_servers("b-1.ads.k3x9q2.c2.kafka.eu-west-1.amazonaws.com:9098")
+        .records(records)
+        .build()
+        .to_vec()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < timeout, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A tool that `scripts/services.sh install` puts in place: on `PATH`, or in cargo's or pip's
+/// bin directories, which a fresh shell may lack.
+fn tool_path() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    dirs.push(
+        std::env::var_os("CARGO_HOME")
+            .map_or_else(|| home.join(".cargo"), PathBuf::from)
+            .join("bin"),
+    );
+    dirs.push(home.join(".local/bin"));
+    std::env::join_paths(dirs).expect("PATH entries")
+}
+
+/// `cargo lambda watch` of this test alone, on a free port, its functions configured by `env`
+/// (through `--env-file`, which keeps commas in values intact). The function binaries were
+/// built by `scripts/services.sh start`, which `services()` makes sure ran. Stopped with its
+/// function processes when dropped (SIGTERM to its process group).
+struct Emulator {
+    child: Child,
+    endpoint: String,
+    log: PathBuf,
+}
+
+impl Emulator {
+    fn start(env: &[(&str, String)]) -> Emulator {
+        services();
+        let port = free_port();
+        let dir = std::env::temp_dir().join("kafka-lambda-pg-sink-tests");
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let env_file = dir.join(format!("emulator-{port}.env"));
+        let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&env_file, lines).expect("the env file is written");
+        let log = dir.join(format!("emulator-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("the emulator log");
+        let mut command = Command::new("cargo");
+        command
+            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            .args(["--ignore-changes", "--concurrency", "2", "--color", "never"])
+            .arg("--env-file")
+            .arg(&env_file)
+            .env("PATH", tool_path())
+            .env("RUST_LOG", "info")
+            .current_dir(repo_root())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("the log file"))
+            .stderr(log_file);
+        // What `cargo test` sets for the test must not reach the `cargo run` of the functions.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR" {
+                command.env_remove(&*name);
+            }
+        }
+        let child = command
+            .spawn()
+            .expect("cargo lambda watch starts (scripts/services.sh install puts it in place)");
+        let emulator = Emulator {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        wait_until(
+            Duration::from_secs(60),
+            "the private emulator answers",
+            || emulator.probe() == Some(404),
+        );
+        emulator
+    }
+
+    fn probe(&self) -> Option<u16> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .post(format!(
+                "{}/2015-03-31/functions/kl-probe/invocations",
+                self.endpoint
+            ))
+            .send("{}")
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
+    fn invoke(&self, function: &str, payload: &[u8]) -> Invocation {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(kafka_lambda_tests::INVOKE_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.endpoint
+        );
+        let mut response = agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(payload)
+            .unwrap_or_else(|error| {
+                panic!(
+                    "invoking {function} at {url} failed: {error}; emulator log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                )
+            });
+        Invocation {
+            function: function.to_owned(),
+            status: response.status().as_u16(),
+            headers: Vec::new(),
+            body: response
+                .body_mut()
+                .read_to_vec()
+                .expect("the response body"),
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real `kafka-lambda-poller` binary from the workspace's target directory, where the
+/// workspace build before the tests puts it; built here only when it is missing.
+fn poller_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/debug/deps/pg_sink-<hash> → target/debug/kafka-lambda-poller
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from target/<profile>/deps")
+        .join("kafka-lambda-poller");
+    if !binary.is_file() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "-p",
+                "kafka-lambda-poller",
+                "--bin",
+                "kafka-lambda-poller",
+            ])
+            .current_dir(repo_root())
+            .status()
+            .expect("cargo build runs");
+        assert!(
+            status.success(),
+            "cargo build -p kafka-lambda-poller failed"
+        );
+    }
+    binary
+}
+
+/// A running `kafka-lambda-poller run`, killed when dropped.
+struct Poller {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Poller {
+    fn start(name: &str, config: &str) -> Poller {
+        let dir = std::env::temp_dir().join(kafka_lambda_tests::unique_name(name));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let config_path = dir.join("poller.toml");
+        std::fs::write(&config_path, config).expect("the poller config is written");
+        let log = dir.join("poller.log");
+        let child = Command::new(poller_binary())
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the poller log"))
+            .spawn()
+            .expect("kafka-lambda-poller starts");
+        Poller {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the drain (at most 30 s).
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
