@@ -109,6 +109,17 @@ fn mixed_shapes_become_exactly_the_normalized_rows_and_a_retry_adds_none() {
     let first = emulator.invoke(FUNCTION, &event).expect_success();
     assert_eq!(first, failure, "the unrecognized record is reported");
     assert_eq!(rows(&pg_url(), &table), expected);
+    let unrecognized = format!("{topic}-1@21");
+    wait_until(
+        Duration::from_secs(10),
+        "the function logs the unrecognized record with its id",
+        || {
+            let log = std::fs::read_to_string(&emulator.log).unwrap_or_default();
+            log.lines().any(|line| {
+                line.contains(&unrecognized) && line.contains("unrecognized ad-view shape")
+            })
+        },
+    );
 
     // The same batch again, as a retry would send it: the same rows, none added.
     let second = emulator.invoke(FUNCTION, &event).expect_success();

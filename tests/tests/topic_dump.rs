@@ -143,6 +143,57 @@ fn a_destination_that_is_down_fails_the_first_record_of_each_partition() {
 }
 
 #[test]
+fn authenticates_to_the_destination_with_scram_from_the_environment() {
+    let copy = topic_name("dump_scram_copy");
+    let (user, password) = ("dumper", "dumper-Secret-42");
+    let destination = Tansu::start_with_scram(user, password, &[&copy]);
+    let scram = |password: &str, timeout_ms: &str| {
+        Emulator::start(&[
+            ("DUMP_BOOTSTRAP_SERVERS", destination.address()),
+            ("DUMP_TOPIC", copy.clone()),
+            ("DUMP_SASL_MECHANISM", "SCRAM-SHA-512".into()),
+            ("DUMP_SASL_USERNAME", user.into()),
+            ("DUMP_SASL_PASSWORD", password.into()),
+            ("DUMP_DELIVERY_TIMEOUT_MS", timeout_ms.into()),
+            ("DUMP_REPORT_BATCH_ITEM_FAILURES", "true".into()),
+        ])
+    };
+    let source = topic_name("dump_scram");
+    let event = msk_event([
+        KafkaRecord::new(&source, 0, 3)
+            .with_key("k")
+            .with_value("one"),
+        KafkaRecord::new(&source, 0, 4)
+            .with_key("k")
+            .with_value("two"),
+    ]);
+
+    let emulator = scram(password, "30000");
+    let response = emulator.invoke(FUNCTION, &event).expect_success();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    let settings = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", user),
+        ("sasl.password", password),
+    ];
+    let copied = read_topic_with(&destination.address(), &settings, &copy, 2);
+    let values: Vec<_> = copied.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(values, [Some(b"one".to_vec()), Some(b"two".to_vec())]);
+    drop(emulator);
+
+    let wrong = scram("not-the-password", "3000");
+    let response = wrong.invoke(FUNCTION, &event).expect_success();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [
+            {"itemIdentifier": {"topic-partition": format!("{source}-0"), "offset": 3}},
+        ]}),
+        "a refused login is a failed batch, not a success"
+    );
+}
+
+#[test]
 fn the_poller_copies_a_topic_partition_by_partition_in_order() {
     let destination = Tansu::start();
     let source = topic_name("dump_poller");
@@ -246,13 +297,26 @@ struct ReadRecord {
 /// a fetch starting inside a multi-record batch) until `expected` records were read or 60 s
 /// passed, then a moment longer to catch extra copies. Partition by partition, in offset order.
 fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<ReadRecord> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    read_topic_with(bootstrap, &[], topic, expected)
+}
+
+/// [`read_topic`] with extra client settings (SASL).
+fn read_topic_with(
+    bootstrap: &str,
+    settings: &[(&str, &str)],
+    topic: &str,
+    expected: usize,
+) -> Vec<ReadRecord> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group_name("dump_reader"))
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("a consumer");
+        .set("fetch.wait.max.ms", "10");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().expect("a consumer");
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("topic metadata");
@@ -389,24 +453,71 @@ fn tool_path() -> std::ffi::OsString {
 struct Tansu {
     child: Child,
     address: String,
+    /// The sqlite store of a broker with users, removed on drop.
+    store: Option<PathBuf>,
 }
 
 impl Tansu {
     fn start() -> Tansu {
+        Self::spawn(free_port(), "memory://tansu/", false, &std::env::temp_dir())
+    }
+
+    /// A broker that requires SASL/SCRAM-SHA-512 from `user`, with `topics` (one partition
+    /// each). tansu keeps users in its storage: they are created on a sqlite store without
+    /// authentication, then the broker is restarted on it with `--authentication`.
+    fn start_with_scram(user: &str, password: &str, topics: &[&str]) -> Tansu {
+        let dir = std::env::temp_dir().join(kafka_lambda_tests::unique_name("dump-scram"));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
         let port = free_port();
+        let setup = Self::spawn(port, "sqlite://tansu.db", false, &dir);
+        let url = format!("tcp://{}", setup.address);
+        let tansu = |args: &[&str]| {
+            let output = Command::new("tansu")
+                .env("PATH", tool_path())
+                .args(args)
+                .args(["--broker", &url])
+                .stdin(Stdio::null())
+                .output()
+                .expect("tansu runs");
+            assert!(
+                output.status.success(),
+                "tansu {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        tansu(&["user", "create", user, password, "--mechanism", "scram512"]);
+        for topic in topics {
+            tansu(&["topic", "create", topic, "--partitions", "1"]);
+        }
+        drop(setup);
+        let mut broker = Self::spawn(port, "sqlite://tansu.db", true, &dir);
+        broker.store = Some(dir);
+        broker
+    }
+
+    fn spawn(port: u16, storage: &str, authentication: bool, dir: &std::path::Path) -> Tansu {
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
-        let child = Command::new("tansu")
+        let mut command = Command::new("tansu");
+        command
             .env("PATH", tool_path())
-            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .args(["broker", "--storage-engine", storage])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .current_dir(std::env::temp_dir())
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        if authentication {
+            command.arg("--authentication");
+        }
+        let child = command
             .spawn()
             .expect("tansu starts (scripts/services.sh install puts it in place)");
-        let broker = Tansu { child, address };
+        let broker = Tansu {
+            child,
+            address,
+            store: None,
+        };
         wait_until(
             Duration::from_secs(30),
             "the destination broker listens",
@@ -445,6 +556,9 @@ impl Drop for Tansu {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(store) = &self.store {
+            let _ = std::fs::remove_dir_all(store);
+        }
     }
 }
 
