@@ -161,6 +161,49 @@ fn a_database_outage_fails_the_batch_until_the_database_is_back() {
 }
 
 #[test]
+fn a_user_without_the_create_privilege_writes_to_an_existing_table() {
+    // The table as README.md documents it, created ahead by an administrator; the function's
+    // user may only read and write it (PostgreSQL 15 gives PUBLIC no CREATE on `public`).
+    let table = table_name("grants");
+    let user = unique_name("sink_writer").replace('-', "_");
+    query(&pg_url(), async |client| {
+        let readme = std::fs::read_to_string(repo_root().join("examples/pg-sink/README.md"))
+            .expect("examples/pg-sink/README.md");
+        let ddl = readme
+            .split("```sql\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("README.md shows the table's DDL")
+            .replace("ad_views", &table);
+        client
+            .batch_execute(&format!(
+                "{ddl}
+                 CREATE ROLE {user} LOGIN;
+                 GRANT SELECT, INSERT, UPDATE ON {table} TO {user};"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("preparing {table} for {user}: {e}"));
+    });
+    let url = pg_url().replacen("postgres://postgres@", &format!("postgres://{user}@"), 1);
+    let emulator = Emulator::start(&[("PG_URL", url), ("PG_SINK_TABLE", table.clone())]);
+    let topic = topic_name("pg_grants");
+    let event = msk_event([
+        KafkaRecord::new(&topic, 0, 1).with_value(web("a1", "u1").to_string()),
+        KafkaRecord::new(&topic, 0, 2).with_value(exchange("a2", "u2").to_string()),
+    ]);
+    for _ in 0..2 {
+        emulator.invoke(FUNCTION, &event).expect_success();
+    }
+    assert_eq!(
+        rows(&pg_url(), &table),
+        [
+            row(&topic, 0, 1, "a1", "u1", "USD", "web"),
+            row(&topic, 0, 2, "a2", "u2", "EUR", "exchange"),
+        ]
+    );
+}
+
+#[test]
 fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
     let table = table_name("poller");
     let emulator = Emulator::start(&[

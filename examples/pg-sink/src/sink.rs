@@ -142,6 +142,19 @@ impl Sink {
             }
         });
         tracing::info!(%database, table = %self.config.table, "connected to PostgreSQL");
+        // Looked up first: `CREATE TABLE IF NOT EXISTS` needs the CREATE privilege on the schema
+        // even when the table exists, which a least-privilege user only has for the first run.
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.config.table])
+            .await
+            .map_err(|source| SinkError::CreateTable {
+                table: self.config.table.clone(),
+                source,
+            })?
+            .get(0);
+        if exists {
+            return Ok(client);
+        }
         // Instances starting together may all find the table missing: an advisory lock lets one
         // create it while the others wait, instead of failing on the catalog's unique index.
         let create = format!(

@@ -32,17 +32,21 @@ impl Dumper {
     /// idempotence (no duplicates from the producer's own retries, order kept per partition),
     /// `acks=all`, and `message.timeout.ms` from `DUMP_DELIVERY_TIMEOUT_MS`. Unless the client
     /// config's options choose another, the partitioner is `murmur2_random`, the one Java
-    /// clients use, so a keyed record lands in the partition a Java producer would pick.
+    /// clients use, so a keyed record lands in the partition a Java producer would pick, and
+    /// `linger.ms` is 5.
     pub(crate) fn new(config: &Config) -> Result<Self, ClientError> {
         let timeout_ms = config.delivery_timeout.as_millis().to_string();
         let mut extra = vec![
             ("enable.idempotence", "true"),
             ("acks", "all"),
             ("message.timeout.ms", timeout_ms.as_str()),
-            ("linger.ms", "5"),
         ];
-        if !config.destination.options.contains_key("partitioner") {
-            extra.push(("partitioner", "murmur2_random"));
+        // Defaults the client config's options may override: a short linger batches the
+        // records of one invocation without delaying its answer.
+        for (key, value) in [("partitioner", "murmur2_random"), ("linger.ms", "5")] {
+            if !config.destination.options.contains_key(key) {
+                extra.push((key, value));
+            }
         }
         Ok(Dumper {
             producer: config.destination.create(&extra)?,
