@@ -72,7 +72,7 @@ impl TryFrom<aws::KafkaEvent> for KafkaEvent {
 fn record_from_aws(r: aws::KafkaRecord) -> Result<KafkaRecord, FromAwsEventError> {
     let topic = r.topic.unwrap_or_default();
     let decode = |field: &'static str, s: Option<String>| {
-        s.map(|s| crate::base64_serde::DECODER.decode(s))
+        s.map(|s| crate::base64_serde::decode(s.as_bytes()))
             .transpose()
             .map_err(|source| FromAwsEventError::Base64 {
                 topic: topic.clone(),

@@ -78,6 +78,9 @@ pub struct KafkaEvent {
 impl KafkaEvent {
     /// Parses an event from JSON bytes; the error names the path of the offending field.
     pub fn from_slice(json: &[u8]) -> Result<Self, EventParseError> {
+        if let Some(event) = crate::fast::parse(json) {
+            return Ok(event);
+        }
         crate::error::from_slice_with_path(json)
             .map_err(|(path, source)| EventParseError { path, source })
     }

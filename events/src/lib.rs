@@ -41,6 +41,7 @@ mod base64_serde;
 mod compat;
 pub mod error;
 pub mod event;
+mod fast;
 pub mod header;
 mod json;
 pub mod record;
