@@ -7,20 +7,27 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// The system allocator with counters.
 pub(crate) struct Counting;
 
+/// Whether allocations are counted: only while measuring them, so that timed runs do not pay
+/// for the counters (four atomic operations per allocation would favour the decoder that
+/// allocates less).
+static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
-static LIVE: AtomicU64 = AtomicU64::new(0);
-static PEAK: AtomicU64 = AtomicU64::new(0);
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicI64 = AtomicI64::new(0);
 
 fn grew(bytes: u64) {
+    if !COUNTING.load(Relaxed) {
+        return;
+    }
     ALLOCATIONS.fetch_add(1, Relaxed);
     BYTES.fetch_add(bytes, Relaxed);
-    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    let live = LIVE.fetch_add(bytes as i64, Relaxed) + bytes as i64;
     PEAK.fetch_max(live, Relaxed);
 }
 
@@ -40,14 +47,18 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as u64, Relaxed);
+        if COUNTING.load(Relaxed) {
+            LIVE.fetch_sub(layout.size() as i64, Relaxed);
+        }
         // SAFETY: `ptr` was allocated by `System` with `layout` (through this allocator).
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // A reallocation counts as one allocation of the new size: what a copy would cost.
-        LIVE.fetch_sub(layout.size() as u64, Relaxed);
+        if COUNTING.load(Relaxed) {
+            LIVE.fetch_sub(layout.size() as i64, Relaxed);
+        }
         grew(new_size as u64);
         // SAFETY: as for `dealloc`; `new_size` is the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -81,14 +92,21 @@ impl Snapshot {
     }
 }
 
-/// Starts a new peak measurement from the bytes live now; returns them.
-pub(crate) fn reset_peak() -> u64 {
-    let live = LIVE.load(Relaxed);
-    PEAK.store(live, Relaxed);
-    live
+/// Counts allocations from now on, with the live bytes and their peak starting at zero: what is
+/// freed afterwards but was allocated before makes the live count lower (the measured section
+/// only frees what it allocated).
+pub(crate) fn start_counting() {
+    LIVE.store(0, Relaxed);
+    PEAK.store(0, Relaxed);
+    COUNTING.store(true, Relaxed);
 }
 
-/// Highest live bytes since [`reset_peak`].
+/// Stops counting.
+pub(crate) fn stop_counting() {
+    COUNTING.store(false, Relaxed);
+}
+
+/// Highest live bytes since [`start_counting`].
 pub(crate) fn peak() -> u64 {
-    PEAK.load(Relaxed)
+    PEAK.load(Relaxed).max(0) as u64
 }

@@ -87,6 +87,9 @@ enum Cmd {
         /// Timed iterations of each decoder.
         #[arg(long, default_value_t = 15)]
         iterations: usize,
+        /// Only run one decoder in a loop, for a profiler: `sdk` or `alternative`.
+        #[arg(long)]
+        profile: Option<String>,
     },
     /// Goal 1 only: poller and baseline throughput (and the emulator with --emulator).
     Throughput {
@@ -351,9 +354,7 @@ fn decode_run(iterations: usize) -> anyhow::Result<decode::DecodeResult> {
     let d = decode::run(iterations)?;
     eprintln!(
         "decode: SDK {:.1?}, alternative {:.1?}, {:.2}×",
-        d.ours.median,
-        d.alternative.median,
-        d.speedup()
+        d.ours.median, d.alternative.median, d.speedup
     );
     Ok(d)
 }
@@ -404,7 +405,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             report::write(&path, &report.render(&machine))?;
             eprintln!("results written to {}", path.display());
         }
-        Cmd::Decode { iterations } => {
+        Cmd::Decode {
+            iterations,
+            profile: Some(which),
+        } => {
+            anyhow::ensure!(
+                which == "sdk" || which == "alternative",
+                "--profile takes sdk or alternative"
+            );
+            return tokio::task::block_in_place(|| {
+                decode::profile(which == "alternative", iterations)
+            });
+        }
+        Cmd::Decode {
+            iterations,
+            profile: None,
+        } => {
             report.decode = Some(tokio::task::block_in_place(|| decode_run(iterations))?);
         }
         Cmd::Throughput {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# kafka-lambda's benchmarks against the physical limit of the machine, in one command:
+#
+#   scripts/bench.sh                  # everything; writes the results into BENCHMARKS.md
+#   scripts/bench.sh --records 200000 # a quicker run (any `kafka-lambda-bench all` option)
+#
+# Installs what is missing (scripts/services.sh install), builds the poller, the benchmark,
+# log-etl and the no-op function in release, starts a private tansu broker (memory storage) and a
+# private `cargo lambda watch` on their own ports, so the gigabyte topics never reach the shared
+# test services, runs `kafka-lambda-bench all`, and stops the private services on exit.
+# BENCHMARKS.md says what each number means; a full run takes about 20 minutes on 2 cores.
+#
+# Settings, from the environment:
+#   BENCH_KAFKA_PORT     private broker port                          (19192)
+#   BENCH_LAMBDA_PORT    private emulator port                        (9190)
+#   BENCH_SERVICES_DIR   its logs and pid files                       (<repo>/.services/bench)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly repo
+readonly kafka_port="${BENCH_KAFKA_PORT:-19192}"
+readonly lambda_port="${BENCH_LAMBDA_PORT:-9190}"
+readonly state_dir="${BENCH_SERVICES_DIR:-$repo/.services/bench}"
+readonly target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+cd "$repo"
+
+log() { printf 'bench: %s\n' "$*" >&2 || true; }
+
+# The private services: scripts/services.sh with its own ports and state directory. Four
+# instances of a function at most, one per partition of the benchmark topics.
+services() {
+  KL_KAFKA_PORT="$kafka_port" KL_LAMBDA_PORT="$lambda_port" KL_SERVICES_DIR="$state_dir" \
+    KL_LAMBDA_CONCURRENCY=4 "$repo/scripts/services.sh" "$@"
+}
+
+scripts/services.sh install
+log "building in release: the poller, the benchmark, log-etl, bench-noop"
+cargo build --release --quiet -p kafka-lambda-poller -p kafka-lambda-bench -p log-etl \
+  -p kafka-lambda-bench-noop
+
+# Fresh services: the cold start is measured on an emulator that has not started log-etl yet.
+services stop
+trap 'services stop' EXIT
+services start
+
+broker_pid="$(<"$state_dir/tansu.pid")"
+log "running the benchmarks (broker 127.0.0.1:$kafka_port, emulator 127.0.0.1:$lambda_port)"
+"$target_dir/release/kafka-lambda-bench" \
+  --bootstrap "127.0.0.1:$kafka_port" \
+  --emulator "http://127.0.0.1:$lambda_port" \
+  --poller "$target_dir/release/kafka-lambda-poller" \
+  --work-dir "$target_dir/bench" \
+  --broker-pid "$broker_pid" \
+  all \
+  --functions "$target_dir/release/log-etl,$target_dir/release/bench-noop,$target_dir/debug/log-etl" \
+  --report "$repo/BENCHMARKS.md" \
+  "$@"
