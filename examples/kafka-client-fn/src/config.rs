@@ -1,0 +1,273 @@
+//! The function's configuration, read once at start-up from the environment.
+//!
+//! The cluster is given in one of three ways, exactly one of them:
+//!
+//! - `KAFKA_BOOTSTRAP_SERVERS`: brokers without authentication (`host:port[,host:port]`);
+//! - `KAFKA_CLIENT_CONFIG`: the TOML of `kafka-lambda-client` (brokers, `[auth.tls]`,
+//!   `[auth.sasl]` with SCRAM, PLAIN or MSK IAM, `[options]`), as the variable's value;
+//! - `KAFKA_CLIENT_CONFIG_FILE`: the path of a file holding that TOML.
+//!
+//! Secrets are never in the TOML itself: it names them (`password = { env = "..." }` or
+//! `{ file = "..." }`), and the client crate reads them at start-up. A variable set to the
+//! empty string counts as unset.
+
+use kafka_lambda_client::KafkaClientConfig;
+use std::env::VarError;
+use std::fmt;
+use std::time::Duration;
+
+/// Brokers without authentication.
+pub(crate) const BOOTSTRAP_SERVERS_VAR: &str = "KAFKA_BOOTSTRAP_SERVERS";
+/// The client configuration as TOML text.
+pub(crate) const CLIENT_CONFIG_VAR: &str = "KAFKA_CLIENT_CONFIG";
+/// The path of a TOML client configuration.
+pub(crate) const CLIENT_CONFIG_FILE_VAR: &str = "KAFKA_CLIENT_CONFIG_FILE";
+/// How long a broker has to answer, in milliseconds.
+pub(crate) const TIMEOUT_VAR: &str = "KAFKA_TIMEOUT_MS";
+
+/// How long a broker has to answer (metadata, topic creation, a record's delivery) unless
+/// `KAFKA_TIMEOUT_MS` says otherwise: well inside the function's 60-second timeout, so an
+/// unreachable cluster is reported as such instead of as a timed-out invocation.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lambda's longest function timeout.
+const MAX_TIMEOUT_MS: u64 = 900_000;
+
+/// Settings of the function.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The cluster and how to authenticate.
+    pub(crate) client: KafkaClientConfig,
+    /// The variable the cluster came from, for messages.
+    pub(crate) origin: &'static str,
+    /// How long a broker has to answer.
+    pub(crate) timeout: Duration,
+}
+
+/// The configuration is invalid; the function refuses to start. The message starts with the
+/// variable's name and never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct ConfigError {
+    variable: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
+        ConfigError {
+            variable,
+            message: format!("{variable} {problem}"),
+        }
+    }
+
+    /// A problem with the value, quoted in the message (never use this for secrets).
+    fn value(variable: &'static str, value: &str, problem: impl fmt::Display) -> Self {
+        ConfigError {
+            variable,
+            message: format!("{variable}=`{value}` {problem}"),
+        }
+    }
+
+    /// The variable at fault.
+    #[cfg(test)]
+    pub(crate) fn variable(&self) -> &'static str {
+        self.variable
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment, reading the secrets it names.
+    pub(crate) fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name))
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub(crate) fn from_lookup(
+        lookup: impl Fn(&str) -> Result<String, VarError>,
+    ) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            match lookup(name) {
+                Ok(value) if value.trim().is_empty() => Ok(None),
+                Ok(value) => Ok(Some(value)),
+                Err(VarError::NotPresent) => Ok(None),
+                Err(VarError::NotUnicode(_)) => Err(ConfigError::new(name, "is not valid Unicode")),
+            }
+        };
+        let sources = [
+            (BOOTSTRAP_SERVERS_VAR, get(BOOTSTRAP_SERVERS_VAR)?),
+            (CLIENT_CONFIG_VAR, get(CLIENT_CONFIG_VAR)?),
+            (CLIENT_CONFIG_FILE_VAR, get(CLIENT_CONFIG_FILE_VAR)?),
+        ];
+        let mut given = sources
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)));
+        let (origin, value) = given.next().ok_or_else(|| {
+            ConfigError::new(
+                BOOTSTRAP_SERVERS_VAR,
+                format!(
+                    "is not set, and neither is {CLIENT_CONFIG_VAR} nor {CLIENT_CONFIG_FILE_VAR}: \
+                     give the brokers (host:port[,host:port]), or a kafka-lambda-client TOML \
+                     configuration for a cluster with authentication"
+                ),
+            )
+        })?;
+        if let Some((other, _)) = given.next() {
+            return Err(ConfigError::new(
+                origin,
+                format!("and {other} are both set; give the cluster in one of them"),
+            ));
+        }
+        let client = match origin {
+            BOOTSTRAP_SERVERS_VAR => KafkaClientConfig::new(value.trim()),
+            CLIENT_CONFIG_VAR => KafkaClientConfig::from_toml_str(&value)
+                .map_err(|error| ConfigError::new(origin, format!("is invalid: {error}")))?,
+            _ => KafkaClientConfig::from_file(value.trim().as_ref())
+                .map_err(|error| ConfigError::new(origin, format!("is invalid: {error}")))?,
+        };
+        client
+            .validate()
+            .map_err(|error| ConfigError::new(origin, format!("is invalid: {error}")))?;
+
+        let timeout = match get(TIMEOUT_VAR)? {
+            None => DEFAULT_TIMEOUT,
+            Some(value) => match value.trim().parse::<u64>() {
+                Ok(ms @ 1..=MAX_TIMEOUT_MS) => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::value(
+                        TIMEOUT_VAR,
+                        &value,
+                        format!("is not a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}"),
+                    ));
+                }
+            },
+        };
+        Ok(Config {
+            client,
+            origin,
+            timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned().ok_or(VarError::NotPresent))
+    }
+
+    #[test]
+    fn bootstrap_servers_alone_connect_without_authentication() {
+        let config = config(&[("KAFKA_BOOTSTRAP_SERVERS", " 127.0.0.1:19092 ")]).unwrap();
+        assert_eq!(config.client.bootstrap_servers, "127.0.0.1:19092");
+        assert!(config.client.auth.is_empty());
+        assert_eq!(config.origin, "KAFKA_BOOTSTRAP_SERVERS");
+        assert_eq!(config.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_client_config_brings_authentication() {
+        let toml = r#"
+            bootstrap_servers = "b-1.logs.abc123.c2.kafka.eu-west-1.amazonaws.com:9098"
+            [auth.tls]
+            [auth.sasl]
+            mechanism = "AWS_MSK_IAM"
+            region = "eu-west-1"
+        "#;
+        let config =
+            config(&[("KAFKA_CLIENT_CONFIG", toml), ("KAFKA_TIMEOUT_MS", "2500")]).unwrap();
+        assert_eq!(config.client.auth.security_protocol(), Some("SASL_SSL"));
+        assert_eq!(config.timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn a_client_config_file_is_read() {
+        let path =
+            std::env::temp_dir().join(format!("kafka-client-fn-{}.toml", std::process::id()));
+        std::fs::write(&path, "bootstrap_servers = \"k1:9092,k2:9092\"\n").unwrap();
+        let config = config(&[("KAFKA_CLIENT_CONFIG_FILE", path.to_str().unwrap())]);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(config.unwrap().client.bootstrap_servers, "k1:9092,k2:9092");
+    }
+
+    #[test]
+    fn invalid_settings_are_clear_errors_naming_the_variable() {
+        // (variables, the variable the error names, the start of its message)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (
+                &[],
+                "KAFKA_BOOTSTRAP_SERVERS",
+                "KAFKA_BOOTSTRAP_SERVERS is not set, and neither is KAFKA_CLIENT_CONFIG nor KAFKA_CLIENT_CONFIG_FILE",
+            ),
+            (
+                &[("KAFKA_BOOTSTRAP_SERVERS", "  ")],
+                "KAFKA_BOOTSTRAP_SERVERS",
+                "KAFKA_BOOTSTRAP_SERVERS is not set",
+            ),
+            (
+                &[("KAFKA_BOOTSTRAP_SERVERS", "localhost")],
+                "KAFKA_BOOTSTRAP_SERVERS",
+                "KAFKA_BOOTSTRAP_SERVERS is invalid: invalid Kafka client config: `bootstrap_servers` has `localhost`, which is not host:port",
+            ),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "k:9092"),
+                    ("KAFKA_CLIENT_CONFIG", "bootstrap_servers = \"k:9092\""),
+                ],
+                "KAFKA_BOOTSTRAP_SERVERS",
+                "KAFKA_BOOTSTRAP_SERVERS and KAFKA_CLIENT_CONFIG are both set; give the cluster in one of them",
+            ),
+            (
+                &[(
+                    "KAFKA_CLIENT_CONFIG",
+                    "bootstrap_servers = \"k:9092\"\n[auth.tls]\n[options]\n\"security.protocol\" = \"plaintext\"\n",
+                )],
+                "KAFKA_CLIENT_CONFIG",
+                "KAFKA_CLIENT_CONFIG is invalid: invalid Kafka client config: \
+                 `options.\"security.protocol\"` is set by the [auth] table",
+            ),
+            (
+                &[(
+                    "KAFKA_CLIENT_CONFIG",
+                    "bootstrap_servers = \"k:9092\"\n[auth.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = \"hunter2\"\n",
+                )],
+                "KAFKA_CLIENT_CONFIG",
+                "KAFKA_CLIENT_CONFIG is invalid: invalid Kafka client config text: line 2, column 1: \
+                 a secret (password) is given as a literal value, which is not accepted",
+            ),
+            (
+                &[("KAFKA_CLIENT_CONFIG_FILE", "/nonexistent/kafka.toml")],
+                "KAFKA_CLIENT_CONFIG_FILE",
+                "KAFKA_CLIENT_CONFIG_FILE is invalid: invalid Kafka client config /nonexistent/kafka.toml: cannot read the file",
+            ),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "k:9092"),
+                    ("KAFKA_TIMEOUT_MS", "10s"),
+                ],
+                "KAFKA_TIMEOUT_MS",
+                "KAFKA_TIMEOUT_MS=`10s` is not a whole number of milliseconds from 1 to 900000",
+            ),
+        ];
+        for (vars, variable, message) in cases {
+            let problem = config(vars).unwrap_err();
+            assert_eq!(problem.variable(), *variable, "{vars:?}");
+            assert!(
+                problem.to_string().starts_with(message),
+                "{vars:?}: expected `{message}`, got `{problem}`"
+            );
+            assert!(!problem.to_string().contains("hunter2"), "{problem}");
+        }
+    }
+}
