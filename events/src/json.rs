@@ -44,14 +44,45 @@ pub(crate) fn write_int<I: itoa::Integer>(buf: &mut Vec<u8>, n: I) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// The decimal text of every byte read as a signed Java byte (`0`..`127`, `-128`..`-1`), so a
+/// header byte is written with one copy instead of an integer formatting.
+const JAVA_BYTE_TEXT: [([u8; 4], u8); 256] = {
+    let mut table = [([0u8; 4], 0u8); 256];
+    let mut b = 0;
+    while b < 256 {
+        let value = b as u8 as i8 as i16;
+        let (mut text, mut len) = ([0u8; 4], 0);
+        if value < 0 {
+            text[0] = b'-';
+            len = 1;
+        }
+        let magnitude = value.unsigned_abs();
+        if magnitude >= 100 {
+            text[len] = b'0' + (magnitude / 100) as u8;
+            len += 1;
+        }
+        if magnitude >= 10 {
+            text[len] = b'0' + (magnitude / 10 % 10) as u8;
+            len += 1;
+        }
+        text[len] = b'0' + (magnitude % 10) as u8;
+        len += 1;
+        table[b] = (text, len as u8);
+        b += 1;
+    }
+    table
+};
+
 /// Appends bytes as a JSON array of signed Java bytes (`[104,-1,0]`).
 pub(crate) fn write_java_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.reserve(bytes.len() * 5 + 2);
     buf.push(b'[');
     for (i, &b) in bytes.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        write_int(buf, b as i8);
+        let (text, len) = &JAVA_BYTE_TEXT[usize::from(b)];
+        buf.extend_from_slice(&text[..usize::from(*len)]);
     }
     buf.push(b']');
 }
@@ -110,5 +141,10 @@ mod tests {
         let mut buf = Vec::new();
         write_java_bytes(&mut buf, &[0, 127, 128, 255]);
         assert_eq!(buf, b"[0,127,-128,-1]");
+        let all: Vec<u8> = (0..=255).collect();
+        let mut buf = Vec::new();
+        write_java_bytes(&mut buf, &all);
+        let expected: Vec<i8> = all.iter().map(|&b| b as i8).collect();
+        assert_eq!(buf, serde_json::to_vec(&expected).unwrap());
     }
 }
