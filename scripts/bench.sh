@@ -13,14 +13,19 @@
 # Settings, from the environment:
 #   BENCH_KAFKA_PORT     private broker port                          (19192)
 #   BENCH_LAMBDA_PORT    private emulator port                        (9190)
+#   BENCH_PG_PORT        private PostgreSQL port (services.sh starts one for pg-sink; unused
+#                        here)                                        (15532)
 #   BENCH_SERVICES_DIR   its logs and pid files                       (<repo>/.services/bench)
+#   BENCH_REPORT         the file whose results section is rewritten  (<repo>/BENCHMARKS.md)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
 readonly kafka_port="${BENCH_KAFKA_PORT:-19192}"
 readonly lambda_port="${BENCH_LAMBDA_PORT:-9190}"
+readonly pg_port="${BENCH_PG_PORT:-15532}"
 readonly state_dir="${BENCH_SERVICES_DIR:-$repo/.services/bench}"
+readonly report="${BENCH_REPORT:-$repo/BENCHMARKS.md}"
 readonly target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 cd "$repo"
 
@@ -29,7 +34,8 @@ log() { printf 'bench: %s\n' "$*" >&2 || true; }
 # The private services: scripts/services.sh with its own ports and state directory. Four
 # instances of a function at most, one per partition of the benchmark topics.
 services() {
-  KL_KAFKA_PORT="$kafka_port" KL_LAMBDA_PORT="$lambda_port" KL_SERVICES_DIR="$state_dir" \
+  KL_KAFKA_PORT="$kafka_port" KL_LAMBDA_PORT="$lambda_port" KL_PG_PORT="$pg_port" \
+    KL_SERVICES_DIR="$state_dir" \
     KL_LAMBDA_CONCURRENCY=4 "$repo/scripts/services.sh" "$@"
 }
 
@@ -53,5 +59,5 @@ log "running the benchmarks (broker 127.0.0.1:$kafka_port, emulator 127.0.0.1:$l
   --broker-pid "$broker_pid" \
   all \
   --functions "$target_dir/release/log-etl,$target_dir/release/bench-noop,$target_dir/debug/log-etl" \
-  --report "$repo/BENCHMARKS.md" \
+  --report "$report" \
   "$@"

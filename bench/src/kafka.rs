@@ -7,7 +7,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::client::ClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,14 +57,49 @@ pub(crate) async fn create_topic(bootstrap: &str, topic: &str) -> anyhow::Result
     Ok(())
 }
 
-fn producer(bootstrap: &str, linger_ms: u32) -> anyhow::Result<BaseProducer> {
+/// Counts the records the broker did not take, keeping the first error.
+#[derive(Default)]
+pub(crate) struct DeliveryErrors {
+    failed: AtomicU64,
+    first: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryErrors {}
+
+impl ProducerContext for DeliveryErrors {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut first) = self.first.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+impl DeliveryErrors {
+    fn check(&self) -> anyhow::Result<()> {
+        let failed = self.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = self.first.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
+            anyhow::bail!("the broker did not take {failed} records; the first error: {first}");
+        }
+        Ok(())
+    }
+}
+
+type Producer0 = BaseProducer<DeliveryErrors>;
+
+fn producer(bootstrap: &str, linger_ms: u32) -> anyhow::Result<Producer0> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", linger_ms.to_string())
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
         .set("message.timeout.ms", "300000")
-        .create()?)
+        .create_with_context(DeliveryErrors::default())?)
 }
 
 fn record_headers(id: u64) -> OwnedHeaders {
@@ -75,7 +113,7 @@ fn record_headers(id: u64) -> OwnedHeaders {
         })
 }
 
-fn send(producer: &BaseProducer, topic: &str, id: u64) -> anyhow::Result<()> {
+fn send(producer: &Producer0, topic: &str, id: u64) -> anyhow::Result<()> {
     let value = workload::value(id, now_ms() / 1000);
     let key = workload::key(id);
     let mut record = BaseRecord::to(topic)
@@ -115,6 +153,7 @@ pub(crate) fn produce(
     producer
         .flush(Duration::from_secs(600))
         .context("flushing the produced records")?;
+    producer.context().check()?;
     Ok(started.elapsed())
 }
 
@@ -140,20 +179,8 @@ pub(crate) fn produce_paced(
         }
     }
     producer.flush(Duration::from_secs(30))?;
+    producer.context().check()?;
     Ok(id)
-}
-
-/// Records in `topic` (sum of the partitions' high watermarks).
-pub(crate) fn topic_records(bootstrap: &str, topic: &str) -> anyhow::Result<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let mut total = 0;
-    for partition in 0..workload::PARTITIONS {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-        total += high - low;
-    }
-    Ok(total)
 }
 
 /// One consumer run over a topic.

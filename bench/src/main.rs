@@ -211,13 +211,8 @@ async fn produce(setup: &Setup, topic: &str, first: u64, records: u64) -> anyhow
     let (bootstrap, t) = (setup.bootstrap.clone(), topic.to_owned());
     let took = tokio::task::spawn_blocking(move || kafka::produce(&bootstrap, &t, first, records))
         .await??;
-    let (bootstrap, t) = (setup.bootstrap.clone(), topic.to_owned());
-    let total = tokio::task::spawn_blocking(move || kafka::topic_records(&bootstrap, &t)).await??;
-    anyhow::ensure!(
-        total as u64 == first + records,
-        "{topic} holds {total} records, expected {}",
-        first + records
-    );
+    // Not checked against the high watermarks: tansu 0.6 reports the base offset of a
+    // partition's last record batch as its end. The consumers count what they read instead.
     eprintln!("produced {records} records in {took:.1?}");
     Ok(took)
 }
@@ -381,12 +376,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             // First, while the emulator has not started `log-etl` yet.
             if let Some(emulator) = emulator {
                 let e = emulator.to_owned();
-                report.emulator_cold = Some(
-                    tokio::task::spawn_blocking(move || {
-                        coldstart::through_emulator(&e, "log-etl", 5)
-                    })
-                    .await??,
-                );
+                let cold = tokio::task::spawn_blocking(move || {
+                    coldstart::through_emulator(&e, "log-etl", 5)
+                })
+                .await??;
+                eprintln!("log-etl under the emulator: cold {:.1?}, warm {:.1?}", cold.cold, cold.warm);
+                report.emulator_cold = Some(cold);
             }
             report.init = init_runs(&functions).await?;
             report.decode = Some(tokio::task::block_in_place(|| decode_run(15))?);
