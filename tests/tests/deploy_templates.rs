@@ -182,7 +182,33 @@ fn template_triggers_are_valid_poller_mappings() {
     .into_iter()
     .chain(SELF_MANAGED.iter().copied())
     .collect();
-    let scenarios: [(&str, Parameters, &[&str]); 3] = [
+    // Both clusters with every ready-made function deployed: each of their triggers too.
+    let every_function: Parameters = [
+        ("MskClusterArn", MSK_CLUSTER_ARN),
+        ("DumpBootstrapServers", "dr-1.example:9096"),
+        ("DumpSubnetIds", "subnet-0a,subnet-0b"),
+        ("DumpSecurityGroupId", "sg-0dump"),
+        ("PgSinkDatabaseHost", "db.example"),
+        (
+            "PgSinkPasswordSecretArn",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg-AbCdEf",
+        ),
+        ("PgSinkSubnetIds", "subnet-0a,subnet-0b"),
+        ("PgSinkSecurityGroupId", "sg-0pg"),
+        ("EsAddress", "https://search.example:9200"),
+        ("EsUser", "etl"),
+        (
+            "EsPasswordSecretArn",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:es-AbCdEf",
+        ),
+        ("KafkaClientBootstrapServers", "b-1.example:9096"),
+        ("KafkaClientSubnetIds", "subnet-0a,subnet-0b"),
+        ("KafkaClientSecurityGroupId", "sg-0client"),
+    ]
+    .into_iter()
+    .chain(SELF_MANAGED.iter().copied())
+    .collect();
+    let scenarios: [(&str, Parameters, &[&str]); 4] = [
         (
             "MSK, defaults",
             vec![("MskClusterArn", MSK_CLUSTER_ARN)],
@@ -197,6 +223,21 @@ fn template_triggers_are_valid_poller_mappings() {
             "both clusters, from a timestamp, limits at their extremes",
             both_at_a_timestamp,
             &["LogEtlMskFunction", "LogEtlSelfManagedKafkaFunction"],
+        ),
+        (
+            "every ready-made function on both clusters",
+            every_function,
+            &[
+                "EsEtlMskFunction",
+                "EsEtlSelfManagedKafkaFunction",
+                "KafkaClientFunction",
+                "LogEtlMskFunction",
+                "LogEtlSelfManagedKafkaFunction",
+                "PgSinkMskFunction",
+                "PgSinkSelfManagedKafkaFunction",
+                "TopicDumpMskFunction",
+                "TopicDumpSelfManagedKafkaFunction",
+            ],
         ),
     ];
     let mut translated = 0;
@@ -251,7 +292,7 @@ fn template_triggers_are_valid_poller_mappings() {
             "scenario `{scenario}`: the functions its conditions create"
         );
     }
-    assert_eq!(translated, 4, "MSK and self-managed triggers translated");
+    assert_eq!(translated, 12, "MSK and self-managed triggers translated");
 }
 
 #[test]
@@ -890,7 +931,9 @@ impl PollerConfig {
         for (key, value) in &self.mapping {
             let line = format!("{key} = {value}");
             assert!(
-                effective.lines().any(|l| l == line || same_string_list(l, &line)),
+                effective
+                    .lines()
+                    .any(|l| l == line || same_string_list(l, &line)),
                 "{context}: `check` does not report `{line}`:\n{effective}\nfrom:\n{}",
                 self.to_toml()
             );
