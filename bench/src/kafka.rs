@@ -3,15 +3,15 @@
 use crate::workload;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::client::ClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 fn now_ms() -> i64 {
@@ -83,7 +83,12 @@ impl DeliveryErrors {
     fn check(&self) -> anyhow::Result<()> {
         let failed = self.failed.load(Ordering::Relaxed);
         if failed > 0 {
-            let first = self.first.lock().ok().and_then(|f| f.clone()).unwrap_or_default();
+            let first = self
+                .first
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
             anyhow::bail!("the broker did not take {failed} records; the first error: {first}");
         }
         Ok(())
@@ -259,6 +264,39 @@ pub(crate) fn baseline(
         steady_records: count - 1,
         cpu,
     })
+}
+
+/// The latency floor: a plain rdkafka consumer in its own group, reading `topic` from the start
+/// until `records` records arrived or `timeout` passed, with `fetch.wait.max.ms` as given.
+/// Returns `(record timestamp, milliseconds from it to the consumer)` per record.
+pub(crate) fn baseline_latencies(
+    bootstrap: &str,
+    topic: &str,
+    records: u64,
+    fetch_wait_ms: u64,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(i64, f64)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("bench-latency-baseline"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while (seen.len() as u64) < records && started.elapsed() < timeout {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            if let Some(ts) = message.timestamp().to_millis() {
+                seen.push((ts, now - ts as f64));
+            }
+        }
+    }
+    Ok(seen)
 }
 
 /// Sum of the offsets `group` committed on `topic` (0 for partitions without one).

@@ -24,6 +24,36 @@ pub(crate) struct LatencyRun {
     pub(crate) p99: f64,
     /// Largest, ms.
     pub(crate) max: f64,
+    /// The same for a plain rdkafka consumer reading the same records at the same time with the
+    /// same `fetch.wait.max.ms`: the floor the broker sets.
+    pub(crate) baseline: Percentiles,
+}
+
+/// Latency percentiles in ms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Percentiles {
+    /// Median.
+    pub(crate) p50: f64,
+    /// 99th percentile.
+    pub(crate) p99: f64,
+    /// Largest.
+    pub(crate) max: f64,
+}
+
+/// Leaves out the warm-up (records produced less than two seconds after the first arrival)
+/// and sorts the latencies.
+fn measured(all: &[(i64, f64)]) -> Vec<f64> {
+    let first_arrival = all
+        .iter()
+        .map(|&(ts, latency)| ts as f64 + latency)
+        .fold(f64::INFINITY, f64::min);
+    let mut measured: Vec<f64> = all
+        .iter()
+        .filter(|&&(ts, _)| ts as f64 >= first_arrival + 2_000.0)
+        .map(|&(_, latency)| latency)
+        .collect();
+    measured.sort_unstable_by(f64::total_cmp);
+    measured
 }
 
 /// Produces at [`RATE`] for `duration` while the poller (window 0, `fetch_wait_max_ms`) feeds
@@ -53,9 +83,23 @@ pub(crate) async fn run(
         batch_size: 10_000,
         max_concurrency: 4,
         options: Vec::new(),
+        env: Vec::new(),
     };
     let name = format!("latency-{fetch_wait_max_ms}ms");
     let mut poller = Poller::spawn(&setup.poller, &setup.work_dir, &name, &config)?;
+    let baseline = {
+        let (bootstrap, topic) = (setup.bootstrap.clone(), topic.clone());
+        let records = u64::from(RATE) * duration.as_secs();
+        tokio::task::spawn_blocking(move || {
+            kafka::baseline_latencies(
+                &bootstrap,
+                &topic,
+                records,
+                fetch_wait_max_ms,
+                duration + Duration::from_secs(30),
+            )
+        })
+    };
     let producer = {
         let (bootstrap, topic) = (setup.bootstrap.clone(), topic.clone());
         tokio::task::spawn_blocking(move || {
@@ -73,27 +117,28 @@ pub(crate) async fn run(
         );
     }
     poller.stop()?;
-    let all = server.latencies();
-    let first_arrival = all
-        .iter()
-        .map(|&(ts, latency)| ts as f64 + latency)
-        .fold(f64::INFINITY, f64::min);
-    let mut measured: Vec<f64> = all
-        .iter()
-        .filter(|&&(ts, _)| ts as f64 >= first_arrival + 2_000.0)
-        .map(|&(_, latency)| latency)
-        .collect();
+    let measured = measured(&server.latencies());
     anyhow::ensure!(
         measured.len() as u64 >= produced / 3,
         "only {} of {produced} records were produced after the warm-up; is the group join slow?",
         measured.len()
     );
-    measured.sort_unstable_by(f64::total_cmp);
+    let floor = measured_floor(baseline.await??);
     Ok(LatencyRun {
         fetch_wait_max_ms,
         samples: measured.len(),
         p50: percentile(&measured, 50.0),
         p99: percentile(&measured, 99.0),
         max: measured.last().copied().unwrap_or(f64::NAN),
+        baseline: floor,
     })
+}
+
+fn measured_floor(all: Vec<(i64, f64)>) -> Percentiles {
+    let measured = measured(&all);
+    Percentiles {
+        p50: percentile(&measured, 50.0),
+        p99: percentile(&measured, 99.0),
+        max: measured.last().copied().unwrap_or(f64::NAN),
+    }
 }

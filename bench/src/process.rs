@@ -121,6 +121,8 @@ pub(crate) struct PollerConfig {
     pub(crate) max_concurrency: usize,
     /// `[kafka.options]`.
     pub(crate) options: Vec<(String, String)>,
+    /// Extra environment of the process (e.g. `MALLOC_ARENA_MAX`).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl PollerConfig {
@@ -205,6 +207,7 @@ impl Poller {
                 "RUST_LOG",
                 std::env::var("BENCH_POLLER_LOG").unwrap_or("warn".into()),
             )
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

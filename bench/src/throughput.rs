@@ -16,6 +16,8 @@ pub(crate) struct RunSettings {
     pub(crate) batching_window_ms: u64,
     /// `[kafka.options]`.
     pub(crate) options: Vec<(String, String)>,
+    /// Extra environment of the poller process.
+    pub(crate) env: Vec<(String, String)>,
     /// How the stand-in endpoint behaves.
     pub(crate) behaviour: Behaviour,
 }
@@ -61,6 +63,7 @@ pub(crate) async fn poller_run(
         batch_size: 10_000,
         max_concurrency: 4,
         options: settings.options.clone(),
+        env: settings.env.clone(),
     };
     let broker_before = setup.broker_pid.and_then(cpu_time);
     let mut poller = Poller::spawn(&setup.poller, &setup.work_dir, name, &config)?;
@@ -165,6 +168,7 @@ pub(crate) async fn emulator_run(
         batch_size: 10_000,
         max_concurrency: 4,
         options: Vec::new(),
+        env: Vec::new(),
     };
     let watch = CommittedWatch::new(&setup.bootstrap, &group, topic)?;
     let mut poller = Poller::spawn(&setup.poller, &setup.work_dir, "emulator", &config)?;
