@@ -149,10 +149,7 @@ impl EventWriter {
     /// Appends a record, opening a new `topic-partition` group when it differs from the previous
     /// record's. Records of one partition must be pushed contiguously.
     pub fn push(&mut self, record: &RecordRef<'_>) {
-        let same_group = matches!(&self.group,
-            Group::Partition { topic, partition, .. }
-                if *partition == record.partition && topic == record.topic);
-        if !same_group {
+        if !self.continues_group(record) {
             self.close_group();
             self.buf.push(b'"');
             json::write_str_body(&mut self.buf, record.topic);
@@ -171,15 +168,39 @@ impl EventWriter {
     /// Appends a record only if the finished event stays within `limit` bytes; otherwise leaves
     /// the event unchanged and tells the size it would have had.
     pub fn try_push(&mut self, record: &RecordRef<'_>, limit: usize) -> Result<(), PayloadFull> {
-        let mark = (self.buf.len(), self.group.clone(), self.records);
+        let (len, records) = (self.buf.len(), self.records);
+        // The group is cloned (with its topic) only when this record opens a new one; within a
+        // group only its `first` flag can change. A clone per record was an allocation per record.
+        let previous = (!self.continues_group(record)).then(|| self.group.clone());
+        let first = matches!(
+            self.group,
+            Group::Partition { first: true, .. } | Group::Keyed { first: true }
+        );
         self.push(record);
         let would_be = self.len();
         if would_be > limit {
-            (self.group, self.records) = (mark.1, mark.2);
-            self.buf.truncate(mark.0);
+            match previous {
+                Some(group) => self.group = group,
+                None => {
+                    if let Group::Partition { first: f, .. } | Group::Keyed { first: f } =
+                        &mut self.group
+                    {
+                        *f = first;
+                    }
+                }
+            }
+            self.records = records;
+            self.buf.truncate(len);
             return Err(PayloadFull { would_be, limit });
         }
         Ok(())
+    }
+
+    /// Whether `record` belongs to the group opened last (by a record of the same partition).
+    fn continues_group(&self, record: &RecordRef<'_>) -> bool {
+        matches!(&self.group,
+            Group::Partition { topic, partition, .. }
+                if *partition == record.partition && topic == record.topic)
     }
 
     /// Opens a group under an explicit key (for re-encoding a parsed event verbatim, whatever
