@@ -322,7 +322,7 @@ impl Report {
                 out,
                 "| 1 | Poller throughput, {} × 1 KB records, 4 partitions, stand-in endpoint | \
                  poller {} rec/s vs plain rdkafka consumer {} rec/s (best of {}, first → last record) | \
-                 ≥ 0.9× | {:.2}× — {} |",
+                 ≥ 0.9× | {:.3}× — {} |",
                 rate(t.records as f64),
                 rate(p.steady_rate()),
                 rate(b.steady_rate()),
