@@ -7,6 +7,7 @@ use crate::event::EventSource;
 use crate::header::Header;
 use crate::json;
 use crate::record::{KafkaRecord, SchemaMetadata, TimestampType};
+use std::ops::Range;
 
 /// A borrowed view of one record to encode.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +98,8 @@ pub struct EventWriter {
     buf: Vec<u8>,
     group: Group,
     records: usize,
+    /// Where the last record's JSON object is in `buf` (empty before the first).
+    last_record: Range<usize>,
 }
 
 impl EventWriter {
@@ -128,6 +131,7 @@ impl EventWriter {
             buf,
             group: Group::None,
             records: 0,
+            last_record: 0..0,
         }
     }
 
@@ -149,29 +153,67 @@ impl EventWriter {
     /// Appends a record, opening a new `topic-partition` group when it differs from the previous
     /// record's. Records of one partition must be pushed contiguously.
     pub fn push(&mut self, record: &RecordRef<'_>) {
-        if !self.continues_group(record) {
-            self.close_group();
-            self.buf.push(b'"');
-            json::write_str_body(&mut self.buf, record.topic);
-            self.buf.push(b'-');
-            json::write_int(&mut self.buf, record.partition);
-            self.buf.extend_from_slice(b"\":[");
-            self.group = Group::Partition {
-                topic: record.topic.to_owned(),
-                partition: record.partition,
-                first: true,
-            };
+        if !self.continues_group(record.topic, record.partition) {
+            self.open_group(record.topic, record.partition);
         }
         self.write_record(record);
+    }
+
+    /// Appends a record that an `EventWriter` already encoded: the bytes of a
+    /// [`last_record`](Self::last_record) range of another event. Grouping works as in
+    /// [`push`](Self::push). Builds an event of some records of an earlier one (a retry of part
+    /// of a batch) by copying their JSON instead of encoding them again.
+    pub fn push_encoded(&mut self, topic: &str, partition: i32, record_json: &[u8]) {
+        if !self.continues_group(topic, partition) {
+            self.open_group(topic, partition);
+        }
+        if !self.take_first() {
+            self.buf.push(b',');
+        }
+        let start = self.buf.len();
+        self.buf.extend_from_slice(record_json);
+        self.last_record = start..self.buf.len();
+        self.records += 1;
+    }
+
+    /// Where the JSON object of the last record written is, in the event's bytes: the same range
+    /// in [`finish`](Self::finish)'s result. `None` before the first record.
+    pub fn last_record(&self) -> Option<Range<usize>> {
+        (!self.last_record.is_empty()).then(|| self.last_record.clone())
+    }
+
+    fn open_group(&mut self, topic: &str, partition: i32) {
+        self.close_group();
+        self.buf.push(b'"');
+        json::write_str_body(&mut self.buf, topic);
+        self.buf.push(b'-');
+        json::write_int(&mut self.buf, partition);
+        self.buf.extend_from_slice(b"\":[");
+        self.group = Group::Partition {
+            topic: topic.to_owned(),
+            partition,
+            first: true,
+        };
+    }
+
+    /// Whether the next record is the first of its group (and it no longer will be).
+    fn take_first(&mut self) -> bool {
+        match &mut self.group {
+            Group::Partition { first, .. } | Group::Keyed { first } => {
+                std::mem::replace(first, false)
+            }
+            Group::None => false,
+        }
     }
 
     /// Appends a record only if the finished event stays within `limit` bytes; otherwise leaves
     /// the event unchanged and tells the size it would have had.
     pub fn try_push(&mut self, record: &RecordRef<'_>, limit: usize) -> Result<(), PayloadFull> {
-        let (len, records) = (self.buf.len(), self.records);
+        let (len, records, last) = (self.buf.len(), self.records, self.last_record.clone());
         // The group is cloned (with its topic) only when this record opens a new one; within a
         // group only its `first` flag can change. A clone per record was an allocation per record.
-        let previous = (!self.continues_group(record)).then(|| self.group.clone());
+        let previous =
+            (!self.continues_group(record.topic, record.partition)).then(|| self.group.clone());
         let first = matches!(
             self.group,
             Group::Partition { first: true, .. } | Group::Keyed { first: true }
@@ -190,17 +232,17 @@ impl EventWriter {
                 }
             }
             self.records = records;
+            self.last_record = last;
             self.buf.truncate(len);
             return Err(PayloadFull { would_be, limit });
         }
         Ok(())
     }
 
-    /// Whether `record` belongs to the group opened last (by a record of the same partition).
-    fn continues_group(&self, record: &RecordRef<'_>) -> bool {
+    /// Whether a record of `topic`/`partition` belongs to the group opened last.
+    fn continues_group(&self, topic: &str, partition: i32) -> bool {
         matches!(&self.group,
-            Group::Partition { topic, partition, .. }
-                if *partition == record.partition && topic == record.topic)
+            Group::Partition { topic: t, partition: p, .. } if *p == partition && t == topic)
     }
 
     /// Opens a group under an explicit key (for re-encoding a parsed event verbatim, whatever
@@ -252,6 +294,7 @@ impl EventWriter {
         if !first {
             buf.push(b',');
         }
+        let start = buf.len();
         buf.extend_from_slice(b"{\"topic\":");
         json::write_str(buf, r.topic);
         buf.extend_from_slice(b",\"partition\":");
@@ -292,6 +335,7 @@ impl EventWriter {
             write_schema_metadata(buf, m);
         }
         buf.push(b'}');
+        self.last_record = start..self.buf.len();
         self.records += 1;
     }
 }

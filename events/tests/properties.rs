@@ -277,6 +277,7 @@ proptest! {
                     prop_assert_eq!(full.limit, limit);
                     prop_assert_eq!(writer.len(), before.len());
                     prop_assert_eq!(writer.record_count(), before.record_count());
+                    prop_assert_eq!(writer.last_record(), before.last_record());
                     prop_assert_eq!(writer.clone().finish(), before.finish());
                 }
             }
@@ -287,6 +288,35 @@ proptest! {
         let payload = writer.finish();
         let parsed = KafkaEvent::from_slice(&payload).unwrap();
         prop_assert_eq!(parsed.records().cloned().collect::<Vec<_>>(), accepted);
+    }
+
+    #[test]
+    fn records_copied_by_their_ranges_make_the_same_event_as_encoding_them(
+        event in event(),
+        keep in proptest::collection::vec(any::<bool>(), 0..64),
+    ) {
+        let writer = || EventWriter::new(
+            &event.event_source,
+            event.event_source_arn.as_deref(),
+            event.bootstrap_servers.as_deref(),
+        );
+        let mut original = writer();
+        let mut ranges = Vec::new();
+        for record in event.records() {
+            original.push(&RecordRef::from(record));
+            ranges.push(original.last_record().unwrap());
+        }
+        let payload = original.finish();
+        let (mut copied, mut encoded) = (writer(), writer());
+        for (i, (record, range)) in event.records().zip(&ranges).enumerate() {
+            if keep.get(i).copied().unwrap_or(true) {
+                copied.push_encoded(&record.topic, record.partition, &payload[range.clone()]);
+                encoded.push(&RecordRef::from(record));
+            }
+        }
+        prop_assert_eq!(copied.len(), encoded.len());
+        prop_assert_eq!(copied.record_count(), encoded.record_count());
+        prop_assert_eq!(copied.finish(), encoded.finish());
     }
 
     #[test]
