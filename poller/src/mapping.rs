@@ -244,14 +244,14 @@ async fn drive(
             }
         }
     }
-    let topics: Vec<&str> = mapping.topics.iter().map(String::as_str).collect();
-    if let Err(e) = consumer.subscribe(&topics) {
-        tracing::error!(mapping = %name, error = %e, "cannot subscribe to the topics");
-        return;
-    }
-    tracing::info!(mapping = %name, topics = ?mapping.topics, group = %mapping.consumer_group, "mapping started");
+    // The end offsets are noted before joining the group: a group that is already caught up
+    // then never joins, so it never has to leave in the middle of a rebalance.
     let targets = match &until_caught_up {
         Some(_) => match end_offsets(&consumer, &mapping, Duration::from_secs(10)) {
+            Ok(t) if t.is_empty() => {
+                tracing::info!(mapping = %name, "caught up: every partition is already at its end offset; nothing to do");
+                return;
+            }
             Ok(t) => {
                 tracing::info!(mapping = %name, partitions = t.len(), "running until caught up with the end offsets noted now");
                 Some(t)
@@ -263,6 +263,12 @@ async fn drive(
         },
         None => None,
     };
+    let topics: Vec<&str> = mapping.topics.iter().map(String::as_str).collect();
+    if let Err(e) = consumer.subscribe(&topics) {
+        tracing::error!(mapping = %name, error = %e, "cannot subscribe to the topics");
+        return;
+    }
+    tracing::info!(mapping = %name, topics = ?mapping.topics, group = %mapping.consumer_group, "mapping started");
     let mut last_error: Option<(String, std::time::Instant)> = None;
     loop {
         if let (Some(targets), Some(progress)) = (&targets, &until_caught_up)
@@ -312,7 +318,38 @@ async fn drive(
             tracing::warn!(mapping = %name, error = %e, "final commit failed; some records may be delivered again")
         }
     }
-    consumer.unsubscribe();
+    leave_group(&consumer, &name).await;
     drop(consumer);
     tracing::info!(mapping = %name, "mapping stopped");
+}
+
+/// How long leaving the group may take before the consumer is closed anyway.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Unsubscribes, then keeps serving the consumer's main queue until its assignment is empty.
+/// Closing a cooperative-sticky consumer while an assignment is still in progress (a rebalance
+/// that began just before shutdown) trips an assertion inside librdkafka
+/// (`rd_kafka_cgrp_terminated: assert: !rd_kafka_assignment_in_progress`, librdkafka#4792) and
+/// aborts the process; letting the rebalance callbacks run to the end first avoids it.
+async fn leave_group(consumer: &MappingConsumer, name: &str) {
+    consumer.unsubscribe();
+    let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
+    // The empty assignment must hold for a moment: an assignment the broker already sent may
+    // still arrive (and then be revoked) after the unsubscribe.
+    let mut empty_since: Option<tokio::time::Instant> = None;
+    while tokio::time::Instant::now() < deadline {
+        let empty = consumer
+            .assignment()
+            .map(|a| a.count() == 0)
+            .unwrap_or(true);
+        match (empty, empty_since) {
+            (true, Some(since)) if since.elapsed() >= Duration::from_millis(200) => return,
+            (true, None) => empty_since = Some(tokio::time::Instant::now()),
+            (false, _) => empty_since = None,
+            _ => {}
+        }
+        // A record may still come through the main queue: it is not stored, so it is not lost.
+        let _ = tokio::time::timeout(Duration::from_millis(50), consumer.recv()).await;
+    }
+    tracing::warn!(mapping = %name, "the group was not left cleanly within {LEAVE_TIMEOUT:?}; closing the consumer anyway");
 }
