@@ -24,6 +24,8 @@ pub(crate) const CLIENT_CONFIG_VAR: &str = "KAFKA_CLIENT_CONFIG";
 pub(crate) const CLIENT_CONFIG_FILE_VAR: &str = "KAFKA_CLIENT_CONFIG_FILE";
 /// How long a broker has to answer, in milliseconds.
 pub(crate) const TIMEOUT_VAR: &str = "KAFKA_TIMEOUT_MS";
+/// Whether failed commands of a Kafka event are answered as a partial batch response.
+pub(crate) const REPORT_FAILURES_VAR: &str = "KAFKA_REPORT_BATCH_ITEM_FAILURES";
 
 /// How long a broker has to answer (metadata, topic creation, a record's delivery) unless
 /// `KAFKA_TIMEOUT_MS` says otherwise: well inside the function's 60-second timeout, so an
@@ -41,6 +43,10 @@ pub(crate) struct Config {
     pub(crate) origin: &'static str,
     /// How long a broker has to answer.
     pub(crate) timeout: Duration,
+    /// With a Kafka trigger: answer the first failed command of each partition as a partial
+    /// batch failure (default), instead of failing the invocation. Turn it off only when the
+    /// trigger lacks `ReportBatchItemFailures`: Lambda would read such an answer as success.
+    pub(crate) report_batch_item_failures: bool,
 }
 
 /// The configuration is invalid; the function refuses to start. The message starts with the
@@ -141,10 +147,25 @@ impl Config {
                 }
             },
         };
+        let report_batch_item_failures = match get(REPORT_FAILURES_VAR)? {
+            None => true,
+            Some(value) => match value.trim() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::value(
+                        REPORT_FAILURES_VAR,
+                        &value,
+                        "is neither `true` nor `false`",
+                    ));
+                }
+            },
+        };
         Ok(Config {
             client,
             origin,
             timeout,
+            report_batch_item_failures,
         })
     }
 }
@@ -169,6 +190,7 @@ mod tests {
         assert!(config.client.auth.is_empty());
         assert_eq!(config.origin, "KAFKA_BOOTSTRAP_SERVERS");
         assert_eq!(config.timeout, Duration::from_secs(10));
+        assert!(config.report_batch_item_failures);
     }
 
     #[test]
@@ -180,10 +202,15 @@ mod tests {
             mechanism = "AWS_MSK_IAM"
             region = "eu-west-1"
         "#;
-        let config =
-            config(&[("KAFKA_CLIENT_CONFIG", toml), ("KAFKA_TIMEOUT_MS", "2500")]).unwrap();
+        let config = config(&[
+            ("KAFKA_CLIENT_CONFIG", toml),
+            ("KAFKA_TIMEOUT_MS", "2500"),
+            ("KAFKA_REPORT_BATCH_ITEM_FAILURES", " false"),
+        ])
+        .unwrap();
         assert_eq!(config.client.auth.security_protocol(), Some("SASL_SSL"));
         assert_eq!(config.timeout, Duration::from_millis(2500));
+        assert!(!config.report_batch_item_failures);
     }
 
     #[test]
@@ -258,6 +285,14 @@ mod tests {
                 ],
                 "KAFKA_TIMEOUT_MS",
                 "KAFKA_TIMEOUT_MS=`10s` is not a whole number of milliseconds from 1 to 900000",
+            ),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "k:9092"),
+                    ("KAFKA_REPORT_BATCH_ITEM_FAILURES", "yes"),
+                ],
+                "KAFKA_REPORT_BATCH_ITEM_FAILURES",
+                "KAFKA_REPORT_BATCH_ITEM_FAILURES=`yes` is neither `true` nor `false`",
             ),
         ];
         for (vars, variable, message) in cases {

@@ -19,7 +19,6 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,11 +93,8 @@ impl Kafka {
         })
     }
 
-    /// Carries out the command in `payload` and returns the answer.
-    pub(crate) async fn handle(&self, payload: Value) -> Result<Answer, CommandError> {
-        let command = Command::parse(payload).inspect_err(|error| {
-            tracing::warn!(%error, "rejected an invalid command");
-        })?;
+    /// Carries out `command` and returns the answer.
+    pub(crate) async fn execute(&self, command: Command) -> Result<Answer, CommandError> {
         let (action, topic) = match &command {
             Command::CreateTopic(c) => ("create_topic", c.topic.clone()),
             Command::Produce(p) => ("produce", p.topic.clone()),
