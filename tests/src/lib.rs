@@ -1,11 +1,14 @@
 //! The one shared helper of kafka-lambda's integration tests: the real services they run
-//! against, unique names, topics, and invocations through the local Lambda emulator.
+//! against, unique names, topics, invocations through the local Lambda emulator, and the
+//! processes a test runs on its own: a private emulator ([`Emulator`]), the poller
+//! ([`Poller`]) and a second broker ([`Tansu`]).
 //!
 //! The services are a tansu broker and `cargo lambda watch`, both managed by
 //! `scripts/services.sh`. [`services`] takes their addresses from `KAFKA_BOOTSTRAP_SERVERS` and
-//! `LAMBDA_ENDPOINT` (what `scripts/test.sh` exports); when those are unset it runs
+//! `LAMBDA_ENDPOINT` (what `scripts/test.sh` exports); when both are unset it runs
 //! `scripts/services.sh start` itself, so a plain `cargo test -p kafka-lambda-tests` works too
 //! (the services it starts stay up for the next run; `scripts/services.sh stop` ends them).
+//! `KAFKA_BOOTSTRAP_SERVERS` alone is enough for the tests that run their own emulator.
 //! A test never passes without its services: when they cannot be reached or started, every
 //! helper panics with the reason.
 //!
@@ -20,6 +23,16 @@
 //! let output = response.expect_success();
 //! assert_eq!(output["dropped"], 0);
 //! ```
+
+mod broker;
+mod emulator;
+mod poller;
+mod tools;
+
+pub use broker::Tansu;
+pub use emulator::Emulator;
+pub use poller::Poller;
+pub use tools::{binary, cargo_build, free_port, scratch_dir, tool_path, wait_until};
 
 use serde::Deserialize;
 use std::collections::hash_map::RandomState;
@@ -39,22 +52,12 @@ pub const INVOKE_TIMEOUT: Duration = Duration::from_secs(180);
 /// The largest invocation response [`invoke`] reads; AWS caps synchronous responses at 6 MB.
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Variables that `cargo test` sets for a test process and that must not leak into the services
-/// started from it: the emulator runs `cargo run`, and build scripts may watch some of them.
-const CARGO_TEST_VARIABLES: &[&str] = &[
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_CRATE_NAME",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_TMPDIR",
-    "CARGO_RUSTC_CURRENT_DIR",
-];
-
 /// Where the services of a test run answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Services {
     kafka_bootstrap_servers: String,
-    lambda_endpoint: String,
+    /// None when only `KAFKA_BOOTSTRAP_SERVERS` is set.
+    lambda_endpoint: Option<String>,
 }
 
 impl Services {
@@ -63,17 +66,30 @@ impl Services {
         &self.kafka_bootstrap_servers
     }
 
-    /// The base URL of the emulator's invoke API, as in `LAMBDA_ENDPOINT`, without a trailing `/`.
+    /// The base URL of the shared emulator's invoke API, as in `LAMBDA_ENDPOINT`, without a
+    /// trailing `/`.
+    ///
+    /// # Panics
+    ///
+    /// When only `KAFKA_BOOTSTRAP_SERVERS` was set: a test that invokes the shared emulator
+    /// needs `LAMBDA_ENDPOINT` too (or neither, to have the services started).
     pub fn lambda_endpoint(&self) -> &str {
-        &self.lambda_endpoint
+        self.lambda_endpoint.as_deref().unwrap_or_else(|| {
+            panic!(
+                "LAMBDA_ENDPOINT is not set: this test invokes the shared Lambda emulator; set \
+                 it (eval \"$(scripts/services.sh env)\"), or unset KAFKA_BOOTSTRAP_SERVERS too \
+                 so that the tests start the services"
+            )
+        })
     }
 
-    /// The URL that invokes `function` synchronously.
+    /// The URL that invokes `function` synchronously on the shared emulator.
+    ///
+    /// # Panics
+    ///
+    /// As [`Services::lambda_endpoint`].
     pub fn invoke_url(&self, function: &str) -> String {
-        format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            self.lambda_endpoint
-        )
+        invocation_url(self.lambda_endpoint(), function)
     }
 }
 
@@ -81,8 +97,8 @@ impl Services {
 ///
 /// # Panics
 ///
-/// When only one of `KAFKA_BOOTSTRAP_SERVERS` and `LAMBDA_ENDPOINT` is set, when the services
-/// they name do not accept connections, or when `scripts/services.sh start` fails. The panic
+/// When `LAMBDA_ENDPOINT` is set without `KAFKA_BOOTSTRAP_SERVERS`, when the services they
+/// name do not accept connections, or when `scripts/services.sh start` fails. The panic
 /// message says which, and every later call panics with the same message.
 pub fn services() -> &'static Services {
     static SERVICES: OnceLock<Result<Services, String>> = OnceLock::new();
@@ -96,15 +112,15 @@ fn find_or_start_services() -> Result<Services, String> {
     let kafka = non_empty_var("KAFKA_BOOTSTRAP_SERVERS");
     let lambda = non_empty_var("LAMBDA_ENDPOINT");
     let services = match (kafka, lambda) {
-        (Some(kafka), Some(lambda)) => Services {
+        (Some(kafka), lambda) => Services {
             kafka_bootstrap_servers: kafka,
-            lambda_endpoint: lambda.trim_end_matches('/').to_owned(),
+            lambda_endpoint: lambda.map(|lambda| lambda.trim_end_matches('/').to_owned()),
         },
         (None, None) => start_services()?,
-        (Some(_), None) | (None, Some(_)) => {
+        (None, Some(_)) => {
             return Err(
-                "set both KAFKA_BOOTSTRAP_SERVERS and LAMBDA_ENDPOINT, or neither \
-                        (then scripts/services.sh start runs)"
+                "LAMBDA_ENDPOINT is set but KAFKA_BOOTSTRAP_SERVERS is not; set both, or \
+                 neither (then scripts/services.sh start runs)"
                     .to_owned(),
             );
         }
@@ -115,16 +131,12 @@ fn find_or_start_services() -> Result<Services, String> {
         .next()
         .unwrap_or_default();
     check_accepts_connections("the Kafka broker (KAFKA_BOOTSTRAP_SERVERS)", broker)?;
-    let emulator = services
-        .lambda_endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| {
-            format!(
-                "LAMBDA_ENDPOINT={} is not an http:// URL",
-                services.lambda_endpoint
-            )
-        })?;
-    check_accepts_connections("the Lambda emulator (LAMBDA_ENDPOINT)", emulator)?;
+    if let Some(endpoint) = &services.lambda_endpoint {
+        let emulator = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("LAMBDA_ENDPOINT={endpoint} is not an http:// URL"))?;
+        check_accepts_connections("the Lambda emulator (LAMBDA_ENDPOINT)", emulator)?;
+    }
     Ok(services)
 }
 
@@ -168,7 +180,7 @@ fn start_services() -> Result<Services, String> {
     };
     Ok(Services {
         kafka_bootstrap_servers: value("KAFKA_BOOTSTRAP_SERVERS")?,
-        lambda_endpoint: value("LAMBDA_ENDPOINT")?,
+        lambda_endpoint: Some(value("LAMBDA_ENDPOINT")?),
     })
 }
 
@@ -179,15 +191,7 @@ fn services_command(script: &Path, subcommand: &str) -> Command {
         .arg(subcommand)
         .current_dir(repo_root())
         .stdin(Stdio::null());
-    for name in CARGO_TEST_VARIABLES {
-        command.env_remove(name);
-    }
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_") {
-            command.env_remove(&*name);
-        }
-    }
+    tools::without_cargo_test_variables(&mut command);
     command
 }
 
@@ -387,6 +391,28 @@ impl fmt::Display for Invocation {
 /// When the services are not available, or the emulator cannot be reached or does not answer
 /// within [`INVOKE_TIMEOUT`]: the message then says that the function's process probably died.
 pub fn invoke(function: &str, payload: impl AsRef<[u8]>) -> Invocation {
+    let endpoint = services().lambda_endpoint();
+    post_invocation(endpoint, function, payload.as_ref()).unwrap_or_else(|error| match error {
+        ureq::Error::Timeout(_) => panic!(
+            "{function} gave no answer within {INVOKE_TIMEOUT:?} at {endpoint}: its process \
+             probably died (the emulator never restarts a function that exited; see \
+             .services/lambda.log, then run scripts/services.sh restart)"
+        ),
+        error => panic!("invoking {function} at {endpoint} failed: {error}"),
+    })
+}
+
+fn invocation_url(endpoint: &str, function: &str) -> String {
+    format!("{endpoint}/2015-03-31/functions/{function}/invocations")
+}
+
+/// Invokes `function` synchronously through the invoke API at `endpoint`; any HTTP status is
+/// an answer, only a failure to get one is an error.
+pub(crate) fn post_invocation(
+    endpoint: &str,
+    function: &str,
+    payload: &[u8],
+) -> Result<Invocation, ureq::Error> {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
     let agent = AGENT.get_or_init(|| {
         ureq::Agent::config_builder()
@@ -395,19 +421,10 @@ pub fn invoke(function: &str, payload: impl AsRef<[u8]>) -> Invocation {
             .build()
             .into()
     });
-    let url = services().invoke_url(function);
     let mut response = agent
-        .post(&url)
+        .post(invocation_url(endpoint, function))
         .header("content-type", "application/json")
-        .send(payload.as_ref())
-        .unwrap_or_else(|error| match error {
-            ureq::Error::Timeout(_) => panic!(
-                "{function} gave no answer within {INVOKE_TIMEOUT:?} at {url}: its process \
-                 probably died (the emulator never restarts a function that exited; see \
-                 .services/lambda.log, then run scripts/services.sh restart)"
-            ),
-            error => panic!("invoking {function} at {url} failed: {error}"),
-        });
+        .send(payload)?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -423,16 +440,13 @@ pub fn invoke(function: &str, payload: impl AsRef<[u8]>) -> Invocation {
         .body_mut()
         .with_config()
         .limit(MAX_RESPONSE_BYTES)
-        .read_to_vec()
-        .unwrap_or_else(|error| {
-            panic!("reading the answer of {function} at {url} failed: {error}")
-        });
-    Invocation {
+        .read_to_vec()?;
+    Ok(Invocation {
         function: function.to_owned(),
         status,
         headers,
         body,
-    }
+    })
 }
 
 #[cfg(test)]

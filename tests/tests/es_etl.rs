@@ -10,24 +10,23 @@
 //! the bulk API's response format (`{"errors":..,"items":[{"index":{..,"status":..}}]}`).
 //!
 //! Each test starts its own emulator with the function's configuration in its environment
-//! (`ES_ADDRESS` pointing at its stand-in), see `support/emulator.rs`.
-
-#[path = "support/emulator.rs"]
-mod support;
+//! (`ES_ADDRESS` pointing at its stand-in), see `kafka_lambda_tests::Emulator`.
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
-use kafka_lambda_tests::{create_topic, group_name, services, topic_name};
+use kafka_lambda_tests::{
+    Emulator, Poller, binary, cargo_build, create_topic, free_port, group_name, services,
+    topic_name,
+};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{Emulator, binary, free_port, scratch_dir};
 
 const FUNCTION: &str = "es-etl";
 const TOPIC: &str = "error-logs";
@@ -279,7 +278,7 @@ fn an_unreachable_cluster_fails_the_invocation() {
 
 #[test]
 fn an_invalid_configuration_stops_the_function_at_start_naming_the_variable() {
-    support::cargo_build(&["es-etl"]);
+    cargo_build(&["es-etl"]);
     let cases = [
         (
             vec![("ES_INDEX_KEYWORD", "error-logs")],
@@ -336,7 +335,7 @@ fn records_flow_from_kafka_through_the_poller_to_the_bulk_api() {
     );
     let topic = topic_name("es_etl_poller");
     create_topic(&topic, 2);
-    let _poller = Poller::start(&topic, emulator.endpoint());
+    let _poller = poller(&topic, emulator.endpoint());
 
     let produced = [
         (0, error_log(1, "ok-1")),
@@ -453,14 +452,9 @@ fn produce(topic: &str, records: &[(i32, String)]) {
 }
 
 /// `kafka-lambda-poller run` for one mapping `topic` → es-etl, stopped on drop.
-struct Poller {
-    child: Child,
-}
-
-impl Poller {
-    fn start(topic: &str, lambda_endpoint: &str) -> Poller {
-        let config = format!(
-            r#"
+fn poller(topic: &str, lambda_endpoint: &str) -> Poller {
+    let config = format!(
+        r#"
 [kafka]
 bootstrap_servers = "{bootstrap}"
 fetch_wait_max_ms = 10
@@ -479,34 +473,10 @@ report_batch_item_failures = true
 retry_backoff_base_ms = 100
 retry_backoff_max_ms = 1000
 "#,
-            bootstrap = services().kafka_bootstrap_servers(),
-            group = group_name("es_etl_poller"),
-        );
-        let path = scratch_dir().join(format!("{topic}.toml"));
-        std::fs::write(&path, config).expect("write the poller's config");
-        let log = std::fs::File::create(scratch_dir().join(format!("{topic}.poller.log")))
-            .expect("create the poller's log");
-        let child = Command::new(binary("kafka-lambda-poller"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info,kafka_lambda_poller=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start kafka-lambda-poller");
-        Poller { child }
-    }
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        bootstrap = services().kafka_bootstrap_servers(),
+        group = group_name("es_etl_poller"),
+    );
+    Poller::start("es-etl", &config)
 }
 
 // -------------------------------------------------------------------------------------------

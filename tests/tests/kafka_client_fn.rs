@@ -1,9 +1,10 @@
 //! `examples/kafka-client-fn` under the real Lambda emulator (`cargo lambda watch`), invoked
 //! with JSON commands against the real broker of the test services: topics created, records
-//! produced and consumed back (and read independently with rdkafka), and each kind of failure.
+//! produced and consumed back (and read independently with rdkafka), and each kind of failure;
+//! and behind the real poller, commands produced to a topic (the trigger mode).
 //!
 //! Each test starts its own emulator with the function's connection settings in its
-//! environment, see `support/emulator.rs`. Consumes that expect records give a long
+//! environment, see `kafka_lambda_tests::Emulator`. Consumes that expect records give a long
 //! `timeout_ms`: reading returns as soon as it reaches the partition's end, and a loaded
 //! machine may take seconds for a cold consumer's first fetch.
 //!
@@ -11,17 +12,17 @@
 //! a partition's end as the start of its last batch plus one. The tests therefore consume from
 //! offset 0, or produce with one command per record where a test reads from the middle.
 
-#[path = "support/emulator.rs"]
-mod support;
-
-use kafka_lambda_tests::{Invocation, group_name, services, topic_name};
+use kafka_lambda_tests::{
+    Emulator, Invocation, Poller, binary, cargo_build, create_topic, free_port, group_name,
+    services, topic_name, wait_until,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Emulator, binary, free_port};
 
 const FUNCTION: &str = "kafka-client-fn";
 
@@ -394,7 +395,7 @@ fn create_topic_is_refused_clearly_with_msk_iam() {
 
 #[test]
 fn an_invalid_configuration_stops_the_function_at_start_naming_the_variable() {
-    support::cargo_build(&[FUNCTION]);
+    cargo_build(&[FUNCTION]);
     let cases = [
         (
             vec![],
@@ -433,6 +434,173 @@ fn an_invalid_configuration_stops_the_function_at_start_naming_the_variable() {
     }
 }
 
+#[test]
+fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_lettered() {
+    let commands = topic_name("kafka_client_fn_commands");
+    let dead_letters = format!("{commands}-dlq");
+    create_topic(&commands, 1);
+    create_topic(&dead_letters, 1);
+    let emulator = Emulator::start(
+        "kafka-client-fn-poller",
+        &[FUNCTION],
+        &[
+            (
+                "KAFKA_BOOTSTRAP_SERVERS",
+                services().kafka_bootstrap_servers(),
+            ),
+            ("KAFKA_REPORT_BATCH_ITEM_FAILURES", "true"),
+        ],
+    );
+    let config = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+fetch_wait_max_ms = 10
+commit_interval_ms = 500
+
+[lambda]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[[mapping]]
+function = "{FUNCTION}"
+topics = ["{commands}"]
+consumer_group = "{group}"
+starting_position = "TRIM_HORIZON"
+batch_size = 1
+batching_window_ms = 200
+report_batch_item_failures = true
+max_retry_attempts = 1
+retry_backoff_base_ms = 100
+retry_backoff_max_ms = 500
+on_failure = "kafka://{dead_letters}"
+"#,
+        bootstrap = services().kafka_bootstrap_servers(),
+        endpoint = emulator.endpoint(),
+        group = group_name("kafka_client_fn_poller"),
+    );
+    // One command per invocation: once its retries run out, the poller (like Lambda's event
+    // source mapping) sends the failed record and the rest of its batch to `on_failure`.
+    let mut poller = Poller::start("kafka-client-fn", &config);
+
+    // Offsets 0 to 4 of the commands topic: a topic created, two commands that cannot run
+    // (an unknown action, and a consume, whose answer would have nowhere to go), then two
+    // produce commands to the new topic that must run after them.
+    let target = topic_name("kafka_client_fn_target");
+    let invalid = json!({"action": "delete_topic", "topic": target});
+    let consume = json!({"action": "consume", "topic": target});
+    produce_commands(
+        &commands,
+        &[
+            json!({"action": "create_topic", "topic": target, "partitions": 3}),
+            invalid.clone(),
+            consume.clone(),
+            json!({"action": "produce", "topic": target, "records": [
+                {"key": "k-0", "value": {"n": 0}, "partition": 0, "headers": {"h": "0"}},
+                {"key": "k-1", "value": "one", "partition": 1},
+                {"key": "k-2", "value": "two", "partition": 2},
+            ]}),
+            json!({"action": "produce", "topic": target, "records": [
+                {"key": "k-3", "value": "three", "partition": 0},
+            ]}),
+        ],
+    );
+
+    wait_until(
+        Duration::from_secs(120),
+        "the poller has the function create the topic",
+        || partition_count(&target).is_some(),
+    );
+    assert_eq!(partition_count(&target), Some(3));
+    let partition_0 = read_partition(&target, 0, 2);
+    assert_eq!(
+        partition_0,
+        [
+            (
+                Some(b"k-0".to_vec()),
+                Some(br#"{"n":0}"#.to_vec()),
+                vec![("h".to_owned(), Some(b"0".to_vec()))]
+            ),
+            (Some(b"k-3".to_vec()), Some(b"three".to_vec()), vec![]),
+        ],
+        "in command order, each once; poller log:\n{}",
+        poller.log()
+    );
+    assert_eq!(
+        read_partition(&target, 1, 1),
+        [(Some(b"k-1".to_vec()), Some(b"one".to_vec()), vec![])]
+    );
+    assert_eq!(
+        read_partition(&target, 2, 1),
+        [(Some(b"k-2".to_vec()), Some(b"two".to_vec()), vec![])]
+    );
+
+    // The failed commands were retried, then written to the dead-letter topic before the
+    // commands after them ran, with the failure in the poller's headers.
+    let dead = read_partition(&dead_letters, 0, 2);
+    poller.stop();
+    assert_eq!(dead.len(), 2, "poller log:\n{}", poller.log());
+    for ((_, value, headers), (command, offset)) in dead.iter().zip([(&invalid, 1), (&consume, 2)])
+    {
+        let value: Value = serde_json::from_slice(value.as_deref().unwrap_or_default())
+            .expect("the dead letter is the command");
+        assert_eq!(&value, command);
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(h, _)| h == name)
+                .and_then(|(_, v)| v.as_deref())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(
+            header("kafka-lambda-source-offset"),
+            Some(offset.to_string()),
+            "{headers:?}"
+        );
+        assert_eq!(header("kafka-lambda-function").as_deref(), Some(FUNCTION));
+    }
+    let log = emulator.log_text();
+    for error in [
+        "unknown action `delete_topic`",
+        &format!("consume of `{target}` cannot come from a Kafka trigger"),
+    ] {
+        assert!(log.contains(error), "`{error}` logged:\n{log}");
+    }
+}
+
+/// Produces each command as its own record (and batch) to `topic`, in order.
+fn produce_commands(topic: &str, commands: &[Value]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .create()
+        .expect("create a producer");
+    for command in commands {
+        producer
+            .send(BaseRecord::<(), _>::to(topic).payload(&command.to_string()))
+            .map_err(|(error, _)| error)
+            .expect("enqueue a command");
+        // One record per batch: tansu 0.6 answers nothing to a fetch starting inside a batch,
+        // which a retry from a failed command's offset would be.
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("the command is acknowledged");
+    }
+}
+
+/// How many partitions `topic` has, `None` while the broker does not know it.
+fn partition_count(topic: &str) -> Option<usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .expect("create a consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()?;
+    let topic = metadata.topics().iter().find(|t| t.name() == topic)?;
+    (topic.error().is_none() && !topic.partitions().is_empty()).then(|| topic.partitions().len())
+}
+
 /// Key, value and headers of a record as the broker holds them.
 type Stored = (
     Option<Vec<u8>>,
@@ -440,7 +608,8 @@ type Stored = (
     Vec<(String, Option<Vec<u8>>)>,
 );
 
-/// The first `count` records of one partition, read with a plain rdkafka consumer.
+/// The records of one partition, read with a plain rdkafka consumer from its start until
+/// `count` are there (at most 30 s), and a second longer: more than `count` when more arrive.
 fn read_partition(topic: &str, partition: i32, count: usize) -> Vec<Stored> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", services().kafka_bootstrap_servers())
@@ -453,9 +622,15 @@ fn read_partition(topic: &str, partition: i32, count: usize) -> Vec<Stored> {
         .add_partition_offset(topic, partition, Offset::Beginning)
         .expect("an assignment");
     consumer.assign(&assignment).expect("assign the partition");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut deadline = Instant::now() + Duration::from_secs(30);
     let mut records = Vec::new();
-    while records.len() < count && Instant::now() < deadline {
+    let mut complete = false;
+    while Instant::now() < deadline {
+        if !complete && records.len() >= count {
+            // A moment longer, so that a record written twice shows.
+            complete = true;
+            deadline = Instant::now() + Duration::from_secs(1);
+        }
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };

@@ -4,20 +4,20 @@
 //! starts again.
 //!
 //! Each test writes its own table (`PG_SINK_TABLE`) and runs its own `cargo lambda watch` on a
-//! free port with its own `--env-file`, since the function is configured by environment
+//! free port with its own environment, since the function is configured by environment
 //! variables. Invoked directly with AWS-shaped events, and through the real
 //! `kafka-lambda-poller` binary reading a topic of the shared broker.
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
 use kafka_lambda_tests::{
-    Invocation, create_topic, group_name, repo_root, services, topic_name, unique_name,
+    Emulator, Poller, create_topic, free_port, group_name, repo_root, services, topic_name,
+    unique_name, wait_until,
 };
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{Value, json};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FUNCTION: &str = "pg-sink";
@@ -78,7 +78,7 @@ fn row(
 #[test]
 fn mixed_shapes_become_exactly_the_normalized_rows_and_a_retry_adds_none() {
     let table = table_name("mixed");
-    let emulator = Emulator::start(&[
+    let emulator = function_emulator(&[
         ("PG_URL", pg_url()),
         ("PG_SINK_TABLE", table.clone()),
         ("PG_SINK_REPORT_BATCH_ITEM_FAILURES", "true".into()),
@@ -114,8 +114,7 @@ fn mixed_shapes_become_exactly_the_normalized_rows_and_a_retry_adds_none() {
         Duration::from_secs(10),
         "the function logs the unrecognized record with its id",
         || {
-            let log = std::fs::read_to_string(&emulator.log).unwrap_or_default();
-            log.lines().any(|line| {
+            emulator.log_text().lines().any(|line| {
                 line.contains(&unrecognized) && line.contains("unrecognized ad-view shape")
             })
         },
@@ -131,7 +130,7 @@ fn mixed_shapes_become_exactly_the_normalized_rows_and_a_retry_adds_none() {
 fn a_database_outage_fails_the_batch_until_the_database_is_back() {
     let cluster = Cluster::start();
     let table = table_name("outage");
-    let emulator = Emulator::start(&[
+    let emulator = function_emulator(&[
         ("PG_URL", cluster.url.clone()),
         ("PG_SINK_TABLE", table.clone()),
         ("PGCONNECT_TIMEOUT", "2".into()),
@@ -141,17 +140,17 @@ fn a_database_outage_fails_the_batch_until_the_database_is_back() {
         msk_event([KafkaRecord::new(&topic, 0, offset).with_value(web("a1", "u1").to_string())])
     };
 
-    emulator.invoke(FUNCTION, &event(1)).expect_success();
+    emulator.invoke(FUNCTION, event(1)).expect_success();
     cluster.stop();
     for offset in [2, 3] {
         let error = emulator
-            .invoke(FUNCTION, &event(offset))
+            .invoke(FUNCTION, event(offset))
             .expect_function_error();
         assert_eq!(error.error_type, "KafkaBatchFailed", "{error:?}");
         assert!(error.error_message.contains("PostgreSQL"), "{error:?}");
     }
     cluster.start_again();
-    emulator.invoke(FUNCTION, &event(2)).expect_success();
+    emulator.invoke(FUNCTION, event(2)).expect_success();
     let offsets: Vec<i64> = rows(&cluster.url, &table).iter().map(|r| r.2).collect();
     assert_eq!(
         offsets,
@@ -185,7 +184,7 @@ fn a_user_without_the_create_privilege_writes_to_an_existing_table() {
             .unwrap_or_else(|e| panic!("preparing {table} for {user}: {e}"));
     });
     let url = pg_url().replacen("postgres://postgres@", &format!("postgres://{user}@"), 1);
-    let emulator = Emulator::start(&[("PG_URL", url), ("PG_SINK_TABLE", table.clone())]);
+    let emulator = function_emulator(&[("PG_URL", url), ("PG_SINK_TABLE", table.clone())]);
     let topic = topic_name("pg_grants");
     let event = msk_event([
         KafkaRecord::new(&topic, 0, 1).with_value(web("a1", "u1").to_string()),
@@ -206,7 +205,7 @@ fn a_user_without_the_create_privilege_writes_to_an_existing_table() {
 #[test]
 fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
     let table = table_name("poller");
-    let emulator = Emulator::start(&[
+    let emulator = function_emulator(&[
         ("PG_URL", pg_url()),
         ("PG_SINK_TABLE", table.clone()),
         ("PG_SINK_INVALID_RECORDS", "skip".into()),
@@ -268,7 +267,7 @@ batching_window_ms = 20
 report_batch_item_failures = true
 "#,
         bootstrap = services().kafka_bootstrap_servers(),
-        endpoint = emulator.endpoint,
+        endpoint = emulator.endpoint(),
         group = group_name("pg_poller"),
     );
     let mut poller = Poller::start("pg-sink", &config);
@@ -449,249 +448,8 @@ fn msk_event(records: impl IntoIterator<Item = KafkaRecord>) -> Vec<u8> {
         .to_vec()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < timeout, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A tool that `scripts/services.sh install` puts in place: on `PATH`, or in cargo's or pip's
-/// bin directories, which a fresh shell may lack.
-fn tool_path() -> std::ffi::OsString {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect())
-        .unwrap_or_default();
-    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
-    dirs.push(
-        std::env::var_os("CARGO_HOME")
-            .map_or_else(|| home.join(".cargo"), PathBuf::from)
-            .join("bin"),
-    );
-    dirs.push(home.join(".local/bin"));
-    std::env::join_paths(dirs).expect("PATH entries")
-}
-
-/// `cargo lambda watch` of this test alone, on a free port, its functions configured by `env`
-/// (through `--env-file`, which keeps commas in values intact). The function binaries were
-/// built by `scripts/services.sh start`, which `services()` makes sure ran. Stopped with its
-/// function processes when dropped (SIGTERM to its process group).
-struct Emulator {
-    child: Child,
-    endpoint: String,
-    log: PathBuf,
-}
-
-impl Emulator {
-    fn start(env: &[(&str, String)]) -> Emulator {
-        services();
-        let port = free_port();
-        let dir = std::env::temp_dir().join("kafka-lambda-pg-sink-tests");
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let env_file = dir.join(format!("emulator-{port}.env"));
-        let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(&env_file, lines).expect("the env file is written");
-        let log = dir.join(format!("emulator-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("the emulator log");
-        let mut command = Command::new("cargo");
-        command
-            .args(["lambda", "watch", "--invoke-address", "127.0.0.1"])
-            .args(["--invoke-port", &port.to_string()])
-            .args(["--ignore-changes", "--concurrency", "2", "--color", "never"])
-            .arg("--env-file")
-            .arg(&env_file)
-            .env("PATH", tool_path())
-            .env("RUST_LOG", "info")
-            .current_dir(repo_root())
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("the log file"))
-            .stderr(log_file);
-        // What `cargo test` sets for the test must not reach the `cargo run` of the functions.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR" {
-                command.env_remove(&*name);
-            }
-        }
-        let child = command
-            .spawn()
-            .expect("cargo lambda watch starts (scripts/services.sh install puts it in place)");
-        let emulator = Emulator {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        wait_until(
-            Duration::from_secs(60),
-            "the private emulator answers",
-            || emulator.probe() == Some(404),
-        );
-        emulator
-    }
-
-    fn probe(&self) -> Option<u16> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(2)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        agent
-            .post(format!(
-                "{}/2015-03-31/functions/kl-probe/invocations",
-                self.endpoint
-            ))
-            .send("{}")
-            .ok()
-            .map(|r| r.status().as_u16())
-    }
-
-    fn invoke(&self, function: &str, payload: &[u8]) -> Invocation {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(kafka_lambda_tests::INVOKE_TIMEOUT))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let url = format!(
-            "{}/2015-03-31/functions/{function}/invocations",
-            self.endpoint
-        );
-        let mut response = agent
-            .post(&url)
-            .header("content-type", "application/json")
-            .send(payload)
-            .unwrap_or_else(|error| {
-                panic!(
-                    "invoking {function} at {url} failed: {error}; emulator log:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                )
-            });
-        Invocation {
-            function: function.to_owned(),
-            status: response.status().as_u16(),
-            headers: Vec::new(),
-            body: response
-                .body_mut()
-                .read_to_vec()
-                .expect("the response body"),
-        }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
-
-/// The real `kafka-lambda-poller` binary from the workspace's target directory, where the
-/// workspace build before the tests puts it; built here only when it is missing.
-fn poller_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    // target/debug/deps/pg_sink-<hash> → target/debug/kafka-lambda-poller
-    let binary = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps")
-        .join("kafka-lambda-poller");
-    if !binary.is_file() {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "-p",
-                "kafka-lambda-poller",
-                "--bin",
-                "kafka-lambda-poller",
-            ])
-            .current_dir(repo_root())
-            .status()
-            .expect("cargo build runs");
-        assert!(
-            status.success(),
-            "cargo build -p kafka-lambda-poller failed"
-        );
-    }
-    binary
-}
-
-/// A running `kafka-lambda-poller run`, killed when dropped.
-struct Poller {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Poller {
-    fn start(name: &str, config: &str) -> Poller {
-        let dir = std::env::temp_dir().join(kafka_lambda_tests::unique_name(name));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let config_path = dir.join("poller.toml");
-        std::fs::write(&config_path, config).expect("the poller config is written");
-        let log = dir.join("poller.log");
-        let child = Command::new(poller_binary())
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("the poller log"))
-            .spawn()
-            .expect("kafka-lambda-poller starts");
-        Poller {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then waits for the drain (at most 30 s).
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Poller {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// This test's own emulator serving pg-sink, configured by `env`.
+fn function_emulator(env: &[(&str, String)]) -> Emulator {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Emulator::start(FUNCTION, &[FUNCTION], &env)
 }

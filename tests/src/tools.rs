@@ -1,0 +1,141 @@
+//! Small helpers for tests that run processes: free ports, waiting, scratch files, the
+//! workspace's binaries and the tools `scripts/services.sh install` puts in place.
+
+use crate::repo_root;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on right now.
+///
+/// # Panics
+///
+/// When no local port can be bound.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("find a free port")
+}
+
+/// Waits until `condition` holds, checking every 100 ms.
+///
+/// # Panics
+///
+/// When it does not hold within `timeout`; the message is "`what` within `timeout`".
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < timeout, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Where tests keep logs and configuration files (created if missing).
+///
+/// # Panics
+///
+/// When the directory cannot be created.
+pub fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("kafka-lambda-tests");
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir
+}
+
+/// A `PATH` that finds the tools `scripts/services.sh install` puts in place (`tansu`,
+/// `cargo-lambda`): the test's own `PATH`, then cargo's and pip's bin directories, which a
+/// fresh shell may lack.
+pub fn tool_path() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    dirs.push(
+        std::env::var_os("CARGO_HOME")
+            .map_or_else(|| home.join(".cargo"), PathBuf::from)
+            .join("bin"),
+    );
+    dirs.push(home.join(".local/bin"));
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// `cargo build -p <package>...` from the repository root, once per package and test
+/// process, so that a function's first invocation does not compile it and a binary the test
+/// runs is current.
+///
+/// # Panics
+///
+/// When the build fails; the message carries cargo's output.
+pub fn cargo_build(packages: &[&str]) {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let packages: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|package| !built.iter().any(|b| b == package))
+        .collect();
+    if packages.is_empty() {
+        return;
+    }
+    let mut command = Command::new(cargo());
+    command.arg("build").current_dir(repo_root());
+    for package in &packages {
+        command.args(["-p", package]);
+    }
+    without_cargo_test_variables(&mut command);
+    let output = command.output().expect("run cargo build");
+    assert!(
+        output.status.success(),
+        "cargo build -p {} failed:\n{}",
+        packages.join(" -p "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    built.extend(packages.iter().map(|package| (*package).to_owned()));
+}
+
+/// The path of the workspace binary `name` of the profile the tests were built with, where
+/// [`cargo_build`] puts it.
+pub fn binary(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()));
+    profile_dir
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| repo_root().join("target"), PathBuf::from)
+                .join("debug")
+        })
+        .join(name)
+}
+
+/// The cargo that runs the tests, else the one on `PATH`.
+pub(crate) fn cargo() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+/// Variables that `cargo test` sets for a test process and that must not leak into the cargo
+/// commands and services started from it: the emulator runs `cargo run`, and build scripts
+/// watch some of them.
+pub(crate) fn without_cargo_test_variables(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let from_cargo_test = matches!(
+            &*name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        ) || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_");
+        if from_cargo_test {
+            command.env_remove(&*name);
+        }
+    }
+}
