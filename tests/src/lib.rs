@@ -31,7 +31,7 @@ mod tools;
 
 pub use broker::Tansu;
 pub use emulator::Emulator;
-pub use poller::Poller;
+pub use poller::{Poller, mapping_config};
 pub use tools::{binary, cargo_build, free_port, scratch_dir, tool_path, wait_until};
 
 use serde::Deserialize;

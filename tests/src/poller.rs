@@ -80,3 +80,38 @@ impl Drop for Poller {
         }
     }
 }
+
+/// The poller's configuration for one mapping: `topic` on the test broker to `function`
+/// behind the invoke API at `lambda_endpoint`, in a fresh consumer group, with short fetch
+/// waits and commits every 500 ms, then `mapping_settings` (more `key = value` lines of the
+/// `[[mapping]]` table, e.g. `"batch_size = 5\nreport_batch_item_failures = true"`).
+///
+/// # Panics
+///
+/// When the test services are not available.
+pub fn mapping_config(
+    function: &str,
+    topic: &str,
+    lambda_endpoint: &str,
+    mapping_settings: &str,
+) -> String {
+    format!(
+        r#"[kafka]
+bootstrap_servers = "{bootstrap}"
+fetch_wait_max_ms = 10
+commit_interval_ms = 500
+
+[lambda]
+region = "us-east-1"
+endpoint_url = "{lambda_endpoint}"
+
+[[mapping]]
+function = "{function}"
+topics = ["{topic}"]
+consumer_group = "{group}"
+{mapping_settings}
+"#,
+        bootstrap = crate::services().kafka_bootstrap_servers(),
+        group = crate::group_name(function),
+    )
+}

@@ -14,7 +14,7 @@
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
 use kafka_lambda_tests::{
-    Emulator, Poller, binary, cargo_build, create_topic, free_port, group_name, services,
+    Emulator, Poller, binary, cargo_build, create_topic, free_port, mapping_config, services,
     topic_name,
 };
 use rdkafka::ClientConfig;
@@ -453,28 +453,14 @@ fn produce(topic: &str, records: &[(i32, String)]) {
 
 /// `kafka-lambda-poller run` for one mapping `topic` → es-etl, stopped on drop.
 fn poller(topic: &str, lambda_endpoint: &str) -> Poller {
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-fetch_wait_max_ms = 10
-commit_interval_ms = 500
-
-[lambda]
-region = "us-east-1"
-endpoint_url = "{lambda_endpoint}"
-
-[[mapping]]
-function = "{FUNCTION}"
-topics = ["{topic}"]
-consumer_group = "{group}"
-batching_window_ms = 200
-report_batch_item_failures = true
-retry_backoff_base_ms = 100
-retry_backoff_max_ms = 1000
-"#,
-        bootstrap = services().kafka_bootstrap_servers(),
-        group = group_name("es_etl_poller"),
+    let config = mapping_config(
+        FUNCTION,
+        topic,
+        lambda_endpoint,
+        "batching_window_ms = 200\n\
+             report_batch_item_failures = true\n\
+             retry_backoff_base_ms = 100\n\
+             retry_backoff_max_ms = 1000",
     );
     Poller::start("es-etl", &config)
 }

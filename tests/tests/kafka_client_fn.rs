@@ -14,7 +14,7 @@
 
 use kafka_lambda_tests::{
     Emulator, Invocation, Poller, binary, cargo_build, create_topic, free_port, group_name,
-    services, topic_name, wait_until,
+    mapping_config, services, topic_name, wait_until,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
@@ -451,33 +451,20 @@ fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_l
             ("KAFKA_REPORT_BATCH_ITEM_FAILURES", "true"),
         ],
     );
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-fetch_wait_max_ms = 10
-commit_interval_ms = 500
-
-[lambda]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[[mapping]]
-function = "{FUNCTION}"
-topics = ["{commands}"]
-consumer_group = "{group}"
-starting_position = "TRIM_HORIZON"
-batch_size = 1
-batching_window_ms = 200
-report_batch_item_failures = true
-max_retry_attempts = 1
-retry_backoff_base_ms = 100
-retry_backoff_max_ms = 500
-on_failure = "kafka://{dead_letters}"
-"#,
-        bootstrap = services().kafka_bootstrap_servers(),
-        endpoint = emulator.endpoint(),
-        group = group_name("kafka_client_fn_poller"),
+    let config = mapping_config(
+        FUNCTION,
+        &commands,
+        emulator.endpoint(),
+        &format!(
+            "starting_position = \"TRIM_HORIZON\"\n\
+             batch_size = 1\n\
+             batching_window_ms = 200\n\
+             report_batch_item_failures = true\n\
+             max_retry_attempts = 1\n\
+             retry_backoff_base_ms = 100\n\
+             retry_backoff_max_ms = 500\n\
+             on_failure = \"kafka://{dead_letters}\""
+        ),
     );
     // One command per invocation: once its retries run out, the poller (like Lambda's event
     // source mapping) sends the failed record and the rest of its batch to `on_failure`.

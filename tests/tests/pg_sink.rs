@@ -10,7 +10,7 @@
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
 use kafka_lambda_tests::{
-    Emulator, Poller, create_topic, free_port, group_name, repo_root, services, topic_name,
+    Emulator, Poller, create_topic, free_port, mapping_config, repo_root, services, topic_name,
     unique_name, wait_until,
 };
 use rdkafka::ClientConfig;
@@ -246,29 +246,14 @@ fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
         .flush(Duration::from_secs(30))
         .expect("every record delivered to the topic");
 
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-fetch_wait_max_ms = 10
-commit_interval_ms = 500
-
-[lambda]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[[mapping]]
-function = "{FUNCTION}"
-topics = ["{topic}"]
-consumer_group = "{group}"
-starting_position = "TRIM_HORIZON"
-batch_size = 5
-batching_window_ms = 20
-report_batch_item_failures = true
-"#,
-        bootstrap = services().kafka_bootstrap_servers(),
-        endpoint = emulator.endpoint(),
-        group = group_name("pg_poller"),
+    let config = mapping_config(
+        FUNCTION,
+        &topic,
+        emulator.endpoint(),
+        "starting_position = \"TRIM_HORIZON\"\n\
+             batch_size = 5\n\
+             batching_window_ms = 20\n\
+             report_batch_item_failures = true",
     );
     let mut poller = Poller::start("pg-sink", &config);
     let start = Instant::now();

@@ -9,7 +9,8 @@
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
 use kafka_lambda_tests::{
-    Emulator, Poller, Tansu, create_topic, free_port, group_name, services, topic_name,
+    Emulator, Poller, Tansu, create_topic, free_port, group_name, mapping_config, services,
+    topic_name,
 };
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -205,29 +206,14 @@ fn the_poller_copies_a_topic_partition_by_partition_in_order() {
     ]);
 
     let produced = produce(&source, 2, 30);
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-fetch_wait_max_ms = 10
-commit_interval_ms = 500
-
-[lambda]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[[mapping]]
-function = "{FUNCTION}"
-topics = ["{source}"]
-consumer_group = "{group}"
-starting_position = "TRIM_HORIZON"
-batch_size = 7
-batching_window_ms = 20
-report_batch_item_failures = true
-"#,
-        bootstrap = services().kafka_bootstrap_servers(),
-        endpoint = emulator.endpoint(),
-        group = group_name("dump_poller"),
+    let config = mapping_config(
+        FUNCTION,
+        &source,
+        emulator.endpoint(),
+        "starting_position = \"TRIM_HORIZON\"\n\
+             batch_size = 7\n\
+             batching_window_ms = 20\n\
+             report_batch_item_failures = true",
     );
     let mut poller = Poller::start("topic-dump", &config);
 
