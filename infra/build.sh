@@ -14,10 +14,15 @@
 # cargo-lambda's PyPI package) against glibc 2.26, and both need Rust's standard library for
 # aarch64-unknown-linux-gnu, which this script adds with rustup when it is missing.
 #
-# Slow: a cold build of log-etl takes about 4 minutes on 2 cores (release profile, a target
-# directory of its own under target/aarch64-unknown-linux-gnu); a warm one a few seconds. That
-# is why it is not part of scripts/test.sh: run it before deploying, or through the ignored test
-# `cargo test -p kafka-lambda-tests --test deploy_templates -- --ignored`.
+# The functions that link OpenSSL (topic-dump, kafka-client-fn through rdkafka; pg-sink) build
+# it from source for aarch64 (the `vendored` feature their Cargo.toml turns on for that target):
+# no aarch64 OpenSSL is installed on the machine that cross-compiles.
+#
+# Slow when cold: a release build of every function, OpenSSL and librdkafka included, takes
+# about 10 minutes on 2 cores (a target directory of its own under
+# target/aarch64-unknown-linux-gnu); a warm one a few seconds per function. scripts/test.sh runs
+# it as its own step before the tests; the test sam_build_makes_an_arm64_bootstrap_for_every_function
+# (tests/tests/deploy_templates.rs) then runs it again, warm.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -83,11 +83,12 @@ readonly kafka_address="127.0.0.1:$kafka_port"
 readonly lambda_endpoint="http://127.0.0.1:$lambda_port"
 
 # Debian packages: a C toolchain, pkg-config and OpenSSL headers for rdkafka-sys (librdkafka is
-# built by its own configure script and make; cmake is needed only for its `cmake-build` feature,
-# which the workspace does not use), zlib headers for libz-sys, curl for the readiness probes,
-# procps for ps, stunnel4 as the TLS terminator in front of tansu for the TLS/mTLS tests (tansu's
-# own TLS listener is not wired up). tansu's own build needs nothing more.
-readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev curl ca-certificates procps stunnel4)
+# built by its own configure script and make for the host), cmake for the arm64 Lambda builds of
+# infra/build.sh (there the functions build librdkafka with rdkafka's `cmake-build` feature, which
+# honours the cross-compiler), zlib headers for libz-sys, curl for the readiness probes, procps
+# for ps, stunnel4 as the TLS terminator in front of tansu for the TLS/mTLS tests (tansu's own TLS
+# listener is not wired up). tansu's own build needs nothing more.
+readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev cmake curl ca-certificates procps stunnel4)
 
 # A closed stderr (the caller piped into `head`, say) must not stop a `stop` half-way.
 log() { printf 'services: %s\n' "$*" >&2 || true; }

@@ -4,7 +4,8 @@
 #   scripts/test.sh
 #
 # Installs what is missing (Debian packages, tansu, cargo-lambda), then runs, in order:
-# rustfmt's check, clippy with warnings denied, every test of the workspace against a real tansu
+# rustfmt's check, clippy with warnings denied, the arm64 build of every template function
+# (infra/build.sh: `sam build`), every test of the workspace against a real tansu
 # broker and the real `cargo lambda watch` emulator, and the doc tests. Every step runs even when
 # an earlier one failed, so one run reports everything; the script exits non-zero when any
 # step failed. The services are stopped on exit, whatever happened, when this script started
@@ -95,6 +96,11 @@ step install "$services" install
 
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy "${cargo_flags[@]}" --workspace --all-targets --all-features -- -D warnings
+# Every function of template.yaml built for Lambda (arm64, `sam build` with cargo-lambda) before
+# the services and the tests start, so this cold release build (about 10 minutes on 2 cores)
+# does not compete with timing-bound integration tests; the test
+# sam_build_makes_an_arm64_bootstrap_for_every_function then checks a warm rebuild.
+step deploy-build "$repo/infra/build.sh"
 
 if ! "$services" status >/dev/null 2>&1; then
   stop_services=true
