@@ -1,11 +1,21 @@
 //! Batches: records of one partition gathered up to `batch_size` records or the payload byte
-//! limit, encoded straight into the event payload as they arrive.
+//! limit, encoded straight from librdkafka's buffers into the event payload as they arrive.
+//!
+//! A batch keeps, per record, only what the poller decides on (offset, timestamp) and where the
+//! record's JSON object is in the payload: a retry of part of a batch copies those bytes into a
+//! new event ([`encode_part`]) instead of encoding the records again, and no record is
+//! copied out of librdkafka on the way.
 
-use kafka_lambda_events::{EventSource, EventWriter, Header, RecordRef, TimestampType};
+use kafka_lambda_events::{
+    EventSource, EventWriter, Header, KafkaRecord, RecordRef, TimestampType,
+};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
+use std::ops::Range;
 
-/// One record taken off a partition queue (owned, so a batch can be retried or split).
+/// One record taken off a partition queue, owned. Only records that leave the fast path are
+/// copied into one: the record that starts the next batch, and a record given up before it is
+/// in a batch (too large, or the input template does not apply).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolledRecord {
     /// Offset.
@@ -25,11 +35,7 @@ pub struct PolledRecord {
 impl PolledRecord {
     /// Copies a message out of librdkafka's buffer.
     pub fn from_message(msg: &BorrowedMessage<'_>) -> Self {
-        let (timestamp, timestamp_type) = match msg.timestamp() {
-            rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
-            rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
-            rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NoTimestampType),
-        };
+        let (timestamp, timestamp_type) = timestamp(msg);
         let headers = msg
             .headers()
             .map(|hs| {
@@ -65,6 +71,51 @@ impl PolledRecord {
     }
 }
 
+/// A message's timestamp in the event's terms: epoch milliseconds (`-1` for none) and its type.
+pub fn timestamp(msg: &BorrowedMessage<'_>) -> (i64, TimestampType) {
+    match msg.timestamp() {
+        rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
+        rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
+        rdkafka::Timestamp::NotAvailable => (-1, TimestampType::NoTimestampType),
+    }
+}
+
+/// The headers of the message being looked at, in buffers reused from one message to the next:
+/// once they have grown to the usual header sizes, reading a message's headers allocates nothing.
+#[derive(Debug, Default)]
+pub struct HeaderScratch {
+    headers: Vec<Header>,
+    len: usize,
+}
+
+impl HeaderScratch {
+    /// Copies `msg`'s headers in (a null value becomes empty) and returns them.
+    pub fn fill(&mut self, msg: &BorrowedMessage<'_>) -> &[Header] {
+        self.len = 0;
+        if let Some(hs) = msg.headers() {
+            for h in hs.iter() {
+                let value = h.value.unwrap_or_default();
+                match self.headers.get_mut(self.len) {
+                    Some(slot) => {
+                        slot.name.clear();
+                        slot.name.push_str(h.key);
+                        slot.value.clear();
+                        slot.value.extend_from_slice(value);
+                    }
+                    None => self.headers.push(Header::new(h.key, value)),
+                }
+                self.len += 1;
+            }
+        }
+        self.get()
+    }
+
+    /// The headers of the last [`fill`](Self::fill).
+    pub fn get(&self) -> &[Header] {
+        &self.headers[..self.len]
+    }
+}
+
 /// The event's top-level fields, the same for every batch of a mapping.
 #[derive(Debug, Clone)]
 pub struct EventHeader {
@@ -76,18 +127,58 @@ pub struct EventHeader {
     pub bootstrap_servers: String,
 }
 
-/// Why a record was not added to a batch.
-#[derive(Debug)]
+impl EventHeader {
+    /// An empty event with these top-level fields and `capacity` bytes reserved.
+    pub fn writer(&self, capacity: usize) -> EventWriter {
+        EventWriter::with_capacity(
+            &self.source,
+            self.arn.as_deref(),
+            Some(&self.bootstrap_servers),
+            capacity,
+        )
+    }
+}
+
+/// Why a record was not added to a batch; the batch is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
     /// The batch is full (by count or bytes); the record starts the next batch.
-    Full(PolledRecord),
+    Full,
     /// The record alone exceeds the payload limit: it can never be delivered as is.
     TooLarge {
-        /// The record.
-        record: PolledRecord,
         /// Size of an event holding just this record.
         payload_bytes: usize,
     },
+}
+
+/// One record of a batch: what the poller decides on, and where its JSON is in the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    /// Offset.
+    pub offset: i64,
+    /// Epoch milliseconds, `-1` when the record has none.
+    pub timestamp: i64,
+    /// The record's JSON object in [`Batch::payload`].
+    pub json: Range<usize>,
+}
+
+impl BatchRecord {
+    /// The record read back from its JSON in `payload` (the batch's), for the rare paths that
+    /// need its key, value and headers again (the on-failure destination).
+    pub fn to_polled(&self, payload: &[u8]) -> PolledRecord {
+        // The poller wrote these bytes with `EventWriter`, whose output always parses (the
+        // events crate's round-trip property tests).
+        let r: KafkaRecord = serde_json::from_slice(&payload[self.json.clone()])
+            .expect("a record's JSON written by EventWriter parses");
+        PolledRecord {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            timestamp_type: r.timestamp_type,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        }
+    }
 }
 
 /// Gathers a batch of one partition and encodes it as it goes.
@@ -98,7 +189,7 @@ pub struct BatchBuilder<'a> {
     max_records: usize,
     max_bytes: usize,
     writer: EventWriter,
-    records: Vec<PolledRecord>,
+    records: Vec<BatchRecord>,
 }
 
 impl<'a> BatchBuilder<'a> {
@@ -115,34 +206,45 @@ impl<'a> BatchBuilder<'a> {
             partition,
             max_records,
             max_bytes,
-            writer: EventWriter::with_capacity(
-                &header.source,
-                header.arn.as_deref(),
-                Some(&header.bootstrap_servers),
-                max_bytes.min(64 * 1024),
-            ),
+            // The whole payload limit at once: growing by doubling copied the payload again
+            // (1.3× its size) and touched fresh pages each time; the pages of the reservation a
+            // small batch never reaches are never touched, so they cost no memory.
+            writer: header.writer(max_bytes),
             records: Vec::new(),
         }
     }
 
-    /// Adds a record if it fits.
-    pub fn try_add(&mut self, record: PolledRecord) -> Result<(), Rejected> {
+    /// The topic.
+    pub fn topic(&self) -> &'a str {
+        self.topic
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Adds a record of this batch's partition if it fits (its `topic` and `partition` are the
+    /// batch's). Nothing of the record is kept but its JSON in the payload. An empty batch
+    /// never answers [`Rejected::Full`]: a record that does not fit it is
+    /// [`Rejected::TooLarge`].
+    pub fn try_add(&mut self, record: &RecordRef<'_>) -> Result<(), Rejected> {
         if self.records.len() >= self.max_records {
-            return Err(Rejected::Full(record));
+            return Err(Rejected::Full);
         }
-        match self.writer.try_push(
-            &record.as_record_ref(self.topic, self.partition),
-            self.max_bytes,
-        ) {
+        match self.writer.try_push(record, self.max_bytes) {
             Ok(()) => {
-                self.records.push(record);
+                self.records.push(BatchRecord {
+                    offset: record.offset,
+                    timestamp: record.timestamp,
+                    json: self.writer.last_record().unwrap_or_default(),
+                });
                 Ok(())
             }
             Err(full) if self.records.is_empty() => Err(Rejected::TooLarge {
-                record,
                 payload_bytes: full.would_be,
             }),
-            Err(_) => Err(Rejected::Full(record)),
+            Err(_) => Err(Rejected::Full),
         }
     }
 
@@ -182,7 +284,7 @@ impl<'a> BatchBuilder<'a> {
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// The records, in offset order.
-    pub records: Vec<PolledRecord>,
+    pub records: Vec<BatchRecord>,
     /// The serialized Kafka event.
     pub payload: Vec<u8>,
     /// Last offset the batch covers: its last record, or a later record that was filtered out
@@ -200,6 +302,24 @@ impl Batch {
     pub fn last_offset(&self) -> i64 {
         self.records.last().map_or(-1, |r| r.offset)
     }
+}
+
+/// An event of some records of a batch (of `topic`/`partition`), by copying their JSON out of
+/// the batch's `payload`: byte for byte what encoding the same records again would give.
+pub fn encode_part(
+    header: &EventHeader,
+    topic: &str,
+    partition: i32,
+    payload: &[u8],
+    records: &[BatchRecord],
+) -> Vec<u8> {
+    let top = header.arn.as_ref().map_or(0, String::len) + header.bootstrap_servers.len();
+    let size = records.iter().map(|r| r.json.len() + 1).sum::<usize>();
+    let mut writer = header.writer(size + top + topic.len() + 128);
+    for r in records {
+        writer.push_encoded(topic, partition, &payload[r.json.clone()]);
+    }
+    writer.finish()
 }
 
 #[cfg(test)]
@@ -230,10 +350,13 @@ mod tests {
     fn a_batch_closes_at_the_record_count() {
         let h = header();
         let mut b = BatchBuilder::new(&h, "t", 3, 2, 1 << 20);
-        b.try_add(record(0, 10)).unwrap();
-        b.try_add(record(1, 10)).unwrap();
+        b.try_add(&record(0, 10).as_record_ref("t", 3)).unwrap();
+        b.try_add(&record(1, 10).as_record_ref("t", 3)).unwrap();
         assert!(b.is_full());
-        assert!(matches!(b.try_add(record(2, 10)), Err(Rejected::Full(r)) if r.offset == 2));
+        assert_eq!(
+            b.try_add(&record(2, 10).as_record_ref("t", 3)),
+            Err(Rejected::Full)
+        );
         let batch = b.finish();
         let event = KafkaEvent::from_slice(&batch.payload).unwrap();
         assert_eq!(event.records.keys().collect::<Vec<_>>(), ["t-3"]);
@@ -251,12 +374,12 @@ mod tests {
         let mut b = BatchBuilder::new(&h, "t", 0, 10_000, limit);
         let mut offset = 0;
         let rejected = loop {
-            match b.try_add(record(offset, 300)) {
+            match b.try_add(&record(offset, 300).as_record_ref("t", 0)) {
                 Ok(()) => offset += 1,
                 Err(r) => break r,
             }
         };
-        assert!(matches!(rejected, Rejected::Full(ref r) if r.offset == offset));
+        assert_eq!(rejected, Rejected::Full);
         let batch = b.finish();
         assert!(batch.payload.len() <= limit, "{}", batch.payload.len());
         assert!(
@@ -274,16 +397,36 @@ mod tests {
     fn a_record_larger_than_the_limit_is_reported_not_looped_on() {
         let h = header();
         let mut b = BatchBuilder::new(&h, "t", 0, 100, 1_024);
-        match b.try_add(record(7, 5_000)) {
-            Err(Rejected::TooLarge {
-                record,
-                payload_bytes,
-            }) => {
-                assert_eq!(record.offset, 7);
+        match b.try_add(&record(7, 5_000).as_record_ref("t", 0)) {
+            Err(Rejected::TooLarge { payload_bytes }) => {
                 assert!(payload_bytes > 1_024);
             }
             other => panic!("expected TooLarge, got {other:?}"),
         }
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_part_of_a_batch_is_the_event_of_its_records_and_reads_back_as_them() {
+        let h = header();
+        let records: Vec<PolledRecord> = (10..16).map(|o| record(o, 50 + o as usize)).collect();
+        let mut b = BatchBuilder::new(&h, "t", 1, 100, 1 << 20);
+        for r in &records {
+            b.try_add(&r.as_record_ref("t", 1)).unwrap();
+        }
+        let batch = b.finish();
+        let part = &batch.records[2..5];
+        let mut direct = h.writer(0);
+        for r in &records[2..5] {
+            direct.push(&r.as_record_ref("t", 1));
+        }
+        assert_eq!(
+            encode_part(&h, "t", 1, &batch.payload, part),
+            direct.finish()
+        );
+        for (b, r) in batch.records.iter().zip(&records) {
+            assert_eq!((b.offset, b.timestamp), (r.offset, r.timestamp));
+            assert_eq!(&b.to_polled(&batch.payload), r);
+        }
     }
 }

@@ -8,12 +8,13 @@
 //! Segments finish strictly in order, so "done" offsets only ever advance contiguously.
 
 use crate::backoff::Backoff;
-use crate::batch::{Batch, EventHeader, PolledRecord};
+use crate::batch::{Batch, BatchRecord, PolledRecord, encode_part};
 use crate::deadletter::{DeadLetterProducer, FailureInfo};
 use crate::invoke::{InvokeOutcome, Invoker};
 use crate::partition::{MappingShared, WorkerControl};
 use crate::telemetry::RetryReason;
-use kafka_lambda_events::{EventWriter, KafkaBatchResponse};
+use bytes::Bytes;
+use kafka_lambda_events::KafkaBatchResponse;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,11 +28,13 @@ pub enum Delivery {
 }
 
 struct Segment {
-    records: Vec<PolledRecord>,
+    /// The records, their JSON in the batch's payload.
+    records: Vec<BatchRecord>,
     /// Last offset this segment covers (its records, plus any expired and given up already).
     end: i64,
-    /// Encoded payload, when already known (the first attempt of the whole batch).
-    payload: Option<Vec<u8>>,
+    /// Encoded payload, when already known (the whole batch, or a segment retried after a
+    /// throttle or a transient failure).
+    payload: Option<Bytes>,
     /// Function-error retries used.
     retries: u32,
     /// Invocations made for these records.
@@ -49,24 +52,6 @@ impl Segment {
     }
 }
 
-/// Encodes records of one partition into an event (they fit: they come from a batch that did).
-pub fn encode(
-    header: &EventHeader,
-    topic: &str,
-    partition: i32,
-    records: &[PolledRecord],
-) -> Vec<u8> {
-    let mut writer = EventWriter::new(
-        &header.source,
-        header.arn.as_deref(),
-        Some(&header.bootstrap_servers),
-    );
-    for r in records {
-        writer.push(&r.as_record_ref(topic, partition));
-    }
-    writer.finish()
-}
-
 /// Delivers `batch`; `done(offset)` is called each time every record up to `offset` is finished.
 pub async fn deliver<I: Invoker>(
     shared: &MappingShared<I>,
@@ -82,11 +67,18 @@ pub async fn deliver<I: Invoker>(
         base: m.retry_backoff_base,
         max: m.retry_backoff_max,
     };
-    let end = batch.end;
+    let Batch {
+        records,
+        payload,
+        end,
+    } = batch;
+    // The batch's payload, shared with the invocation (no copy), and the source every retried
+    // part of it is copied from (no record is encoded twice).
+    let source = Bytes::from(payload);
     let mut segments = VecDeque::from([Segment {
         end,
-        records: batch.records,
-        payload: Some(batch.payload),
+        records,
+        payload: Some(source.clone()),
         retries: 0,
         attempts: 0,
         hiccups: 0,
@@ -104,6 +96,7 @@ pub async fn deliver<I: Invoker>(
                 message: format!("record older than max_record_age_s = {}", max_age.as_secs()),
                 attempts: seg.attempts,
             };
+            let expired = polled(&source, &expired);
             if give_up(shared, topic, partition, &expired, &info, control, &backoff).await
                 == Delivery::Abandoned
             {
@@ -116,12 +109,18 @@ pub async fn deliver<I: Invoker>(
             done(seg.end);
             continue;
         }
-        let payload = seg
-            .payload
-            .take()
-            .unwrap_or_else(|| encode(&shared.header, topic, partition, &seg.records));
+        let payload = seg.payload.take().unwrap_or_else(|| {
+            Bytes::from(encode_part(
+                &shared.header,
+                topic,
+                partition,
+                &source,
+                &seg.records,
+            ))
+        });
         let (first, last) = (seg.first_offset(), seg.last_offset());
-        let Some(outcome) = invoke(shared, topic, partition, &seg, &payload, control).await else {
+        let Some(outcome) = invoke(shared, topic, partition, &seg, payload.clone(), control).await
+        else {
             return Delivery::Abandoned;
         };
         seg.attempts += 1;
@@ -251,7 +250,7 @@ pub async fn deliver<I: Invoker>(
                 shared,
                 topic,
                 partition,
-                &seg.records,
+                &polled(&source, &seg.records),
                 &failure,
                 control,
                 &backoff,
@@ -272,7 +271,12 @@ pub async fn deliver<I: Invoker>(
     Delivery::Done
 }
 
-fn is_older_than(record: &PolledRecord, age: Duration) -> bool {
+/// Records of the batch read back from `source` (its payload), for the on-failure destination.
+fn polled(source: &[u8], records: &[BatchRecord]) -> Vec<PolledRecord> {
+    records.iter().map(|r| r.to_polled(source)).collect()
+}
+
+fn is_older_than(record: &BatchRecord, age: Duration) -> bool {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -296,7 +300,7 @@ async fn invoke<I: Invoker>(
     topic: &str,
     partition: i32,
     seg: &Segment,
-    payload: &[u8],
+    payload: Bytes,
     control: &WorkerControl,
 ) -> Option<InvokeOutcome> {
     let _permit = tokio::select! {
@@ -307,13 +311,14 @@ async fn invoke<I: Invoker>(
     };
     let metrics = &shared.metrics;
     metrics.batch_records.record(seg.records.len() as f64);
-    metrics.batch_bytes.record(payload.len() as f64);
+    let bytes = payload.len();
+    metrics.batch_bytes.record(bytes as f64);
     metrics.in_flight.increment(1.0);
     let started = Instant::now();
     let outcome = tokio::select! {
         biased;
         _ = control.abort.cancelled() => None,
-        o = shared.invoker.invoke(payload.to_vec()) => Some(o),
+        o = shared.invoker.invoke(payload) => Some(o),
     };
     metrics.in_flight.decrement(1.0);
     let outcome = outcome?;
@@ -331,7 +336,7 @@ async fn invoke<I: Invoker>(
         first_offset = seg.first_offset(),
         last_offset = seg.last_offset(),
         records = seg.records.len(),
-        bytes = payload.len(),
+        bytes,
         attempt = seg.attempts,
         outcome = outcome.kind(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -454,7 +459,7 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::BatchBuilder;
+    use crate::batch::{BatchBuilder, EventHeader};
     use crate::config::{Config, Mapping};
     use crate::mapping::Progress;
     use crate::partition::DoneGuard;
@@ -470,7 +475,7 @@ mod tests {
     }
 
     impl Invoker for Scripted {
-        async fn invoke(&self, payload: Vec<u8>) -> InvokeOutcome {
+        async fn invoke(&self, payload: Bytes) -> InvokeOutcome {
             let offsets: Vec<i64> = KafkaEvent::from_slice(&payload)
                 .unwrap()
                 .records()
@@ -536,7 +541,7 @@ mod tests {
                 value: Some(format!("{{\"n\":{offset}}}").into_bytes()),
                 headers: Vec::new(),
             };
-            b.try_add(record).unwrap();
+            b.try_add(&record.as_record_ref("t", 0)).unwrap();
         }
         b.finish()
     }

@@ -9,6 +9,8 @@ use crate::config::LambdaConfig;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::types::InvocationType;
 use aws_smithy_types::Blob;
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
 use std::future::Future;
 use std::time::Duration;
 
@@ -60,8 +62,9 @@ impl InvokeOutcome {
 
 /// Something that can invoke one function synchronously with a payload.
 pub trait Invoker: Send + Sync + 'static {
-    /// Invokes the function with `payload` (the serialized Kafka event).
-    fn invoke(&self, payload: Vec<u8>) -> impl Future<Output = InvokeOutcome> + Send;
+    /// Invokes the function with `payload` (the serialized Kafka event). The payload is shared,
+    /// not copied: the caller keeps it for a retry.
+    fn invoke(&self, payload: Bytes) -> impl Future<Output = InvokeOutcome> + Send;
 
     /// The function this invoker calls (for logs).
     fn function(&self) -> &str;
@@ -114,13 +117,23 @@ impl LambdaInvoker {
 }
 
 impl Invoker for LambdaInvoker {
-    async fn invoke(&self, payload: Vec<u8>) -> InvokeOutcome {
+    async fn invoke(&self, payload: Bytes) -> InvokeOutcome {
+        // `Blob` owns a `Vec`, so handing it the payload would copy it (6 MB per invocation);
+        // instead the request body is set to the shared payload before the request is signed
+        // (SigV4 hashes the body as it is then), with its `Content-Length`.
+        let length = payload.len().to_string();
         let result = self
             .client
             .invoke()
             .function_name(&self.function)
             .invocation_type(InvocationType::RequestResponse)
-            .payload(Blob::new(payload))
+            .customize()
+            .mutate_request(move |request| {
+                *request.body_mut() = SdkBody::from(payload.clone());
+                request
+                    .headers_mut()
+                    .insert("content-length", length.clone());
+            })
             .send()
             .await;
         match result {
@@ -266,11 +279,14 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Serves one request with `response` (raw HTTP), or closes the connection when `None`.
-    async fn stand_in(response: Option<&'static str>) -> String {
+    /// Serves one request with `response` (raw HTTP), or closes the connection when `None`;
+    /// the task returns the request as received.
+    async fn stand_in(
+        response: Option<&'static str>,
+    ) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
+        let served = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut request = Vec::new();
             let mut buf = [0u8; 4096];
@@ -299,12 +315,12 @@ mod tests {
             if let Some(response) = response {
                 socket.write_all(response.as_bytes()).await.unwrap();
             }
+            request
         });
-        url
+        (url, served)
     }
 
-    async fn classify(response: Option<&'static str>) -> InvokeOutcome {
-        let url = stand_in(response).await;
+    fn invoker(url: String) -> LambdaInvoker {
         let config = aws_sdk_lambda::config::Builder::new()
             .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
             .region(aws_sdk_lambda::config::Region::new("us-east-1"))
@@ -315,8 +331,33 @@ mod tests {
             .endpoint_url(url)
             .build();
         LambdaInvoker::new(aws_sdk_lambda::Client::from_conf(config), "f")
-            .invoke(b"{}".to_vec())
-            .await
+    }
+
+    async fn classify(response: Option<&'static str>) -> InvokeOutcome {
+        let (url, _) = stand_in(response).await;
+        invoker(url).invoke(Bytes::from_static(b"{}")).await
+    }
+
+    #[tokio::test]
+    async fn the_shared_payload_is_sent_whole_with_its_length() {
+        let (url, served) = stand_in(Some("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")).await;
+        let payload = Bytes::from(format!("{{\"records\":\"{}\"}}", "x".repeat(100_000)));
+        let outcome = invoker(url).invoke(payload.clone()).await;
+        assert_eq!(
+            outcome,
+            InvokeOutcome::Success {
+                payload: b"{}".to_vec()
+            }
+        );
+        let request = served.await.unwrap();
+        let at = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&request[..at]).to_ascii_lowercase();
+        assert!(
+            head.contains(&format!("content-length: {}", payload.len())),
+            "{head}"
+        );
+        assert!(head.contains("authorization: aws4-hmac-sha256"), "{head}");
+        assert_eq!(&request[at + 4..], &payload[..]);
     }
 
     fn http(status: &str, headers: &str, body: &str) -> &'static str {

@@ -5,7 +5,7 @@
 //! invocations at `max_concurrency`.
 
 use crate::backoff::Backoff;
-use crate::batch::{BatchBuilder, EventHeader, PolledRecord, Rejected};
+use crate::batch::{self, BatchBuilder, EventHeader, HeaderScratch, PolledRecord, Rejected};
 use crate::config::Mapping;
 use crate::deadletter::{DeadLetterProducer, FailureInfo};
 use crate::failure::{self, Delivery};
@@ -13,8 +13,11 @@ use crate::filter::RecordView;
 use crate::invoke::Invoker;
 use crate::source::{MappingConsumer, MappingContext};
 use futures::FutureExt;
+use kafka_lambda_events::RecordRef;
+use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
+use rdkafka::message::BorrowedMessage;
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -216,45 +219,42 @@ impl<I: Invoker> WorkerFactory for Workers<I> {
 
 /// What becomes of a record taken off the queue.
 enum Admitted {
-    /// Goes into the batch (reshaped by the input template, if any).
-    Invoke(PolledRecord),
+    /// Goes into the batch: with the value the input template made of it, if any.
+    Invoke(Option<Vec<u8>>),
     /// Matches none of the mapping's filters: done without invoking.
-    Filtered(i64),
+    Filtered,
     /// Cannot be invoked (the input template does not apply): follows the failure policy.
-    Unusable(PolledRecord, FailureInfo),
+    Unusable(FailureInfo),
 }
 
 /// Applies the mapping's filters and input template to a record.
-fn admit<I>(
-    shared: &MappingShared<I>,
-    topic: &str,
-    partition: i32,
-    mut record: PolledRecord,
-) -> Admitted {
+fn admit<I>(shared: &MappingShared<I>, record: &RecordView<'_>) -> Admitted {
     let m = &shared.mapping;
-    if !m.filter.is_empty()
-        && !m
-            .filter
-            .matches(&RecordView::of_polled(topic, partition, &record))
-    {
-        return Admitted::Filtered(record.offset);
+    if !m.filter.is_empty() && !m.filter.matches(record) {
+        return Admitted::Filtered;
     }
     if let Some(template) = &m.input_template
-        && let Some(value) = &record.value
+        && let Some(value) = record.value
     {
-        match template.apply(value) {
-            Ok(reshaped) => record.value = Some(reshaped),
-            Err(e) => {
-                let info = FailureInfo {
-                    error_type: "InputTemplateError".to_owned(),
-                    message: e.to_string(),
-                    attempts: 0,
-                };
-                return Admitted::Unusable(record, info);
-            }
-        }
+        return match template.apply(value) {
+            Ok(reshaped) => Admitted::Invoke(Some(reshaped)),
+            Err(e) => Admitted::Unusable(FailureInfo {
+                error_type: "InputTemplateError".to_owned(),
+                message: e.to_string(),
+                attempts: 0,
+            }),
+        };
     }
-    Admitted::Invoke(record)
+    Admitted::Invoke(None)
+}
+
+/// An owned copy of a message, with the value the input template made of it, if any.
+fn owned(msg: &BorrowedMessage<'_>, reshaped: Option<Vec<u8>>) -> PolledRecord {
+    let mut record = PolledRecord::from_message(msg);
+    if reshaped.is_some() {
+        record.value = reshaped;
+    }
+    record
 }
 
 /// Gives up one record that can never be invoked (dead-lettered, or skipped and logged);
@@ -274,7 +274,34 @@ async fn give_up_record<I: Invoker>(
     (outcome == Delivery::Done).then_some(offset)
 }
 
+/// Gives up a record too large for an invocation payload even alone.
+async fn give_up_too_large<I: Invoker>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    record: PolledRecord,
+    payload_bytes: usize,
+    control: &WorkerControl,
+    backoff: &Backoff,
+) -> Option<i64> {
+    let limit = shared.mapping.max_payload_bytes;
+    tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
+        payload_bytes, limit,
+        "record is too large for one invocation payload even alone; it cannot be delivered");
+    let info = FailureInfo {
+        error_type: "RecordTooLarge".to_owned(),
+        message: format!(
+            "an event with this record alone is {payload_bytes} bytes; max_payload_bytes is {limit}"
+        ),
+        attempts: 0,
+    };
+    give_up_record(shared, topic, partition, record, info, control, backoff).await
+}
+
 /// The worker loop of one partition: gather a batch, deliver it, store its offset, repeat.
+///
+/// Records are encoded into the batch's payload straight from librdkafka's buffers; only a
+/// record that starts the next batch or is given up before it is in one is copied.
 pub async fn run_worker<I: Invoker>(
     shared: Arc<MappingShared<I>>,
     topic: String,
@@ -290,6 +317,7 @@ pub async fn run_worker<I: Invoker>(
     };
     // A record taken but not fitting the previous batch; already admitted.
     let mut held: Option<PolledRecord> = None;
+    let mut headers = HeaderScratch::default();
     // librdkafka can hand a split partition queue the same records twice around an offset reset
     // (seen with LATEST against tansu): a record below the next expected offset was already
     // taken, so it is dropped, which keeps batches duplicate-free and in offset order.
@@ -306,94 +334,122 @@ pub async fn run_worker<I: Invoker>(
         let mut covered: Option<i64> = None;
         // The batching window starts with the batch's first record.
         let mut deadline: Option<tokio::time::Instant> = None;
-        while !builder.is_full() {
-            let record = match held.take() {
-                Some(record) => {
-                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
-                    record
-                }
-                None => {
-                    let msg = match deadline {
-                        None => tokio::select! {
-                            biased;
-                            _ = control.stop.cancelled() => break 'batches,
-                            msg = recv(&queue) => msg,
-                        },
-                        Some(_) if m.batching_window.is_zero() => match queue.recv().now_or_never()
-                        {
-                            Some(msg) => msg,
-                            None => break,
-                        },
-                        Some(at) => tokio::select! {
-                            biased;
-                            _ = control.stop.cancelled() => break,
-                            msg = recv(&queue) => msg,
-                            _ = tokio::time::sleep_until(at) => break,
-                        },
-                    };
-                    let record = match msg {
-                        Ok(msg) => PolledRecord::from_message(&msg),
-                        Err(e) => {
-                            tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
-                            if deadline.is_none() {
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                                continue;
-                            }
-                            break;
-                        }
-                    };
-                    if record.offset < next_offset {
-                        tracing::debug!(%topic, partition, offset = record.offset, next_offset, "dropping a record read twice");
-                        continue;
-                    }
-                    next_offset = record.offset + 1;
-                    metrics.received.increment(1);
-                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
-                    match admit(&shared, &topic, partition, record) {
-                        Admitted::Invoke(record) => record,
-                        Admitted::Filtered(offset) => {
-                            metrics.filtered.increment(1);
-                            covered = Some(offset);
-                            continue;
-                        }
-                        Admitted::Unusable(record, info) => {
-                            tracing::warn!(%topic, partition, offset = record.offset, error = %info.message,
-                                "the input template does not apply to the record");
-                            let given_up = give_up_record(
-                                &shared, &topic, partition, record, info, &control, &backoff,
-                            );
-                            match given_up.await {
-                                Some(offset) => covered = Some(offset),
-                                None => break 'batches,
-                            }
-                            continue;
-                        }
-                    }
-                }
-            };
-            match builder.try_add(record) {
-                Ok(()) => {}
-                Err(Rejected::Full(record)) => {
-                    held = Some(record);
-                    break;
-                }
-                Err(Rejected::TooLarge {
+        if let Some(record) = held.take() {
+            deadline = Some(tokio::time::Instant::now() + m.batching_window);
+            // The batch is empty: the record fits unless it is too large even alone.
+            if let Err(Rejected::TooLarge { payload_bytes }) =
+                builder.try_add(&record.as_record_ref(&topic, partition))
+            {
+                match give_up_too_large(
+                    &shared,
+                    &topic,
+                    partition,
                     record,
                     payload_bytes,
-                }) => {
-                    tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
-                        payload_bytes, limit = m.max_payload_bytes,
-                        "record is too large for one invocation payload even alone; it cannot be delivered");
-                    let info = FailureInfo {
-                        error_type: "RecordTooLarge".to_owned(),
-                        message: format!(
-                            "an event with this record alone is {payload_bytes} bytes; max_payload_bytes is {}",
-                            m.max_payload_bytes
-                        ),
-                        attempts: 0,
-                    };
-                    match give_up_record(
+                    &control,
+                    &backoff,
+                )
+                .await
+                {
+                    Some(offset) => covered = Some(offset),
+                    None => break 'batches,
+                }
+            }
+        }
+        while !builder.is_full() {
+            let msg = match deadline {
+                None => tokio::select! {
+                    biased;
+                    _ = control.stop.cancelled() => break 'batches,
+                    msg = recv(&queue) => msg,
+                },
+                Some(_) if m.batching_window.is_zero() => match queue.recv().now_or_never() {
+                    Some(msg) => msg,
+                    None => break,
+                },
+                Some(at) => tokio::select! {
+                    biased;
+                    _ = control.stop.cancelled() => break,
+                    msg = recv(&queue) => msg,
+                    _ = tokio::time::sleep_until(at) => break,
+                },
+            };
+            let msg = match msg {
+                Ok(msg) => msg,
+                Err(e) => {
+                    tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
+                    if deadline.is_none() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    break;
+                }
+            };
+            let offset = msg.offset();
+            if offset < next_offset {
+                tracing::debug!(%topic, partition, offset, next_offset, "dropping a record read twice");
+                continue;
+            }
+            next_offset = offset + 1;
+            metrics.received.increment(1);
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
+            let view = RecordView {
+                topic: &topic,
+                partition,
+                key: msg.key(),
+                value: msg.payload(),
+                headers: headers.fill(&msg),
+            };
+            let reshaped = match admit(&shared, &view) {
+                Admitted::Invoke(reshaped) => reshaped,
+                Admitted::Filtered => {
+                    metrics.filtered.increment(1);
+                    covered = Some(offset);
+                    continue;
+                }
+                Admitted::Unusable(info) => {
+                    tracing::warn!(%topic, partition, offset, error = %info.message,
+                        "the input template does not apply to the record");
+                    let record = owned(&msg, None);
+                    let given_up = give_up_record(
                         &shared, &topic, partition, record, info, &control, &backoff,
+                    );
+                    match given_up.await {
+                        Some(offset) => covered = Some(offset),
+                        None => break 'batches,
+                    }
+                    continue;
+                }
+            };
+            let (timestamp, timestamp_type) = batch::timestamp(&msg);
+            let record = RecordRef {
+                topic: &topic,
+                partition,
+                offset,
+                timestamp,
+                timestamp_type,
+                key: view.key,
+                value: reshaped.as_deref().or(view.value),
+                headers: view.headers,
+                key_schema_metadata: None,
+                value_schema_metadata: None,
+            };
+            match builder.try_add(&record) {
+                Ok(()) => {}
+                Err(Rejected::Full) => {
+                    held = Some(owned(&msg, reshaped));
+                    break;
+                }
+                Err(Rejected::TooLarge { payload_bytes }) => {
+                    let record = owned(&msg, reshaped);
+                    match give_up_too_large(
+                        &shared,
+                        &topic,
+                        partition,
+                        record,
+                        payload_bytes,
+                        &control,
+                        &backoff,
                     )
                     .await
                     {

@@ -42,6 +42,16 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
             kafka.commit_interval_ms.to_string(),
         )
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
+        // Each worker reads its own partition queue, so this bounds the prefetch per partition.
+        // librdkafka's default, 64 MB per partition, is what a backlog fills at once (580+ MB
+        // of RSS on a 4-partition backlog); a worker takes at most one batch at a time.
+        .set(
+            "queued.max.messages.kbytes",
+            queued_max_kbytes(mapping).to_string(),
+        )
+        // Ask again within 5 ms when a partition queue drains below the limit (librdkafka's
+        // default, 1 s, idles a partition whose small queue a batch has just emptied).
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string())
         // Statistics carry the per-partition consumer lag the metrics export.
         .set(
             "statistics.interval.ms",
@@ -62,6 +72,19 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
         cc.set(key, value);
     }
     cc
+}
+
+/// Smallest prefetch per partition queue, in KiB (librdkafka's `queued.max.messages.kbytes`).
+pub const MIN_QUEUED_KBYTES: usize = 1024;
+
+/// librdkafka `fetch.queue.backoff.ms` set by the poller (librdkafka's default: 1000).
+pub const FETCH_QUEUE_BACKOFF_MS: u64 = 5;
+
+/// The prefetch limit of one partition queue, in KiB: the record bytes of one full batch (base64
+/// makes the payload 4/3 of them), so a batch can be gathered while the previous one is in
+/// flight; at least [`MIN_QUEUED_KBYTES`]. 4,608 KiB for the default 6 MiB payload limit.
+pub fn queued_max_kbytes(mapping: &Mapping) -> usize {
+    (mapping.max_payload_bytes / 4 * 3 / 1024).max(MIN_QUEUED_KBYTES)
 }
 
 /// Context of a mapping's consumer.
@@ -296,4 +319,35 @@ pub fn commit_start_offsets_at_timestamp(
     consumer.commit(&start, CommitMode::Sync)?;
     tracing::info!(offsets = ?committed(&start), "AT_TIMESTAMP start offsets committed");
     Ok(start.count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn config(extra: &str) -> ValidatedConfig {
+        let text = format!(
+            "[kafka]\nbootstrap_servers = \"k:9092\"\n{extra}\n[[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n"
+        );
+        toml::from_str::<Config>(&text).unwrap().validate().unwrap()
+    }
+
+    #[test]
+    fn the_prefetch_is_bounded_by_default() {
+        let c = config("");
+        let cc = client_config(&c, &c.mappings[0]);
+        assert_eq!(cc.get("queued.max.messages.kbytes"), Some("4608"));
+        assert_eq!(cc.get("fetch.queue.backoff.ms"), Some("5"));
+    }
+
+    #[test]
+    fn kafka_options_override_the_prefetch_defaults() {
+        let c = config(
+            "[kafka.options]\n\"queued.max.messages.kbytes\" = \"65536\"\n\"fetch.queue.backoff.ms\" = \"1000\"",
+        );
+        let cc = client_config(&c, &c.mappings[0]);
+        assert_eq!(cc.get("queued.max.messages.kbytes"), Some("65536"));
+        assert_eq!(cc.get("fetch.queue.backoff.ms"), Some("1000"));
+    }
 }
