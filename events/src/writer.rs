@@ -115,7 +115,19 @@ impl EventWriter {
         bootstrap_servers: Option<&str>,
         capacity: usize,
     ) -> Self {
-        let mut buf = Vec::with_capacity(capacity);
+        Self::with_buffer(source, arn, bootstrap_servers, Vec::with_capacity(capacity))
+    }
+
+    /// Starts an event in `buf`, cleared, keeping its capacity: a buffer of a finished event
+    /// that was sent can hold the next one without being allocated (and its pages faulted in)
+    /// again.
+    pub fn with_buffer(
+        source: &EventSource,
+        arn: Option<&str>,
+        bootstrap_servers: Option<&str>,
+        mut buf: Vec<u8>,
+    ) -> Self {
+        buf.clear();
         buf.extend_from_slice(b"{\"eventSource\":");
         json::write_str(&mut buf, source.as_str());
         if let Some(arn) = arn {

@@ -130,14 +130,25 @@ pub struct EventHeader {
 impl EventHeader {
     /// An empty event with these top-level fields and `capacity` bytes reserved.
     pub fn writer(&self, capacity: usize) -> EventWriter {
-        EventWriter::with_capacity(
+        self.writer_in(Vec::with_capacity(capacity))
+    }
+
+    /// An empty event with these top-level fields, written into `buf` (cleared).
+    pub fn writer_in(&self, buf: Vec<u8>) -> EventWriter {
+        EventWriter::with_buffer(
             &self.source,
             self.arn.as_deref(),
             Some(&self.bootstrap_servers),
-            capacity,
+            buf,
         )
     }
 }
+
+/// Room reserved past the payload limit: a record is written before the writer knows it does
+/// not fit (then it is cut off again), and without the room the buffer would be reallocated
+/// (copying the whole payload) at the end of every full batch. Only a record larger than this
+/// still makes the buffer grow.
+const OVERFLOW_ROOM: usize = 64 * 1024;
 
 /// Why a record was not added to a batch; the batch is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,15 +212,30 @@ impl<'a> BatchBuilder<'a> {
         max_records: usize,
         max_bytes: usize,
     ) -> Self {
+        Self::in_buffer(header, topic, partition, max_records, max_bytes, Vec::new())
+    }
+
+    /// An empty batch like [`new`](Self::new) whose payload is written into `buf` (the buffer
+    /// of an earlier batch, reused).
+    pub fn in_buffer(
+        header: &EventHeader,
+        topic: &'a str,
+        partition: i32,
+        max_records: usize,
+        max_bytes: usize,
+        mut buf: Vec<u8>,
+    ) -> Self {
+        // The whole payload limit at once: growing by doubling copied the payload again
+        // (1.3× its size) and touched fresh pages each time; the pages of the reservation a
+        // small batch never reaches are never touched, so they cost no memory.
+        buf.clear();
+        buf.reserve(max_bytes + OVERFLOW_ROOM);
         BatchBuilder {
             topic,
             partition,
             max_records,
             max_bytes,
-            // The whole payload limit at once: growing by doubling copied the payload again
-            // (1.3× its size) and touched fresh pages each time; the pages of the reservation a
-            // small batch never reaches are never touched, so they cost no memory.
-            writer: header.writer(max_bytes),
+            writer: header.writer_in(buf),
             records: Vec::new(),
         }
     }
@@ -428,5 +454,19 @@ mod tests {
             assert_eq!((b.offset, b.timestamp), (r.offset, r.timestamp));
             assert_eq!(&b.to_polled(&batch.payload), r);
         }
+    }
+
+    #[test]
+    fn a_batch_written_into_a_used_buffer_is_the_same_batch() {
+        let h = header();
+        let r = record(3, 20);
+        let mut fresh = BatchBuilder::new(&h, "t", 0, 10, 1 << 20);
+        fresh.try_add(&r.as_record_ref("t", 0)).unwrap();
+        let used = b"stale bytes of an earlier payload".repeat(100);
+        let mut reused = BatchBuilder::in_buffer(&h, "t", 0, 10, 1 << 20, used);
+        reused.try_add(&r.as_record_ref("t", 0)).unwrap();
+        let (fresh, reused) = (fresh.finish(), reused.finish());
+        assert_eq!(fresh.payload, reused.payload);
+        assert_eq!(fresh.records, reused.records);
     }
 }

@@ -63,9 +63,9 @@ pub struct KafkaConfig {
     /// (`enable.auto.offset.store`, `group.id`), which are rejected.
     ///
     /// Among the poller's own settings, two bound memory on a backlog (librdkafka's defaults
-    /// prefetch 64 MB per partition): `queued.max.messages.kbytes` is the record bytes of one
-    /// full batch per partition (3/4 of `max_payload_bytes`, at least 1024; 4608 for the
-    /// default 6 MiB) and `fetch.queue.backoff.ms` is 5 (librdkafka: 1000), so a partition
+    /// prefetch 64 MB per partition): `queued.max.messages.kbytes` is the record bytes of two
+    /// full batches per partition (1.5 × `max_payload_bytes` / 1024, at least 1024; 9216 for
+    /// the default 6 MiB) and `fetch.queue.backoff.ms` is 5 (librdkafka: 1000), so a partition
     /// whose small queue a batch has just drained is fetched again at once.
     #[serde(default)]
     pub options: BTreeMap<String, String>,

@@ -53,12 +53,15 @@ impl Segment {
 }
 
 /// Delivers `batch`; `done(offset)` is called each time every record up to `offset` is finished.
+/// Once delivered, the batch's payload buffer is handed back through `spare` (when nothing else
+/// holds it any more), for the next batch to be written into.
 pub async fn deliver<I: Invoker>(
     shared: &MappingShared<I>,
     topic: &str,
     partition: i32,
     batch: Batch,
     control: &WorkerControl,
+    spare: &mut Option<Vec<u8>>,
     mut done: impl FnMut(i64),
 ) -> Delivery {
     let m = &shared.mapping;
@@ -268,6 +271,11 @@ pub async fn deliver<I: Invoker>(
         }
         segments.push_front(seg);
     }
+    // Emptied first: converting keeps the capacity, and would otherwise move the bytes.
+    *spare = source.try_into_mut().ok().map(|mut buf| {
+        buf.clear();
+        Vec::from(buf)
+    });
     Delivery::Done
 }
 
@@ -575,9 +583,15 @@ mod tests {
         offsets: std::ops::Range<i64>,
     ) -> (Delivery, Vec<i64>) {
         let mut done = Vec::new();
-        let delivery = deliver(shared, "t", 0, batch(shared, offsets), &control(), |o| {
-            done.push(o)
-        })
+        let delivery = deliver(
+            shared,
+            "t",
+            0,
+            batch(shared, offsets),
+            &control(),
+            &mut None,
+            |o| done.push(o),
+        )
         .await;
         (delivery, done)
     }
@@ -697,7 +711,10 @@ mod tests {
         let control = control();
         control.stop.cancel();
         let mut done = Vec::new();
-        let delivery = deliver(&s, "t", 0, batch(&s, 0..3), &control, |o| done.push(o)).await;
+        let delivery = deliver(&s, "t", 0, batch(&s, 0..3), &control, &mut None, |o| {
+            done.push(o)
+        })
+        .await;
         assert_eq!(delivery, Delivery::Abandoned);
         assert!(done.is_empty());
     }

@@ -318,17 +318,20 @@ pub async fn run_worker<I: Invoker>(
     // A record taken but not fitting the previous batch; already admitted.
     let mut held: Option<PolledRecord> = None;
     let mut headers = HeaderScratch::default();
+    // The payload buffer of the last batch, once the invocation let go of it.
+    let mut spare: Option<Vec<u8>> = None;
     // librdkafka can hand a split partition queue the same records twice around an offset reset
     // (seen with LATEST against tansu): a record below the next expected offset was already
     // taken, so it is dropped, which keeps batches duplicate-free and in offset order.
     let mut next_offset = i64::MIN;
     'batches: loop {
-        let mut builder = BatchBuilder::new(
+        let mut builder = BatchBuilder::in_buffer(
             &shared.header,
             &topic,
             partition,
             m.batch_size,
             m.max_payload_bytes,
+            spare.take().unwrap_or_default(),
         );
         // Last offset of this batch finished without invoking (filtered or given up).
         let mut covered: Option<i64> = None;
@@ -471,7 +474,10 @@ pub async fn run_worker<I: Invoker>(
         }
         let batch = builder.finish_covering(covered);
         let done = |offset| store_offset(&shared, &topic, partition, offset);
-        if failure::deliver(&shared, &topic, partition, batch, &control, done).await
+        if failure::deliver(
+            &shared, &topic, partition, batch, &control, &mut spare, done,
+        )
+        .await
             == Delivery::Abandoned
         {
             break;
