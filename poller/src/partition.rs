@@ -360,17 +360,23 @@ pub async fn run_worker<I: Invoker>(
             }
         }
         while !builder.is_full() {
-            let msg = match deadline {
-                None => tokio::select! {
+            // Fast path: a record is usually waiting already (a backlog). Taking it directly
+            // spares the select below, whose stop and timer futures registered and removed a
+            // waiter for every record; the order of the checks is the select's.
+            let waiting = if control.stop.is_cancelled() {
+                None
+            } else {
+                queue.recv().now_or_never()
+            };
+            let msg = match (waiting, deadline) {
+                (Some(msg), _) => msg,
+                (None, None) => tokio::select! {
                     biased;
                     _ = control.stop.cancelled() => break 'batches,
                     msg = recv(&queue) => msg,
                 },
-                Some(_) if m.batching_window.is_zero() => match queue.recv().now_or_never() {
-                    Some(msg) => msg,
-                    None => break,
-                },
-                Some(at) => tokio::select! {
+                (None, Some(_)) if m.batching_window.is_zero() => break,
+                (None, Some(at)) => tokio::select! {
                     biased;
                     _ = control.stop.cancelled() => break,
                     msg = recv(&queue) => msg,
