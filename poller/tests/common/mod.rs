@@ -10,7 +10,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -40,15 +39,17 @@ impl Seen {
 
 /// Everything the function has recorded for `topic` so far, in delivery order.
 pub fn seen(topic: &str) -> Vec<Seen> {
-    let Ok(file) = std::fs::File::open(recorder_file(topic)) else {
-        return Vec::new();
-    };
-    std::io::BufReader::new(file)
-        .lines()
-        .map_while(Result::ok)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| Seen(serde_json::from_str(&l).expect("recorder lines are JSON")))
+    let text = std::fs::read_to_string(recorder_file(topic)).unwrap_or_default();
+    complete_lines(&text)
+        .map(|l| Seen(serde_json::from_str(l).expect("recorder lines are JSON")))
         .collect()
+}
+
+/// The lines of `text` that end with a newline: the function may be half-way through
+/// appending the last one while a test reads the file.
+fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.split('\n').filter(|l| !l.trim().is_empty())
 }
 
 /// Distinct (partition, offset) pairs seen.
@@ -319,7 +320,8 @@ pub fn reconcile(topic: &str, produced: &BTreeMap<(i32, i64), String>) -> usize 
 pub fn attempts(topic: &str) -> BTreeMap<(i32, i64), usize> {
     let path = PathBuf::from("/tmp/kafka-lambda-recorder").join(format!("{topic}.attempts.jsonl"));
     let mut counts = BTreeMap::new();
-    for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for line in complete_lines(&text) {
         let v: Value = serde_json::from_str(line).expect("attempt lines are JSON");
         let key = (
             v["partition"].as_i64().unwrap_or(-1) as i32,

@@ -54,7 +54,7 @@ fn record_attempts(
     }
     append(&path, &lines)?;
     let mut counts = HashMap::new();
-    for line in std::fs::read_to_string(&path)?.lines() {
+    for line in complete_lines(&std::fs::read_to_string(&path)?) {
         let v: Value = serde_json::from_str(line)?;
         let key = (
             v["partition"].as_i64().unwrap_or(-1) as i32,
@@ -63,6 +63,13 @@ fn record_attempts(
         *counts.entry(key).or_insert(0) += 1;
     }
     Ok(counts)
+}
+
+/// The lines of `text` that end with a newline: a concurrent invocation may be half-way
+/// through appending the last one.
+fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.split('\n').filter(|l| !l.trim().is_empty())
 }
 
 fn number(v: &Option<Value>, field: &str) -> Option<u64> {
