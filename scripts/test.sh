@@ -24,7 +24,15 @@ cd "$repo"
 cargo_flags=()
 if [[ "${CI:-}" == true ]]; then
   cargo_flags+=(--locked)
+  # A CI run builds once: incremental caches would only take disk (GBs) and time.
+  export CARGO_INCREMENTAL=0
 fi
+
+# The disk the builds use: free space at the start and what the target dir takes at the end are
+# printed with the summary, so a run that fills the disk says how close it was.
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+disk_free() { df -h --output=avail "$(dirname "$target_dir")" 2>/dev/null | tail -1 | tr -d ' '; }
+readonly disk_free_at_start="$(disk_free)"
 
 summary=()
 failures=0
@@ -68,6 +76,8 @@ finish() {
   if ((${#summary[@]} > 0)); then
     printf '%s\n' "${summary[@]}" >&2
   fi
+  printf '  disk: %s free at the start, %s free now; the target dir takes %s\n' \
+    "$disk_free_at_start" "$(disk_free)" "$(du -sh "$target_dir" 2>/dev/null | cut -f1)" >&2
   if ((failures > 0)); then
     printf 'test.sh: %s step(s) FAILED\n' "$failures" >&2
     status=1
