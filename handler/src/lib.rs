@@ -66,12 +66,16 @@
 //! # });
 //! ```
 //!
+//! Configuration from environment variables, with the conventions of the example functions
+//! (empty = unset, errors naming the variable), is read with [`env::EnvVars`].
+//!
 //! Logging goes through `tracing`; each record is processed inside a `kafka_record` span
 //! carrying `topic`, `partition` and `offset`, and `AWS_LAMBDA_LOG_FORMAT=JSON` switches to
 //! JSON lines.
 
 mod batch;
 mod decode;
+pub mod env;
 mod error;
 mod event;
 mod process;

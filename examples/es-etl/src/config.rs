@@ -7,6 +7,7 @@
 
 use crate::document::{DOCUMENT_FIELDS, IndexNaming, IndexPeriod};
 use chrono::FixedOffset;
+use kafka_lambda_handler::env::{EnvVarError, EnvVars};
 use reqwest::Url;
 use std::env::VarError;
 use std::fmt;
@@ -82,56 +83,20 @@ impl fmt::Debug for Credentials {
 
 /// The configuration is invalid; the function refuses to start. The message starts with the
 /// variable's name and never contains a password.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub(crate) struct ConfigError {
-    variable: &'static str,
-    message: String,
-}
-
-impl ConfigError {
-    fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
-        ConfigError {
-            variable,
-            message: format!("{variable} {problem}"),
-        }
-    }
-
-    /// A problem with the value, quoted in the message (never use this for secrets).
-    fn value(variable: &'static str, value: &str, problem: impl fmt::Display) -> Self {
-        ConfigError {
-            variable,
-            message: format!("{variable}=`{value}` {problem}"),
-        }
-    }
-
-    /// The variable at fault.
-    #[cfg(test)]
-    pub(crate) fn variable(&self) -> &'static str {
-        self.variable
-    }
-}
+pub(crate) type ConfigError = EnvVarError;
 
 impl Config {
     /// Reads the configuration from the process environment.
     pub(crate) fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name))
+        Config::from_vars(&EnvVars::from_process())
     }
 
-    /// Reads the configuration through `lookup` (the environment, or a map in tests).
-    pub(crate) fn from_lookup(
-        lookup: impl Fn(&str) -> Result<String, VarError>,
-    ) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| -> Result<Option<String>, ConfigError> {
-            match lookup(name) {
-                Ok(value) if value.trim().is_empty() => Ok(None),
-                Ok(value) => Ok(Some(value)),
-                Err(VarError::NotPresent) => Ok(None),
-                Err(VarError::NotUnicode(_)) => Err(ConfigError::new(name, "is not valid Unicode")),
-            }
-        };
-
-        let address = get(ADDRESS_VAR)?.ok_or_else(|| {
+    /// Reads the configuration through `env` (the process environment, or fixed values in tests).
+    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Config, ConfigError>
+    where
+        L: Fn(&str) -> Result<String, VarError>,
+    {
+        let address = env.get(ADDRESS_VAR)?.ok_or_else(|| {
             ConfigError::new(
                 ADDRESS_VAR,
                 "is not set; give the cluster's URL, e.g. \
@@ -140,13 +105,13 @@ impl Config {
         })?;
         let bulk_url = parse_address(address.trim())?;
         let credentials = credentials(
-            get(USER_VAR)?,
-            get(PASSWORD_VAR)?,
-            get(PASSWORD_FILE_VAR)?,
-            get(PASSWORD_SECRET_ARN_VAR)?,
+            env.get(USER_VAR)?,
+            env.get(PASSWORD_VAR)?,
+            env.get(PASSWORD_FILE_VAR)?,
+            env.get(PASSWORD_SECRET_ARN_VAR)?,
         )?;
 
-        let prefix = get(INDEX_KEYWORD_VAR)?.ok_or_else(|| {
+        let prefix = env.get(INDEX_KEYWORD_VAR)?.ok_or_else(|| {
             ConfigError::new(
                 INDEX_KEYWORD_VAR,
                 "is not set; give the index prefix, e.g. `error-logs` for daily indices \
@@ -154,13 +119,13 @@ impl Config {
             )
         })?;
         let prefix = parse_index_prefix(prefix.trim())?;
-        let period = match get(INDEX_TIME_FORMAT_VAR)? {
+        let period = match env.get(INDEX_TIME_FORMAT_VAR)? {
             None => IndexPeriod::Day,
             Some(value) => match value.trim() {
                 "day" => IndexPeriod::Day,
                 "hour" => IndexPeriod::Hour,
                 _ => {
-                    return Err(ConfigError::value(
+                    return Err(ConfigError::with_value(
                         INDEX_TIME_FORMAT_VAR,
                         &value,
                         format!(
@@ -171,16 +136,10 @@ impl Config {
                 }
             },
         };
-        let utc_offset = match get(log_etl::UTC_OFFSET_VAR)? {
-            None => log_etl::parse_utc_offset(log_etl::DEFAULT_UTC_OFFSET),
-            Some(value) => log_etl::parse_utc_offset(&value),
-        }
-        .map_err(|error| ConfigError {
-            variable: log_etl::UTC_OFFSET_VAR,
-            message: error.to_string(),
-        })?;
+        let utc_offset = log_etl::Config::from_vars(env)?.utc_offset;
 
-        let ignore_fields = get(IGNORE_WORDS_VAR)?
+        let ignore_fields = env
+            .get(IGNORE_WORDS_VAR)?
             .map(|list| {
                 list.split(',')
                     .map(str::trim)
@@ -189,33 +148,10 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
-        let report_batch_item_failures = match get(REPORT_FAILURES_VAR)? {
-            None => true,
-            Some(value) => match value.trim() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(ConfigError::value(
-                        REPORT_FAILURES_VAR,
-                        &value,
-                        "is neither `true` nor `false`",
-                    ));
-                }
-            },
-        };
-        let timeout = match get(TIMEOUT_VAR)? {
-            None => DEFAULT_TIMEOUT,
-            Some(value) => match value.trim().parse::<u64>() {
-                Ok(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Duration::from_secs(seconds),
-                _ => {
-                    return Err(ConfigError::value(
-                        TIMEOUT_VAR,
-                        &value,
-                        format!("is not a whole number of seconds from 1 to {MAX_TIMEOUT_SECONDS}"),
-                    ));
-                }
-            },
-        };
+        let report_batch_item_failures = env.flag(REPORT_FAILURES_VAR)?.unwrap_or(true);
+        let timeout = env
+            .number(TIMEOUT_VAR, 1..=MAX_TIMEOUT_SECONDS, "seconds")?
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
 
         Ok(Config {
             bulk_url,
@@ -240,7 +176,7 @@ impl Config {
 
 /// `ES_ADDRESS` as the URL of its `_bulk` endpoint.
 fn parse_address(address: &str) -> Result<Url, ConfigError> {
-    let not_a_url = |problem: &str| ConfigError::value(ADDRESS_VAR, address, problem);
+    let not_a_url = |problem: &str| ConfigError::with_value(ADDRESS_VAR, address, problem);
     let url = Url::parse(address).map_err(|error| {
         not_a_url(&format!(
             "is not a URL ({error}); give scheme and host, e.g. https://my-domain.es.amazonaws.com"
@@ -339,7 +275,7 @@ fn read_password_file(path: &str) -> Result<String, ConfigError> {
 /// Checks the prefix against Elasticsearch's rules for index names.
 fn parse_index_prefix(prefix: &str) -> Result<String, ConfigError> {
     let invalid = |problem: &str| {
-        ConfigError::value(
+        ConfigError::with_value(
             INDEX_KEYWORD_VAR,
             prefix,
             format!("is not a valid index prefix: {problem}"),
@@ -391,7 +327,7 @@ mod tests {
         for (k, v) in vars {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
-        Config::from_lookup(|name| map.get(name).cloned().ok_or(VarError::NotPresent))
+        Config::from_vars(&EnvVars::from_pairs(map))
     }
 
     fn error(vars: &[(&str, &str)]) -> ConfigError {

@@ -12,8 +12,8 @@
 //! empty string counts as unset.
 
 use kafka_lambda_client::KafkaClientConfig;
+use kafka_lambda_handler::env::{EnvVarError, EnvVars};
 use std::env::VarError;
-use std::fmt;
 use std::time::Duration;
 
 /// Brokers without authentication.
@@ -51,58 +51,23 @@ pub(crate) struct Config {
 
 /// The configuration is invalid; the function refuses to start. The message starts with the
 /// variable's name and never contains a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub(crate) struct ConfigError {
-    variable: &'static str,
-    message: String,
-}
-
-impl ConfigError {
-    fn new(variable: &'static str, problem: impl fmt::Display) -> Self {
-        ConfigError {
-            variable,
-            message: format!("{variable} {problem}"),
-        }
-    }
-
-    /// A problem with the value, quoted in the message (never use this for secrets).
-    fn value(variable: &'static str, value: &str, problem: impl fmt::Display) -> Self {
-        ConfigError {
-            variable,
-            message: format!("{variable}=`{value}` {problem}"),
-        }
-    }
-
-    /// The variable at fault.
-    #[cfg(test)]
-    pub(crate) fn variable(&self) -> &'static str {
-        self.variable
-    }
-}
+pub(crate) type ConfigError = EnvVarError;
 
 impl Config {
     /// Reads the configuration from the process environment, reading the secrets it names.
     pub(crate) fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name))
+        Config::from_vars(&EnvVars::from_process())
     }
 
-    /// Reads the configuration through `lookup` (the environment, or a map in tests).
-    pub(crate) fn from_lookup(
-        lookup: impl Fn(&str) -> Result<String, VarError>,
-    ) -> Result<Config, ConfigError> {
-        let get = |name: &'static str| -> Result<Option<String>, ConfigError> {
-            match lookup(name) {
-                Ok(value) if value.trim().is_empty() => Ok(None),
-                Ok(value) => Ok(Some(value)),
-                Err(VarError::NotPresent) => Ok(None),
-                Err(VarError::NotUnicode(_)) => Err(ConfigError::new(name, "is not valid Unicode")),
-            }
-        };
+    /// Reads the configuration through `env` (the process environment, or fixed values in tests).
+    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Config, ConfigError>
+    where
+        L: Fn(&str) -> Result<String, VarError>,
+    {
         let sources = [
-            (BOOTSTRAP_SERVERS_VAR, get(BOOTSTRAP_SERVERS_VAR)?),
-            (CLIENT_CONFIG_VAR, get(CLIENT_CONFIG_VAR)?),
-            (CLIENT_CONFIG_FILE_VAR, get(CLIENT_CONFIG_FILE_VAR)?),
+            (BOOTSTRAP_SERVERS_VAR, env.get(BOOTSTRAP_SERVERS_VAR)?),
+            (CLIENT_CONFIG_VAR, env.get(CLIENT_CONFIG_VAR)?),
+            (CLIENT_CONFIG_FILE_VAR, env.get(CLIENT_CONFIG_FILE_VAR)?),
         ];
         let mut given = sources
             .into_iter()
@@ -134,33 +99,10 @@ impl Config {
             .validate()
             .map_err(|error| ConfigError::new(origin, format!("is invalid: {error}")))?;
 
-        let timeout = match get(TIMEOUT_VAR)? {
-            None => DEFAULT_TIMEOUT,
-            Some(value) => match value.trim().parse::<u64>() {
-                Ok(ms @ 1..=MAX_TIMEOUT_MS) => Duration::from_millis(ms),
-                _ => {
-                    return Err(ConfigError::value(
-                        TIMEOUT_VAR,
-                        &value,
-                        format!("is not a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}"),
-                    ));
-                }
-            },
-        };
-        let report_batch_item_failures = match get(REPORT_FAILURES_VAR)? {
-            None => true,
-            Some(value) => match value.trim() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(ConfigError::value(
-                        REPORT_FAILURES_VAR,
-                        &value,
-                        "is neither `true` nor `false`",
-                    ));
-                }
-            },
-        };
+        let timeout = env
+            .number(TIMEOUT_VAR, 1..=MAX_TIMEOUT_MS, "milliseconds")?
+            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+        let report_batch_item_failures = env.flag(REPORT_FAILURES_VAR)?.unwrap_or(true);
         Ok(Config {
             client,
             origin,
@@ -180,7 +122,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::from_lookup(|name| map.get(name).cloned().ok_or(VarError::NotPresent))
+        Config::from_vars(&EnvVars::from_pairs(map))
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The function's configuration, read once at start-up.
 
 use chrono::FixedOffset;
+use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use std::env::VarError;
 
 /// The environment variable holding the UTC offset timestamps are written in.
 pub const UTC_OFFSET_VAR: &str = "LOG_ETL_UTC_OFFSET";
@@ -16,36 +18,38 @@ pub struct Config {
     pub utc_offset: FixedOffset,
 }
 
-/// The configuration is invalid; the function refuses to start.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The offset is not `±HH:MM`.
-    #[error(
-        "{UTC_OFFSET_VAR}=`{0}` is not a UTC offset of the form ±HH:MM (e.g. +08:00, -05:30, +00:00)"
-    )]
-    InvalidUtcOffset(String),
-    /// The variable is set but not valid Unicode.
-    #[error("{UTC_OFFSET_VAR} is not valid Unicode")]
-    NotUnicode,
-}
+/// The configuration is invalid; the function refuses to start. The message starts with the
+/// variable's name.
+pub type ConfigError = EnvVarError;
 
 impl Config {
     /// Reads the configuration from the environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        let offset = match std::env::var(UTC_OFFSET_VAR) {
-            Ok(value) => value,
-            Err(std::env::VarError::NotPresent) => DEFAULT_UTC_OFFSET.to_owned(),
-            Err(std::env::VarError::NotUnicode(_)) => return Err(ConfigError::NotUnicode),
+        Config::from_vars(&EnvVars::from_process())
+    }
+
+    /// Reads the configuration through `env` (the process environment, or fixed values in tests).
+    pub fn from_vars<L>(env: &EnvVars<L>) -> Result<Config, ConfigError>
+    where
+        L: Fn(&str) -> Result<String, VarError>,
+    {
+        let utc_offset = match env.get(UTC_OFFSET_VAR)? {
+            Some(offset) => parse_utc_offset(&offset)?,
+            None => parse_utc_offset(DEFAULT_UTC_OFFSET)?,
         };
-        Ok(Config {
-            utc_offset: parse_utc_offset(&offset)?,
-        })
+        Ok(Config { utc_offset })
     }
 }
 
 /// Parses `±HH:MM` strictly (chrono's parser accepts trailing text, which would hide typos).
 pub fn parse_utc_offset(text: &str) -> Result<FixedOffset, ConfigError> {
-    let invalid = || ConfigError::InvalidUtcOffset(text.to_owned());
+    let invalid = || {
+        EnvVarError::with_value(
+            UTC_OFFSET_VAR,
+            text,
+            "is not a UTC offset of the form ±HH:MM (e.g. +08:00, -05:30, +00:00)",
+        )
+    };
     let (sign, rest) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),
         Some(b'-') => (-1, &text[1..]),

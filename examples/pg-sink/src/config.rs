@@ -1,6 +1,8 @@
 //! The function's configuration, read from environment variables (see `README.md`), through a
 //! lookup function so that it is tested without touching the process environment.
 
+use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use std::env::VarError;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -53,6 +55,9 @@ pub(crate) enum ConfigError {
         /// What is wrong and what is allowed.
         problem: String,
     },
+    /// A variable is not valid Unicode, or not a flag or number in range.
+    #[error(transparent)]
+    Env(#[from] EnvVarError),
     /// No database is named at all.
     #[error(
         "no database: set PG_URL (postgres://user@host:port/database) or PGHOST, PGUSER and \
@@ -64,20 +69,22 @@ pub(crate) enum ConfigError {
 impl Config {
     /// Reads the process environment.
     pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_vars(&EnvVars::from_process())
     }
 
-    /// Reads the variables through `lookup` (`None`: unset). Empty values count as unset.
+    /// Reads the variables through `env` (the process environment, or fixed values in tests).
+    /// Empty values count as unset.
     ///
     /// `PG_URL` is a libpq connection URL or key=value string; as with libpq, the `PG*`
     /// variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
     /// `PGCONNECT_TIMEOUT`, `PGAPPNAME`) fill in what it leaves out, or stand alone. (Unlike
     /// libpq, a URL always sets the port, 5432 when it names none.)
-    pub(crate) fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let mut database = match var("PG_URL") {
+    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
+    where
+        L: Fn(&str) -> Result<String, VarError>,
+    {
+        let var = |name: &'static str| env.get(name);
+        let mut database = match var("PG_URL")? {
             // The URL may carry a password: the parser's message is kept, the URL is not.
             Some(url) => {
                 tokio_postgres::Config::from_str(&url).map_err(|e| ConfigError::Invalid {
@@ -88,20 +95,20 @@ impl Config {
             None => tokio_postgres::Config::new(),
         };
         if database.get_hosts().is_empty() {
-            match var("PGHOST") {
+            match var("PGHOST")? {
                 Some(hosts) => {
                     for host in hosts.split(',') {
                         database.host(host.trim());
                     }
                 }
-                None if var("PG_URL").is_some() => {
+                None if var("PG_URL")?.is_some() => {
                     database.host("localhost");
                 }
                 None => return Err(ConfigError::NoDatabase),
             }
         }
         if database.get_ports().is_empty()
-            && let Some(port) = var("PGPORT")
+            && let Some(port) = var("PGPORT")?
         {
             let port = port
                 .trim()
@@ -113,23 +120,23 @@ impl Config {
             database.port(port);
         }
         if database.get_user().is_none() {
-            let user = var("PGUSER").ok_or(ConfigError::Invalid {
+            let user = var("PGUSER")?.ok_or(ConfigError::Invalid {
                 name: "PGUSER",
                 problem: "is not set and PG_URL names no user".into(),
             })?;
             database.user(&user);
         }
         if database.get_password().is_none()
-            && let Some(password) = var("PGPASSWORD")
+            && let Some(password) = var("PGPASSWORD")?
         {
             database.password(password);
         }
         if database.get_dbname().is_none()
-            && let Some(dbname) = var("PGDATABASE")
+            && let Some(dbname) = var("PGDATABASE")?
         {
             database.dbname(&dbname);
         }
-        if let Some(mode) = var("PGSSLMODE") {
+        if let Some(mode) = var("PGSSLMODE")? {
             database.ssl_mode(match mode.trim() {
                 "disable" => SslMode::Disable,
                 "prefer" => SslMode::Prefer,
@@ -146,7 +153,7 @@ impl Config {
             });
         }
         if database.get_connect_timeout().is_none() {
-            let timeout = match var("PGCONNECT_TIMEOUT") {
+            let timeout = match var("PGCONNECT_TIMEOUT")? {
                 Some(seconds) => match seconds.trim().parse::<u64>() {
                     Ok(s) if s > 0 => Duration::from_secs(s),
                     _ => {
@@ -162,14 +169,14 @@ impl Config {
         }
         if database.get_application_name().is_none() {
             database.application_name(
-                var("PGAPPNAME")
-                    .or_else(|| var("AWS_LAMBDA_FUNCTION_NAME"))
+                var("PGAPPNAME")?
+                    .or(var("AWS_LAMBDA_FUNCTION_NAME")?)
                     .as_deref()
                     .unwrap_or("pg-sink"),
             );
         }
 
-        let table = var("PG_SINK_TABLE").unwrap_or_else(|| DEFAULT_TABLE.to_owned());
+        let table = var("PG_SINK_TABLE")?.unwrap_or_else(|| DEFAULT_TABLE.to_owned());
         if !is_table_name(&table) {
             return Err(ConfigError::Invalid {
                 name: "PG_SINK_TABLE",
@@ -179,7 +186,7 @@ impl Config {
                 ),
             });
         }
-        let invalid_records = match var("PG_SINK_INVALID_RECORDS").as_deref().map(str::trim) {
+        let invalid_records = match var("PG_SINK_INVALID_RECORDS")?.as_deref().map(str::trim) {
             None | Some("fail") => InvalidRecords::Fail,
             Some("skip") => InvalidRecords::Skip,
             Some(other) => {
@@ -189,22 +196,12 @@ impl Config {
                 });
             }
         };
-        let report_batch_item_failures = match var("PG_SINK_REPORT_BATCH_ITEM_FAILURES")
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "PG_SINK_REPORT_BATCH_ITEM_FAILURES",
-                    problem: format!("{other:?} is not `true` or `false`"),
-                });
-            }
-        };
+        let report_batch_item_failures = env
+            .flag("PG_SINK_REPORT_BATCH_ITEM_FAILURES")?
+            .unwrap_or(false);
         Ok(Config {
             database,
-            ssl_root_cert: var("PGSSLROOTCERT").map(PathBuf::from),
+            ssl_root_cert: var("PGSSLROOTCERT")?.map(PathBuf::from),
             table,
             invalid_records,
             report_batch_item_failures,
@@ -267,7 +264,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::from_lookup(|name| vars.get(name).cloned())
+        Config::from_vars(&EnvVars::from_pairs(vars))
     }
 
     #[test]
@@ -338,7 +335,7 @@ mod tests {
             (
                 "PG_SINK_REPORT_BATCH_ITEM_FAILURES",
                 "yes",
-                "is not `true` or `false`",
+                "is neither `true` nor `false`",
             ),
             ("PGSSLMODE", "verify-full", "is not one of disable"),
         ];

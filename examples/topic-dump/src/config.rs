@@ -7,6 +7,8 @@ use kafka_lambda_client::{
     AuthConfig, KafkaClientConfig, MskIamConfig, SaslConfig, SaslCredentials, SecretSource,
     TlsConfig,
 };
+use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use std::env::VarError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -84,6 +86,9 @@ pub(crate) enum ConfigError {
         /// What is wrong and what is allowed.
         problem: String,
     },
+    /// A variable is not valid Unicode, or not a flag or number in range.
+    #[error(transparent)]
+    Env(#[from] EnvVarError),
     /// Variables that cannot be combined are set together.
     #[error("{0}")]
     Conflict(String),
@@ -101,21 +106,24 @@ pub(crate) enum ConfigError {
 impl Config {
     /// Reads the process environment.
     pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_vars(&EnvVars::from_process())
     }
 
-    /// Reads the variables through `lookup` (`None`: unset). Empty values count as unset.
-    pub(crate) fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let destination = match var(CLIENT_CONFIG_FILE) {
+    /// Reads the variables through `env` (the process environment, or fixed values in tests).
+    /// Empty values count as unset.
+    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
+    where
+        L: Fn(&str) -> Result<String, VarError>,
+    {
+        let var = |name: &'static str| env.get(name);
+        let destination = match var(CLIENT_CONFIG_FILE)? {
             Some(path) => {
-                let set: Vec<&str> = CONNECTION_VARIABLES
-                    .iter()
-                    .copied()
-                    .filter(|name| var(name).is_some())
-                    .collect();
+                let mut set = Vec::new();
+                for &name in CONNECTION_VARIABLES {
+                    if var(name)?.is_some() {
+                        set.push(name);
+                    }
+                }
                 if !set.is_empty() {
                     return Err(ConfigError::Conflict(format!(
                         "{CLIENT_CONFIG_FILE} is set together with {}: give the destination \
@@ -135,9 +143,9 @@ impl Config {
                     .map_err(|source| ConfigError::Client { origin, source })?;
                 config
             }
-            None => client_config_from_vars(&var)?,
+            None => client_config_from_vars(env)?,
         };
-        let topic = var("DUMP_TOPIC");
+        let topic = var("DUMP_TOPIC")?;
         if let Some(topic) = &topic
             && !is_topic_name(topic)
         {
@@ -147,27 +155,20 @@ impl Config {
                 problem: "is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])".into(),
             });
         }
-        let delivery_timeout = match var("DUMP_DELIVERY_TIMEOUT_MS") {
-            None => DEFAULT_DELIVERY_TIMEOUT,
-            Some(text) => match text.trim().parse::<u32>() {
-                Ok(ms) if (1..=i32::MAX as u32).contains(&ms) => {
-                    Duration::from_millis(u64::from(ms))
-                }
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "DUMP_DELIVERY_TIMEOUT_MS",
-                        value: text,
-                        problem: "is not a number of milliseconds between 1 and 2147483647".into(),
-                    });
-                }
-            },
-        };
+        let delivery_timeout = env
+            .number(
+                "DUMP_DELIVERY_TIMEOUT_MS",
+                1..=i32::MAX as u64,
+                "milliseconds",
+            )?
+            .map_or(DEFAULT_DELIVERY_TIMEOUT, Duration::from_millis);
         Ok(Config {
             destination,
             topic,
-            preserve_partition: flag(&var, "DUMP_PRESERVE_PARTITION")?.unwrap_or(false),
+            preserve_partition: env.flag("DUMP_PRESERVE_PARTITION")?.unwrap_or(false),
             delivery_timeout,
-            report_batch_item_failures: flag(&var, "DUMP_REPORT_BATCH_ITEM_FAILURES")?
+            report_batch_item_failures: env
+                .flag("DUMP_REPORT_BATCH_ITEM_FAILURES")?
                 .unwrap_or(false),
         })
     }
@@ -175,31 +176,32 @@ impl Config {
 
 /// The destination from `DUMP_BOOTSTRAP_SERVERS`, `DUMP_TLS*`, `DUMP_SASL*` and
 /// `DUMP_MSK_IAM_*`, validated by the client crate (which also reads the secrets).
-fn client_config_from_vars(
-    var: &impl Fn(&str) -> Option<String>,
-) -> Result<KafkaClientConfig, ConfigError> {
-    let bootstrap_servers = var(BOOTSTRAP_SERVERS).ok_or(ConfigError::Missing {
+fn client_config_from_vars<L>(env: &EnvVars<L>) -> Result<KafkaClientConfig, ConfigError>
+where
+    L: Fn(&str) -> Result<String, VarError>,
+{
+    let var = |name: &'static str| env.get(name);
+    let bootstrap_servers = var(BOOTSTRAP_SERVERS)?.ok_or(ConfigError::Missing {
         name: BOOTSTRAP_SERVERS,
         hint: "give the destination cluster's brokers as host:port[,host:port] (or name a \
                client config file in DUMP_CLIENT_CONFIG_FILE)",
     })?;
-    let sasl = sasl_from_vars(var)?;
-    let tls_files = [
-        "DUMP_TLS_CA_FILE",
-        "DUMP_TLS_CERT_FILE",
-        "DUMP_TLS_KEY_FILE",
-    ]
-    .iter()
-    .any(|name| var(name).is_some());
+    let sasl = sasl_from_vars(env)?;
+    let ca_file = var("DUMP_TLS_CA_FILE")?;
+    let cert_file = var("DUMP_TLS_CERT_FILE")?;
+    let key_file = var("DUMP_TLS_KEY_FILE")?;
+    let tls_files = ca_file.is_some() || cert_file.is_some() || key_file.is_some();
     // MSK IAM runs over TLS only, and any TLS file asks for TLS: both switch it on unless
     // DUMP_TLS says otherwise (then the client crate explains why that cannot work).
-    let tls_wanted = flag(var, "DUMP_TLS")?
+    let tls_wanted = env
+        .flag("DUMP_TLS")?
         .unwrap_or(tls_files || matches!(sasl, Some(SaslConfig::AwsMskIam(_))));
+    let key_password = var(TLS_KEY_PASSWORD)?.map(|_| SecretSource::Env(TLS_KEY_PASSWORD.into()));
     let tls = tls_wanted.then(|| TlsConfig {
-        ca_file: var("DUMP_TLS_CA_FILE").map(PathBuf::from),
-        cert_file: var("DUMP_TLS_CERT_FILE").map(PathBuf::from),
-        key_file: var("DUMP_TLS_KEY_FILE").map(PathBuf::from),
-        key_password: var(TLS_KEY_PASSWORD).map(|_| SecretSource::Env(TLS_KEY_PASSWORD.into())),
+        ca_file: ca_file.map(PathBuf::from),
+        cert_file: cert_file.map(PathBuf::from),
+        key_file: key_file.map(PathBuf::from),
+        key_password,
         ..TlsConfig::default()
     });
     let mut config = KafkaClientConfig::new(bootstrap_servers);
@@ -211,18 +213,20 @@ fn client_config_from_vars(
     Ok(config)
 }
 
-fn sasl_from_vars(
-    var: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<SaslConfig>, ConfigError> {
-    let Some(mechanism) = var("DUMP_SASL_MECHANISM") else {
+fn sasl_from_vars<L>(env: &EnvVars<L>) -> Result<Option<SaslConfig>, ConfigError>
+where
+    L: Fn(&str) -> Result<String, VarError>,
+{
+    let var = |name: &'static str| env.get(name);
+    let Some(mechanism) = var("DUMP_SASL_MECHANISM")? else {
         return Ok(None);
     };
     let credentials = || -> Result<SaslCredentials, ConfigError> {
-        let username = var("DUMP_SASL_USERNAME").ok_or(ConfigError::Missing {
+        let username = var("DUMP_SASL_USERNAME")?.ok_or(ConfigError::Missing {
             name: "DUMP_SASL_USERNAME",
             hint: "PLAIN and SCRAM need a username",
         })?;
-        let password = match (var(SASL_PASSWORD), var("DUMP_SASL_PASSWORD_FILE")) {
+        let password = match (var(SASL_PASSWORD)?, var("DUMP_SASL_PASSWORD_FILE")?) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Conflict(format!(
                     "{SASL_PASSWORD} and DUMP_SASL_PASSWORD_FILE are both set: give the password \
@@ -247,16 +251,16 @@ fn sasl_from_vars(
         "SCRAM-SHA-512" => SaslConfig::ScramSha512(credentials()?),
         "AWS_MSK_IAM" => SaslConfig::AwsMskIam(MskIamConfig {
             // Lambda sets AWS_REGION: a destination in the function's own region needs nothing.
-            region: var("DUMP_MSK_IAM_REGION")
-                .or_else(|| var("AWS_REGION"))
-                .ok_or(ConfigError::Missing {
+            region: var("DUMP_MSK_IAM_REGION")?.or(var("AWS_REGION")?).ok_or(
+                ConfigError::Missing {
                     name: "DUMP_MSK_IAM_REGION",
                     hint: "AWS_MSK_IAM signs its token for the cluster's region, and AWS_REGION \
                            is not set either",
-                })?,
+                },
+            )?,
             profile: None,
-            role_arn: var("DUMP_MSK_IAM_ROLE_ARN"),
-            role_session_name: var("DUMP_MSK_IAM_ROLE_SESSION_NAME"),
+            role_arn: var("DUMP_MSK_IAM_ROLE_ARN")?,
+            role_session_name: var("DUMP_MSK_IAM_ROLE_SESSION_NAME")?,
         }),
         _ => {
             return Err(ConfigError::Invalid {
@@ -267,25 +271,6 @@ fn sasl_from_vars(
         }
     };
     Ok(Some(sasl))
-}
-
-/// `true` or `false` (any case); `None` when unset.
-fn flag(
-    var: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-) -> Result<Option<bool>, ConfigError> {
-    let Some(value) = var(name) else {
-        return Ok(None);
-    };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(Some(true)),
-        "false" => Ok(Some(false)),
-        _ => Err(ConfigError::Invalid {
-            name,
-            value,
-            problem: "is not `true` or `false`".into(),
-        }),
-    }
 }
 
 fn is_topic_name(topic: &str) -> bool {
@@ -305,7 +290,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::from_lookup(|name| vars.get(name).cloned())
+        Config::from_vars(&EnvVars::from_pairs(vars))
     }
 
     #[test]
@@ -344,7 +329,11 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let cases = [
-            ("DUMP_PRESERVE_PARTITION", "yes", "is not `true` or `false`"),
+            (
+                "DUMP_PRESERVE_PARTITION",
+                "yes",
+                "is neither `true` nor `false`",
+            ),
             ("DUMP_DELIVERY_TIMEOUT_MS", "0", "milliseconds"),
             ("DUMP_DELIVERY_TIMEOUT_MS", "soon", "milliseconds"),
             ("DUMP_TOPIC", "a topic", "not a Kafka topic name"),
