@@ -32,7 +32,9 @@ mod tools;
 pub use broker::Tansu;
 pub use emulator::Emulator;
 pub use poller::{Poller, mapping_config};
-pub use tools::{binary, cargo_build, free_port, scratch_dir, tool_path, wait_until};
+pub use tools::{
+    assert_refuses_to_start, binary, cargo_build, free_port, scratch_dir, tool_path, wait_until,
+};
 
 use serde::Deserialize;
 use std::collections::hash_map::RandomState;

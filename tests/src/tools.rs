@@ -139,3 +139,28 @@ pub(crate) fn without_cargo_test_variables(command: &mut Command) {
         }
     }
 }
+
+/// Runs the workspace binary `function` (built with [`cargo_build`]) once per case, with only
+/// that case's environment and no Lambda Runtime API, and checks that it exits unsuccessfully
+/// with the case's message on stderr: an invalid configuration stops a function at start,
+/// before it looks for the runtime, with a message naming the variable.
+///
+/// # Panics
+///
+/// When the binary cannot run, or a case starts successfully or prints another message.
+pub fn assert_refuses_to_start(function: &str, cases: &[(Vec<(&str, &str)>, &str)]) {
+    for (env, message) in cases {
+        let output = Command::new(binary(function))
+            .env_clear()
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("run {function}: {error}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{function} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{function} {env:?}: expected `{message}` in:\n{stderr}"
+        );
+    }
+}

@@ -14,8 +14,8 @@
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
 use kafka_lambda_tests::{
-    Emulator, Poller, binary, cargo_build, create_topic, free_port, mapping_config, services,
-    topic_name,
+    Emulator, Poller, assert_refuses_to_start, cargo_build, create_topic, free_port,
+    mapping_config, services, topic_name,
 };
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -300,21 +299,7 @@ fn an_invalid_configuration_stops_the_function_at_start_naming_the_variable() {
             "ES_INDEX_TIME_FORMAT=`week` is neither `day`",
         ),
     ];
-    for (env, message) in cases {
-        // No AWS_LAMBDA_RUNTIME_API: the function must stop before looking for the runtime.
-        let output = Command::new(binary("es-etl"))
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run es-etl");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{env:?}: {stderr}");
-        assert!(
-            stderr.contains(message),
-            "{env:?}: expected `{message}` in:\n{stderr}"
-        );
-    }
+    assert_refuses_to_start("es-etl", &cases);
 }
 
 #[test]

@@ -13,15 +13,14 @@
 //! offset 0, or produce with one command per record where a test reads from the middle.
 
 use kafka_lambda_tests::{
-    Emulator, Invocation, Poller, binary, cargo_build, create_topic, free_port, group_name,
-    mapping_config, services, topic_name, wait_until,
+    Emulator, Invocation, Poller, assert_refuses_to_start, cargo_build, create_topic, free_port,
+    group_name, mapping_config, services, topic_name, wait_until,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FUNCTION: &str = "kafka-client-fn";
@@ -417,21 +416,7 @@ fn an_invalid_configuration_stops_the_function_at_start_naming_the_variable() {
              names the environment variable `KAFKA_PASSWORD`, which is not set",
         ),
     ];
-    for (env, message) in cases {
-        // No AWS_LAMBDA_RUNTIME_API: the function must stop before looking for the runtime.
-        let output = Command::new(binary(FUNCTION))
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kafka-client-fn");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{env:?}: {stderr}");
-        assert!(
-            stderr.contains(message),
-            "{env:?}: expected `{message}` in:\n{stderr}"
-        );
-    }
+    assert_refuses_to_start(FUNCTION, &cases);
 }
 
 #[test]
