@@ -5,7 +5,7 @@
 //! [`Config::validate`] checks every value and turns the file into a [`ValidatedConfig`]; each
 //! error names the field and the allowed range.
 
-use kafka_lambda_client::{AuthConfig, ResolvedAuth};
+use kafka_lambda_client::{AuthConfig, ResolvedAuth, is_secret_option};
 use kafka_lambda_events::EventSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -727,21 +727,6 @@ impl ValidatedConfig {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.raw.shutdown.drain_timeout_ms)
     }
-}
-
-/// Whether a librdkafka property holds a secret (passwords, keys, tokens).
-pub fn is_secret_option(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "key.pem",
-        "token",
-        "sasl.oauthbearer.config",
-        "jaas",
-    ]
-    .iter()
-    .any(|s| key.contains(s))
 }
 
 /// One resolved mapping.
