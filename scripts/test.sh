@@ -32,7 +32,16 @@ fi
 # printed with the summary, so a run that fills the disk says how close it was.
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 disk_free() { df -h --output=avail "$(dirname "$target_dir")" 2>/dev/null | tail -1 | tr -d ' '; }
-readonly disk_free_at_start="$(disk_free)"
+disk_free_at_start="$(disk_free)"
+readonly disk_free_at_start
+# A clean clone's run writes about 10 GB (target dir ~7 GB, tools, the arm64 build): say so at once
+# when the disk is short, instead of letting a link step fail with "No space left on device".
+readonly disk_needed_gb=12
+free_gb="$(df -B1G --output=avail "$(dirname "$target_dir")" 2>/dev/null | tail -1 | tr -d ' ')"
+if [[ "$free_gb" =~ ^[0-9]+$ ]] && ((free_gb < disk_needed_gb)); then
+  printf '\ntest.sh: WARNING: only %s GB free on the disk of %s; a run from a clean clone needs about %s GB (free some space, or set CARGO_TARGET_DIR to a larger disk)\n' \
+    "$free_gb" "$target_dir" "$disk_needed_gb" >&2
+fi
 
 summary=()
 failures=0
