@@ -54,6 +54,20 @@ impl PolledRecord {
         }
     }
 
+    /// Copies a record that was about to be written (the inverse of
+    /// [`as_record_ref`](Self::as_record_ref)): its key, value and headers are already read
+    /// out of the message, the value perhaps reshaped by the input template.
+    pub fn from_ref(record: &RecordRef<'_>) -> Self {
+        PolledRecord {
+            offset: record.offset,
+            timestamp: record.timestamp,
+            timestamp_type: record.timestamp_type,
+            key: record.key.map(<[u8]>::to_vec),
+            value: record.value.map(<[u8]>::to_vec),
+            headers: record.headers.to_vec(),
+        }
+    }
+
     /// A view for the event writer.
     pub fn as_record_ref<'a>(&'a self, topic: &'a str, partition: i32) -> RecordRef<'a> {
         RecordRef {
@@ -453,6 +467,7 @@ mod tests {
         for (b, r) in batch.records.iter().zip(&records) {
             assert_eq!((b.offset, b.timestamp), (r.offset, r.timestamp));
             assert_eq!(&b.to_polled(&batch.payload), r);
+            assert_eq!(&PolledRecord::from_ref(&r.as_record_ref("t", 1)), r);
         }
     }
 

@@ -83,7 +83,6 @@ mod rule;
 #[cfg(test)]
 mod tests;
 
-use crate::batch::PolledRecord;
 use doc::Trie;
 use kafka_lambda_events::Header;
 use pattern::{Eval, RecordCond};
@@ -106,19 +105,6 @@ pub struct RecordView<'a> {
     pub value: Option<&'a [u8]>,
     /// Headers in record order.
     pub headers: &'a [Header],
-}
-
-impl<'a> RecordView<'a> {
-    /// A view of a record taken off partition `topic`/`partition`.
-    pub fn of_polled(topic: &'a str, partition: i32, record: &'a PolledRecord) -> Self {
-        RecordView {
-            topic,
-            partition,
-            key: record.key.as_deref(),
-            value: record.value.as_deref(),
-            headers: &record.headers,
-        }
-    }
 }
 
 /// Compiled filter patterns of one mapping, ORed. Cheap to share (`Clone`, `Send`, `Sync`).

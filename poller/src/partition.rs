@@ -17,7 +17,6 @@ use kafka_lambda_events::RecordRef;
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
-use rdkafka::message::BorrowedMessage;
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -248,15 +247,6 @@ fn admit<I>(shared: &MappingShared<I>, record: &RecordView<'_>) -> Admitted {
     Admitted::Invoke(None)
 }
 
-/// An owned copy of a message, with the value the input template made of it, if any.
-fn owned(msg: &BorrowedMessage<'_>, reshaped: Option<Vec<u8>>) -> PolledRecord {
-    let mut record = PolledRecord::from_message(msg);
-    if reshaped.is_some() {
-        record.value = reshaped;
-    }
-    record
-}
-
 /// Gives up one record that can never be invoked (dead-lettered, or skipped and logged);
 /// `Some(offset)` once done, `None` when the worker was told to stop first.
 async fn give_up_record<I: Invoker>(
@@ -419,7 +409,7 @@ pub async fn run_worker<I: Invoker>(
                 Admitted::Unusable(info) => {
                     tracing::warn!(%topic, partition, offset, error = %info.message,
                         "the input template does not apply to the record");
-                    let record = owned(&msg, None);
+                    let record = PolledRecord::from_message(&msg);
                     let given_up = give_up_record(
                         &shared, &topic, partition, record, info, &control, &backoff,
                     );
@@ -446,11 +436,11 @@ pub async fn run_worker<I: Invoker>(
             match builder.try_add(&record) {
                 Ok(()) => {}
                 Err(Rejected::Full) => {
-                    held = Some(owned(&msg, reshaped));
+                    held = Some(PolledRecord::from_ref(&record));
                     break;
                 }
                 Err(Rejected::TooLarge { payload_bytes }) => {
-                    let record = owned(&msg, reshaped);
+                    let record = PolledRecord::from_ref(&record);
                     match give_up_too_large(
                         &shared,
                         &topic,

@@ -877,16 +877,15 @@ fn an_empty_filter_matches_everything() {
 }
 
 #[test]
-fn of_polled_views_a_polled_record() {
-    let polled = crate::batch::PolledRecord {
-        offset: 7,
-        timestamp: 0,
-        timestamp_type: kafka_lambda_events::TimestampType::CreateTime,
-        key: Some(b"k".to_vec()),
-        value: Some(br#"{"a": 1}"#.to_vec()),
-        headers: vec![Header::new("h", "v")],
+fn one_pattern_can_look_at_every_part_of_the_record() {
+    let headers = [Header::new("h", "v")];
+    let view = RecordView {
+        topic: "t",
+        partition: 2,
+        key: Some(b"k"),
+        value: Some(br#"{"a": 1}"#),
+        headers: &headers,
     };
-    let view = RecordView::of_polled("t", 2, &polled);
     let f = filter(&[
         r#"{"key": ["k"], "value": {"a": [1]}, "headers": {"h": ["v"]}, "topic": ["t"], "partition": [2]}"#,
     ]);
