@@ -28,19 +28,18 @@ if [[ "${CI:-}" == true ]]; then
   export CARGO_INCREMENTAL=0
 fi
 
-# The disk the builds use: free space at the start and what the target dir takes at the end are
-# printed with the summary, so a run that fills the disk says how close it was.
+# The disk the builds use, in GB: free space at the start and what the target dir takes at the end
+# are printed with the summary, so a run that fills the disk says how close it was.
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-disk_free() { df -h --output=avail "$(dirname "$target_dir")" 2>/dev/null | tail -1 | tr -d ' '; }
-disk_free_at_start="$(disk_free)"
+disk_free_gb() { df -B1G --output=avail "$(dirname "$target_dir")" 2>/dev/null | tail -1 | tr -d ' '; }
+disk_free_at_start="$(disk_free_gb)"
 readonly disk_free_at_start
 # A clean clone's run writes about 10 GB (target dir ~7 GB, tools, the arm64 build): say so at once
 # when the disk is short, instead of letting a link step fail with "No space left on device".
 readonly disk_needed_gb=12
-free_gb="$(df -B1G --output=avail "$(dirname "$target_dir")" 2>/dev/null | tail -1 | tr -d ' ')"
-if [[ "$free_gb" =~ ^[0-9]+$ ]] && ((free_gb < disk_needed_gb)); then
+if [[ "$disk_free_at_start" =~ ^[0-9]+$ ]] && ((disk_free_at_start < disk_needed_gb)); then
   printf '\ntest.sh: WARNING: only %s GB free on the disk of %s; a run from a clean clone needs about %s GB (free some space, or set CARGO_TARGET_DIR to a larger disk)\n' \
-    "$free_gb" "$target_dir" "$disk_needed_gb" >&2
+    "$disk_free_at_start" "$target_dir" "$disk_needed_gb" >&2
 fi
 
 summary=()
@@ -85,8 +84,8 @@ finish() {
   if ((${#summary[@]} > 0)); then
     printf '%s\n' "${summary[@]}" >&2
   fi
-  printf '  disk: %s free at the start, %s free now; the target dir takes %s\n' \
-    "$disk_free_at_start" "$(disk_free)" "$(du -sh "$target_dir" 2>/dev/null | cut -f1)" >&2
+  printf '  disk: %s GB free at the start, %s GB free now; the target dir takes %s\n' \
+    "$disk_free_at_start" "$(disk_free_gb)" "$(du -sh "$target_dir" 2>/dev/null | cut -f1)" >&2
   if ((failures > 0)); then
     printf 'test.sh: %s step(s) FAILED\n' "$failures" >&2
     status=1
