@@ -1,27 +1,49 @@
 #!/usr/bin/env bash
-# The real services behind kafka-lambda's demo and integration tests: a Kafka-protocol broker
-# (tansu, in-memory storage) and the local AWS Lambda emulator (`cargo lambda watch`), plus the
-# private PostgreSQL server of the pg-sink example, which scripts/postgres.sh manages on its own.
+# The real services behind kafka-lambda's demo and integration tests: an Apache Kafka broker
+# (4.x, KRaft, from Maven Central through scripts/kafka.sh) and the local AWS Lambda emulator
+# (`cargo lambda watch`), plus the private PostgreSQL server of the pg-sink example, which
+# scripts/postgres.sh manages on its own.
 #
 # Usage: scripts/services.sh {install|start|stop|restart|status|env}
-#   install  Debian packages the build and tests need, tansu and cargo-lambda, each only when
-#            missing; PostgreSQL through `scripts/postgres.sh install`.
-#   start    installs what is missing, starts both services in the background, or reuses them
-#            when they already run, and returns once each one answers. Logs and pid files are
-#            kept in .services/ (gitignored).
-#   stop     stops both services with every process they started, then checks that none is left;
-#            then `scripts/postgres.sh stop`. (`start` runs `scripts/postgres.sh start` too.)
+#   install  Debian packages the build and tests need (Java and Maven among them), Apache Kafka,
+#            cargo-lambda and cargo-nextest, each only when missing; PostgreSQL through
+#            `scripts/postgres.sh install`.
+#   start    installs what is missing, starts the services in the background, or reuses them
+#            when they already run, and returns once each one answers. The broker starts on a
+#            freshly formatted storage directory (no topic of an earlier start is left). Logs,
+#            pid files, the broker's config, data and certificates are kept in .services/
+#            (gitignored).
+#   stop     stops the services with every process they started, then checks that none is
+#            left; then `scripts/postgres.sh stop`. (`start` runs `scripts/postgres.sh start` too.)
 #   restart  stop, then start: the emulator then serves the functions' current code (see below).
 #   status   tells whether each service runs and answers; exits 0 only when both do.
 #   env      prints the `export` line for the variables the tests and the demo read:
-#            KAFKA_BOOTSTRAP_SERVERS and LAMBDA_ENDPOINT.
+#            KAFKA_BOOTSTRAP_SERVERS (PLAINTEXT), KAFKA_SASL_PLAINTEXT_SERVERS,
+#            KAFKA_SSL_SERVERS, KAFKA_MTLS_SERVERS, KAFKA_SASL_SSL_SERVERS, KAFKA_TLS_DIR and
+#            LAMBDA_ENDPOINT.
+#
+# The broker has one listener per security protocol the poller supports, on consecutive ports
+# from KL_KAFKA_PORT (P):
+#   P      PLAINTEXT             P+1  CONTROLLER (KRaft, not for clients)
+#   P+2    SASL_PLAINTEXT        P+3  SSL (server certificate only)
+#   P+4    SSL with client certificates required (mTLS)
+#   P+5    SASL_SSL
+# SASL mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, with these test-only users:
+#   kl-plain / kl-plain-secret            PLAIN                         super user
+#   kl-scram / kl-scram-secret            SCRAM-SHA-256, SCRAM-SHA-512  super user
+#   kl-restricted / kl-restricted-secret  PLAIN, SCRAM-SHA-512          only what ACLs grant
+# The StandardAuthorizer is on: ANONYMOUS (PLAINTEXT and SSL without a client certificate), the
+# two super users and the mTLS client certificate may do anything; kl-restricted may do only what
+# a test grants it (scripts/kafka.sh run-class org.apache.kafka.tools.AclCommand …). The PEM
+# files of $KAFKA_TLS_DIR: ca.pem (the CA every listener's certificate comes from), ca.key,
+# client.pem and client.key (CN=kafka-lambda-test-client, trusted by the mTLS listener).
 #
 # Settings, from the environment:
-#   KL_KAFKA_PORT          broker port                                   (19092)
+#   KL_KAFKA_PORT          the broker's first port (see above)           (19092)
 #   KL_LAMBDA_PORT         emulator invoke API port                      (9000)
 #   KL_LAMBDA_CONCURRENCY  instances of one function at most             (8)
 #   KL_SERVICES_DIR        logs, pid files and the lock                  (<repo>/.services)
-#   KL_TANSU_VERSION       tansu version that `install` puts in place    (0.6.0)
+#   KL_KAFKA_VERSION       Apache Kafka version (scripts/kafka.sh)       (4.4.0)
 #   KL_CARGO_LAMBDA_VERSION  cargo-lambda version that `install` puts in place (1.9.2)
 #
 # How `cargo lambda watch` (1.9.2) behaves, read in its source and checked by running it:
@@ -74,10 +96,21 @@ readonly usage="usage: scripts/services.sh {install|start|stop|restart|status|en
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
 readonly kafka_port="${KL_KAFKA_PORT:-19092}"
+readonly kafka_controller_port=$((kafka_port + 1))
+readonly kafka_sasl_port=$((kafka_port + 2))
+readonly kafka_ssl_port=$((kafka_port + 3))
+readonly kafka_mtls_port=$((kafka_port + 4))
+readonly kafka_sasl_ssl_port=$((kafka_port + 5))
 readonly lambda_port="${KL_LAMBDA_PORT:-9000}"
 readonly lambda_concurrency="${KL_LAMBDA_CONCURRENCY:-8}"
 readonly state_dir="${KL_SERVICES_DIR:-$repo/.services}"
-readonly tansu_version="${KL_TANSU_VERSION:-0.6.0}"
+readonly kafka_version="${KL_KAFKA_VERSION:-4.4.0}"
+readonly kafka_dir="$state_dir/kafka"
+readonly tls_dir="$kafka_dir/tls"
+readonly plain_user=kl-plain plain_password=kl-plain-secret
+readonly scram_user=kl-scram scram_password=kl-scram-secret
+readonly restricted_user=kl-restricted restricted_password=kl-restricted-secret
+readonly mtls_client_cn=kafka-lambda-test-client
 readonly cargo_lambda_version="${KL_CARGO_LAMBDA_VERSION:-1.9.2}"
 readonly kafka_address="127.0.0.1:$kafka_port"
 readonly lambda_endpoint="http://127.0.0.1:$lambda_port"
@@ -86,9 +119,8 @@ readonly lambda_endpoint="http://127.0.0.1:$lambda_port"
 # built by its own configure script and make for the host), cmake for the arm64 Lambda builds of
 # infra/build.sh (there the functions build librdkafka with rdkafka's `cmake-build` feature, which
 # honours the cross-compiler), zlib headers for libz-sys, curl for the readiness probes, procps
-# for ps, stunnel4 as the TLS terminator in front of tansu for the TLS/mTLS tests (tansu's own TLS
-# listener is not wired up). tansu's own build needs nothing more.
-readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev cmake curl ca-certificates procps stunnel4)
+# for ps, openssl for the test certificates. Java and Maven for the broker: scripts/kafka.sh.
+readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev cmake curl ca-certificates procps openssl)
 
 # A closed stderr (the caller piped into `head`, say) must not stop a `stop` half-way.
 log() { printf 'services: %s\n' "$*" >&2 || true; }
@@ -131,7 +163,7 @@ install_system_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: check the tools themselves and leave the installing to the user.
     local tool
-    for tool in cc c++ make pkg-config curl ps stunnel; do
+    for tool in cc c++ make pkg-config curl ps openssl; do
       command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
     done
     pkg-config --exists openssl 2>/dev/null || missing+=("OpenSSL development files")
@@ -159,22 +191,6 @@ install_system_packages() {
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-tansu_installed() {
-  command -v tansu >/dev/null 2>&1 && [[ "$(tansu --version 2>/dev/null)" == *" $tansu_version"* ]]
-}
-
-install_tansu() {
-  if tansu_installed; then
-    return
-  fi
-  command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust with rustup first"
-  # `dynostore` and `libsql` are the storage features the project settled on; the broker runs on
-  # `memory://` here. The build takes about 12 minutes on 2 cores, once: cargo keeps the binary.
-  log "installing tansu $tansu_version (cargo install, about 12 minutes on 2 cores)"
-  cargo install tansu --locked --version "$tansu_version" --features dynostore,libsql
-  tansu_installed || die "tansu $tansu_version is not on PATH after cargo install"
-}
-
 cargo_lambda_installed() {
   cargo lambda --version >/dev/null 2>&1
 }
@@ -197,10 +213,21 @@ install_cargo_lambda() {
   cargo_lambda_installed || die "cargo-lambda is not on PATH after pip install"
 }
 
+# The suite relies on cargo-nextest's per-test timeouts and one process per test.
+install_cargo_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    return
+  fi
+  command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust with rustup first"
+  log "installing cargo-nextest (cargo install, a few minutes once)"
+  cargo install --locked --quiet cargo-nextest || die "cargo install cargo-nextest failed"
+}
+
 cmd_install() {
   install_system_packages
-  install_tansu
+  "$repo/scripts/kafka.sh" install
   install_cargo_lambda
+  install_cargo_nextest
   "$repo/scripts/postgres.sh" install
 }
 
@@ -288,31 +315,156 @@ stop_service() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# tansu
+# Apache Kafka
 
-broker_ready() {
-  tansu topic list --broker "tcp://$kafka_address" >/dev/null 2>&1
+# Answers when the broker serves a Metadata request naming at least one broker: the listener is
+# open only once the broker has started, but a Metadata answer is what clients need.
+broker_answers() {
+  python3 - "$1" <<'PY'
+import socket, struct, sys
+host, port = sys.argv[1].rsplit(":", 1)
+try:
+    with socket.create_connection((host, int(port)), timeout=2) as sock:
+        sock.settimeout(5)
+        client = b"kl-probe"
+        # Metadata v1: api_key 3, version 1, correlation id 7, client id; topics = null (all).
+        body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", -1)
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        header = b""
+        while len(header) < 12:
+            chunk = sock.recv(12 - len(header))
+            if not chunk:
+                sys.exit(1)
+            header += chunk
+        _size, correlation, brokers = struct.unpack(">iii", header)
+        sys.exit(0 if correlation == 7 and brokers > 0 else 1)
+except OSError:
+    sys.exit(1)
+PY
 }
 
-start_tansu() {
-  local pid started="$SECONDS"
-  if pid="$(service_pid tansu "tansu broker")"; then
+broker_ready() {
+  broker_answers "$kafka_address"
+}
+
+# The test PKI: a CA, the broker's certificate (127.0.0.1 and localhost) and one client
+# certificate for mTLS, PEM files made with openssl once and kept in $tls_dir. Keys are
+# unencrypted PKCS#8, which both the broker (PEM keystores) and librdkafka read.
+make_tls_material() {
+  [[ -f "$tls_dir/client.pem" ]] && return
+  command -v openssl >/dev/null 2>&1 || die "openssl is missing: run scripts/services.sh install"
+  local work
+  work="$(mktemp -d)"
+  (
+    cd "$work"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.pem \
+      -subj "/CN=kafka-lambda test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -days 3650 -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -extfile server.ext -out server.pem
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=$mtls_client_cn"
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -days 3650 -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -extfile client.ext -out client.pem
+    # The broker's keystore: its key, then its certificate chain.
+    cat server.key server.pem ca.pem >server-keystore.pem
+  ) >"$state_dir/openssl.log" 2>&1 || die "openssl could not make the test certificates; see $state_dir/openssl.log"
+  mkdir -p "$tls_dir"
+  cp "$work"/{ca.pem,ca.key,server-keystore.pem,client.pem,client.key} "$tls_dir/"
+  rm -rf "$work"
+}
+
+# One broker that is also its own controller, with a listener per security protocol the poller
+# supports. The authorizer is on, and every principal of the harness is a super user except
+# $restricted_user, so the access-control tests grant that one user exactly what they test.
+write_broker_config() {
+  local scram_jaas plain_jaas
+  plain_jaas="org.apache.kafka.common.security.plain.PlainLoginModule required user_$plain_user=\"$plain_password\" user_$restricted_user=\"$restricted_password\";"
+  scram_jaas="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  cat >"$kafka_dir/server.properties" <<CONFIG
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$kafka_controller_port
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$kafka_controller_port,SASL_PLAINTEXT://127.0.0.1:$kafka_sasl_port,SSL://127.0.0.1:$kafka_ssl_port,MTLS://127.0.0.1:$kafka_mtls_port,SASL_SSL://127.0.0.1:$kafka_sasl_ssl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_PLAINTEXT://127.0.0.1:$kafka_sasl_port,SSL://127.0.0.1:$kafka_ssl_port,MTLS://127.0.0.1:$kafka_mtls_port,SASL_SSL://127.0.0.1:$kafka_sasl_ssl_port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_SSL:SASL_SSL
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$kafka_dir/data
+
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$plain_jaas
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$scram_jaas
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram_jaas
+listener.name.sasl_ssl.plain.sasl.jaas.config=$plain_jaas
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$scram_jaas
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$scram_jaas
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls_dir/server-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls_dir/ca.pem
+ssl.client.auth=none
+listener.name.mtls.ssl.client.auth=required
+
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS;User:$plain_user;User:$scram_user;User:CN=$mtls_client_cn
+
+# One node: internal topics with one replica and few partitions (quick to create), no delay
+# before a new group's first rebalance.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=5
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=5
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# As on Amazon MSK: a topic exists only once created, so a misspelt topic is an error.
+auto.create.topics.enable=false
+num.partitions=1
+# Compacted topics of the tests are cleaned within seconds.
+log.cleaner.backoff.ms=1000
+CONFIG
+}
+
+start_kafka() {
+  local pid started="$SECONDS" cluster_id port
+  if pid="$(service_pid kafka "kafka.Kafka")"; then
     if broker_ready; then
-      log "tansu is already running (pid $pid) on $kafka_address"
+      log "Apache Kafka is already running (pid $pid) on $kafka_address"
       return
     fi
-    log "tansu (pid $pid) does not answer on $kafka_address: restarting it"
-    stop_service tansu
+    log "Apache Kafka (pid $pid) does not answer on $kafka_address: restarting it"
+    stop_service kafka
   fi
-  port_in_use "$kafka_port" &&
-    die "port $kafka_port is taken by a process this script did not start; free it or set KL_KAFKA_PORT"
-  # The working directory is the state directory so that no stray .env file configures the broker.
-  spawn tansu "$state_dir" tansu broker \
-    --storage-engine memory://tansu/ \
-    --listener-url "tcp://$kafka_address" \
-    --advertised-listener-url "tcp://$kafka_address"
-  wait_ready tansu "tansu broker" 60 broker_ready
-  log "tansu $tansu_version is ready on $kafka_address ($((SECONDS - started))s)"
+  for port in "$kafka_port" "$kafka_controller_port" "$kafka_sasl_port" "$kafka_ssl_port" \
+    "$kafka_mtls_port" "$kafka_sasl_ssl_port"; do
+    if port_in_use "$port"; then
+      die "port $port is taken by a process this script did not start; free it or set KL_KAFKA_PORT (the broker takes it and the five ports after it)"
+    fi
+  done
+  mkdir -p "$kafka_dir"
+  make_tls_material
+  write_broker_config
+  # A fresh cluster at every start: no topic, group or offset of an earlier run is left.
+  rm -rf "$kafka_dir/data"
+  cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  if ! "$repo/scripts/kafka.sh" format "$kafka_dir/server.properties" \
+    --cluster-id "$cluster_id" --standalone \
+    --add-scram "SCRAM-SHA-256=[name=$scram_user,password=$scram_password]" \
+    --add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]" \
+    --add-scram "SCRAM-SHA-512=[name=$restricted_user,password=$restricted_password]" \
+    >"$kafka_dir/format.log" 2>&1; then
+    cat "$kafka_dir/format.log" >&2
+    die "formatting the broker's storage failed; see $kafka_dir/format.log"
+  fi
+  # The working directory is the broker's own, so that nothing of the caller's is picked up.
+  spawn kafka "$kafka_dir" "$repo/scripts/kafka.sh" broker "$kafka_dir/server.properties"
+  wait_ready kafka "kafka.Kafka" 120 broker_ready
+  log "Apache Kafka $kafka_version is ready on $kafka_address ($((SECONDS - started))s)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -390,10 +542,10 @@ with_lock() {
 cmd_start() {
   with_lock
   cmd_install
-  for tool in tansu curl python3; do
+  for tool in java curl python3 openssl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: run scripts/services.sh install"
   done
-  start_tansu
+  start_kafka
   "$repo/scripts/postgres.sh" start
   start_lambda
 }
@@ -401,10 +553,11 @@ cmd_start() {
 cmd_stop() {
   with_lock
   stop_service lambda
-  stop_service tansu
+  stop_service kafka
   "$repo/scripts/postgres.sh" stop
   local port
-  for port in "$kafka_port" "$lambda_port"; do
+  for port in "$kafka_port" "$kafka_controller_port" "$kafka_sasl_port" "$kafka_ssl_port" \
+    "$kafka_mtls_port" "$kafka_sasl_ssl_port" "$lambda_port"; do
     if port_in_use "$port"; then
       log "warning: port $port still answers; it belongs to a process this script did not start"
     fi
@@ -413,15 +566,15 @@ cmd_stop() {
 
 cmd_status() {
   local healthy=0 pid
-  if pid="$(service_pid tansu "tansu broker")"; then
+  if pid="$(service_pid kafka "kafka.Kafka")"; then
     if broker_ready; then
-      echo "tansu: running (pid $pid), answers on $kafka_address"
+      echo "kafka: running (pid $pid), answers on $kafka_address"
     else
-      echo "tansu: running (pid $pid), does not answer on $kafka_address"
+      echo "kafka: running (pid $pid), does not answer on $kafka_address"
       healthy=1
     fi
   else
-    echo "tansu: not running"
+    echo "kafka: not running"
     healthy=1
   fi
   if pid="$(service_pid lambda "lambda watch")"; then
@@ -449,7 +602,15 @@ main() {
       cmd_start
       ;;
     status) cmd_status ;;
-    env) echo "export KAFKA_BOOTSTRAP_SERVERS=$kafka_address LAMBDA_ENDPOINT=$lambda_endpoint" ;;
+    env)
+      echo "export KAFKA_BOOTSTRAP_SERVERS=$kafka_address" \
+        "KAFKA_SASL_PLAINTEXT_SERVERS=127.0.0.1:$kafka_sasl_port" \
+        "KAFKA_SSL_SERVERS=127.0.0.1:$kafka_ssl_port" \
+        "KAFKA_MTLS_SERVERS=127.0.0.1:$kafka_mtls_port" \
+        "KAFKA_SASL_SSL_SERVERS=127.0.0.1:$kafka_sasl_ssl_port" \
+        "KAFKA_TLS_DIR=$tls_dir" \
+        "LAMBDA_ENDPOINT=$lambda_endpoint"
+      ;;
     *) die "$usage" ;;
   esac
 }
