@@ -1,11 +1,12 @@
 //! The one shared helper of kafka-lambda's integration tests: the real services they run
 //! against, unique names, topics, invocations through the local Lambda emulator, and the
 //! processes a test runs on its own: a private emulator ([`Emulator`]), the poller
-//! ([`Poller`]) and a second broker ([`Tansu`]).
+//! ([`Poller`]) and private Apache Kafka clusters ([`KafkaCluster`]).
 //!
-//! The services are a tansu broker and `cargo lambda watch`, both managed by
+//! The services are an Apache Kafka broker and `cargo lambda watch`, both managed by
 //! `scripts/services.sh`. [`services`] takes their addresses from `KAFKA_BOOTSTRAP_SERVERS` and
-//! `LAMBDA_ENDPOINT` (what `scripts/test.sh` exports); when both are unset it runs
+//! `LAMBDA_ENDPOINT` (what `scripts/test.sh` exports; the broker's authenticated listeners from
+//! the other variables of `scripts/services.sh env`, see [`Listeners`]); when both are unset it runs
 //! `scripts/services.sh start` itself, so a plain `cargo test -p kafka-lambda-tests` works too
 //! (the services it starts stay up for the next run; `scripts/services.sh stop` ends them).
 //! `KAFKA_BOOTSTRAP_SERVERS` alone is enough for the tests that run their own emulator.
@@ -26,11 +27,13 @@
 
 mod broker;
 mod emulator;
+mod kafka;
 mod poller;
 mod tools;
 
-pub use broker::Tansu;
+pub use broker::KafkaCluster;
 pub use emulator::Emulator;
+pub use kafka::{AclResource, create_topic_on, grant, kafka_tool, partition_leader};
 pub use poller::{Poller, mapping_config};
 pub use tools::{
     assert_refuses_to_start, binary, cargo_build, free_port, scratch_dir, tool_path, wait_until,
@@ -60,6 +63,39 @@ pub struct Services {
     kafka_bootstrap_servers: String,
     /// None when only `KAFKA_BOOTSTRAP_SERVERS` is set.
     lambda_endpoint: Option<String>,
+    /// None when the variables of the authenticated listeners are not set.
+    listeners: Option<Listeners>,
+}
+
+/// The shared broker's authenticated listeners (`scripts/services.sh env`): each `host:port`,
+/// and the directory of the test PKI's PEM files. The users are [`users`]'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listeners {
+    /// SASL_PLAINTEXT, mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
+    /// (`KAFKA_SASL_PLAINTEXT_SERVERS`).
+    pub sasl_plaintext: String,
+    /// SSL with the broker's certificate only (`KAFKA_SSL_SERVERS`).
+    pub ssl: String,
+    /// SSL that requires a client certificate from the test CA (`KAFKA_MTLS_SERVERS`).
+    pub mtls: String,
+    /// SASL_SSL, the same mechanisms as SASL_PLAINTEXT (`KAFKA_SASL_SSL_SERVERS`).
+    pub sasl_ssl: String,
+    /// `ca.pem` (the CA of every listener's certificate), `client.pem` and `client.key` (the
+    /// certificate the mTLS listener trusts) (`KAFKA_TLS_DIR`).
+    pub tls_dir: PathBuf,
+}
+
+/// The test users of the shared broker, as `scripts/services.sh` creates them.
+pub mod users {
+    /// A SASL/PLAIN user that may do anything.
+    pub const PLAIN: (&str, &str) = ("kl-plain", "kl-plain-secret");
+    /// A SCRAM-SHA-256 and SCRAM-SHA-512 user that may do anything.
+    pub const SCRAM: (&str, &str) = ("kl-scram", "kl-scram-secret");
+    /// A PLAIN and SCRAM-SHA-512 user that may do only what an ACL grants it
+    /// ([`crate::grant`]); its principal is `User:kl-restricted`.
+    pub const RESTRICTED: (&str, &str) = ("kl-restricted", "kl-restricted-secret");
+    /// The principal of the mTLS listener's client certificate (`client.pem`).
+    pub const MTLS_PRINCIPAL: &str = "User:CN=kafka-lambda-test-client";
 }
 
 impl Services {
@@ -81,6 +117,23 @@ impl Services {
                 "LAMBDA_ENDPOINT is not set: this test invokes the shared Lambda emulator; set \
                  it (eval \"$(scripts/services.sh env)\"), or unset KAFKA_BOOTSTRAP_SERVERS too \
                  so that the tests start the services"
+            )
+        })
+    }
+
+    /// The broker's authenticated listeners.
+    ///
+    /// # Panics
+    ///
+    /// When `KAFKA_BOOTSTRAP_SERVERS` was set without the listeners' variables (an older
+    /// `scripts/services.sh env`, or a hand-made environment).
+    pub fn listeners(&self) -> &Listeners {
+        self.listeners.as_ref().unwrap_or_else(|| {
+            panic!(
+                "KAFKA_SASL_PLAINTEXT_SERVERS, KAFKA_SSL_SERVERS, KAFKA_MTLS_SERVERS, \
+                 KAFKA_SASL_SSL_SERVERS and KAFKA_TLS_DIR are not all set: this test uses the \
+                 broker's authenticated listeners; eval \"$(scripts/services.sh env)\", or unset \
+                 KAFKA_BOOTSTRAP_SERVERS and LAMBDA_ENDPOINT so that the tests start the services"
             )
         })
     }
@@ -117,6 +170,7 @@ fn find_or_start_services() -> Result<Services, String> {
         (Some(kafka), lambda) => Services {
             kafka_bootstrap_servers: kafka,
             lambda_endpoint: lambda.map(|lambda| lambda.trim_end_matches('/').to_owned()),
+            listeners: listeners_from(|name| non_empty_var(name)),
         },
         (None, None) => start_services()?,
         (None, Some(_)) => {
@@ -183,6 +237,18 @@ fn start_services() -> Result<Services, String> {
     Ok(Services {
         kafka_bootstrap_servers: value("KAFKA_BOOTSTRAP_SERVERS")?,
         lambda_endpoint: Some(value("LAMBDA_ENDPOINT")?),
+        listeners: listeners_from(|name| value(name).ok()),
+    })
+}
+
+/// The listeners, when every one of their variables has a value.
+fn listeners_from(value: impl Fn(&str) -> Option<String>) -> Option<Listeners> {
+    Some(Listeners {
+        sasl_plaintext: value("KAFKA_SASL_PLAINTEXT_SERVERS")?,
+        ssl: value("KAFKA_SSL_SERVERS")?,
+        mtls: value("KAFKA_MTLS_SERVERS")?,
+        sasl_ssl: value("KAFKA_SASL_SSL_SERVERS")?,
+        tls_dir: PathBuf::from(value("KAFKA_TLS_DIR")?),
     })
 }
 
@@ -245,54 +311,21 @@ pub fn group_name(test: &str) -> String {
     unique_name(&format!("kl-{test}-group"))
 }
 
-/// Creates `topic` with `partitions` partitions on the test broker.
-///
-/// Runs `tansu topic create` against the first broker of
-/// [`Services::kafka_bootstrap_servers`].
+/// Creates `topic` with `partitions` partitions (one replica) on the shared test broker and
+/// waits until each has a leader; [`create_topic_on`] for another broker, replicas or configs.
 ///
 /// # Panics
 ///
 /// When the services are not available or the broker refuses the topic; the message carries
-/// tansu's output.
+/// the broker's reason.
 pub fn create_topic(topic: &str, partitions: u32) {
-    let broker = services()
-        .kafka_bootstrap_servers()
-        .split(',')
-        .next()
-        .unwrap_or_default();
-    let output = Command::new(tansu_binary())
-        .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
-        .arg("--broker")
-        .arg(format!("tcp://{broker}"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|error| {
-            panic!("could not run tansu to create topic {topic}: {error}; run scripts/services.sh install")
-        });
-    assert!(
-        output.status.success(),
-        "tansu could not create topic {topic} with {partitions} partitions on {broker} ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
+    create_topic_on(
+        services().kafka_bootstrap_servers(),
+        topic,
+        partitions,
+        1,
+        &[],
     );
-}
-
-/// The tansu binary: the one on `PATH`, else the one `cargo install` put in `~/.cargo/bin`.
-fn tansu_binary() -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("tansu"))
-        .find(|candidate| candidate.is_file());
-    on_path.unwrap_or_else(|| {
-        let cargo_home = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-            });
-        cargo_home.join("bin/tansu")
-    })
 }
 
 /// What the emulator answered to one invocation.

@@ -44,7 +44,7 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
-/// A `PATH` that finds the tools `scripts/services.sh install` puts in place (`tansu`,
+/// A `PATH` that finds the tools `scripts/services.sh install` puts in place (`java`,
 /// `cargo-lambda`): the test's own `PATH`, then cargo's and pip's bin directories, which a
 /// fresh shell may lack.
 pub fn tool_path() -> std::ffi::OsString {
