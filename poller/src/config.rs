@@ -53,6 +53,13 @@ pub struct KafkaConfig {
     /// (librdkafka's own default of 500 adds up to half a second per batch on quiet topics).
     #[serde(default = "default_fetch_wait_max_ms")]
     pub fetch_wait_max_ms: u64,
+    /// The consumer group protocol (librdkafka `group.protocol`): `"classic"` (default; every
+    /// broker version, Amazon MSK included; partitions move with the cooperative-sticky
+    /// assignor) or `"consumer"` (KIP-848, Apache Kafka 4.0 and later: the broker assigns
+    /// partitions and a member joining or leaving no longer stops the others). Every poller of
+    /// one consumer group must use the same protocol.
+    #[serde(default)]
+    pub group_protocol: GroupProtocol,
     /// TLS and SASL (`[kafka.auth.tls]`, `[kafka.auth.sasl]`: PLAIN, SCRAM-SHA-256/512 or
     /// AWS_MSK_IAM), as in [`kafka_lambda_client::AuthConfig`]. Passwords come from
     /// `{ env = "VAR" }` or `{ file = "/path" }`, never from the file itself. Default: neither.
@@ -133,6 +140,31 @@ impl Default for TelemetryConfig {
 
 const fn default_lag_interval_ms() -> u64 {
     5_000
+}
+
+/// The consumer group protocol of `[kafka] group_protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// The original protocol: members rebalance through the group coordinator's join/sync
+    /// rounds; the poller uses the cooperative-sticky assignor, so a rebalance moves only the
+    /// partitions that change owner.
+    #[default]
+    Classic,
+    /// KIP-848's protocol: the broker computes the assignment (`group.remote.assignor`) and
+    /// hands partitions over one member at a time. Needs a broker that offers it (Apache
+    /// Kafka 4.0 or later).
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The value of librdkafka's `group.protocol`.
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
 }
 
 /// Where a consumer group with no committed offset starts reading.
@@ -329,7 +361,13 @@ fn check_range<T: PartialOrd + fmt::Display>(
 }
 
 /// librdkafka properties the poller owns: overriding them would break at-least-once delivery.
-const RESERVED_OPTIONS: &[&str] = &["enable.auto.offset.store", "group.id", "enable.auto.commit"];
+/// `group.protocol` is `[kafka] group_protocol`'s, so that the assignor settings match it.
+const RESERVED_OPTIONS: &[&str] = &[
+    "enable.auto.offset.store",
+    "group.id",
+    "enable.auto.commit",
+    "group.protocol",
+];
 
 impl Config {
     /// Reads and parses a file (without validating it).
@@ -401,6 +439,12 @@ impl Config {
             300_000,
         )?;
         for key in self.kafka.options.keys() {
+            if key == "group.protocol" {
+                return Err(invalid(
+                    format!("kafka.options.\"{key}\""),
+                    "is set by `kafka.group_protocol` (\"classic\" or \"consumer\"); use that instead",
+                ));
+            }
             if RESERVED_OPTIONS.contains(&key.as_str()) {
                 return Err(invalid(
                     format!("kafka.options.\"{key}\""),

@@ -2,7 +2,7 @@
 //! `tracing`, and rebalance handling that hands each assigned partition to its own worker and
 //! drains those workers before a partition is revoked.
 
-use crate::config::{Mapping, StartingPosition, ValidatedConfig};
+use crate::config::{GroupProtocol, Mapping, StartingPosition, ValidatedConfig};
 use crate::partition::{PartitionWorkers, WorkerFactory};
 use crate::telemetry::{Health, MappingMetrics};
 use kafka_lambda_client::MskIamTokenProvider;
@@ -32,7 +32,7 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
             "client.id",
             format!("kafka-lambda-poller-{}", mapping.consumer_group),
         )
-        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("group.protocol", kafka.group_protocol.as_librdkafka())
         // At-least-once: librdkafka commits periodically, but only offsets we stored, and we
         // store an offset only after its record (and all before it) was delivered.
         .set("enable.auto.commit", "true")
@@ -67,6 +67,12 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
             },
         )
         .set_log_level(RDKafkaLogLevel::Info);
+    // Under the classic protocol the members assign partitions themselves: cooperative-sticky
+    // moves only the partitions that change owner. Under KIP-848's the broker assigns, and
+    // librdkafka refuses a client-side assignor.
+    if kafka.group_protocol == GroupProtocol::Classic {
+        cc.set("partition.assignment.strategy", "cooperative-sticky");
+    }
     config.auth.apply(&mut cc);
     for (key, value) in &kafka.options {
         cc.set(key, value);
@@ -168,8 +174,8 @@ impl ClientContext for MappingContext {
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
-        let brokers_up = statistics.brokers.values().any(|b| b.state == "UP");
-        self.health.set_brokers_down(self.index, !brokers_up);
+        let reachable = crate::telemetry::brokers_reachable(&statistics);
+        self.health.set_brokers_down(self.index, !reachable);
         for topic in statistics.topics.values() {
             for p in topic.partitions.values() {
                 if p.partition >= 0 && p.consumer_lag >= 0 {
@@ -351,5 +357,41 @@ mod tests {
         let cc = client_config(&c, &c.mappings[0]);
         assert_eq!(cc.get("queued.max.messages.kbytes"), Some("65536"));
         assert_eq!(cc.get("fetch.queue.backoff.ms"), Some("1000"));
+    }
+
+    #[test]
+    fn the_classic_protocol_assigns_cooperative_sticky_and_kip_848_leaves_it_to_the_broker() {
+        let classic = config("");
+        let cc = client_config(&classic, &classic.mappings[0]);
+        assert_eq!(cc.get("group.protocol"), Some("classic"));
+        assert_eq!(
+            cc.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+
+        let consumer = config("group_protocol = \"consumer\"");
+        let cc = client_config(&consumer, &consumer.mappings[0]);
+        assert_eq!(cc.get("group.protocol"), Some("consumer"));
+        assert_eq!(cc.get("partition.assignment.strategy"), None);
+    }
+
+    #[test]
+    fn an_unknown_group_protocol_is_rejected_naming_the_choices() {
+        let text = "[kafka]\nbootstrap_servers = \"k:9092\"\ngroup_protocol = \"eager\"\n\
+                    [[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n";
+        let error = toml::from_str::<Config>(text).unwrap_err().to_string();
+        assert!(error.contains("classic") && error.contains("consumer"), "{error}");
+    }
+
+    #[test]
+    fn group_protocol_is_not_an_option_to_pass_through() {
+        let text = "[kafka]\nbootstrap_servers = \"k:9092\"\n[kafka.options]\n\"group.protocol\" = \"consumer\"\n\
+                    [[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n";
+        let error = toml::from_str::<Config>(text)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("group.protocol"), "{error}");
     }
 }
