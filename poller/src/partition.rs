@@ -4,6 +4,7 @@
 //! when ready" is the backpressure. A semaphore shared by a mapping's partitions caps concurrent
 //! invocations at `max_concurrency`.
 
+use crate::access::{AccessDenied, Denied, DenialStop};
 use crate::backoff::Backoff;
 use crate::batch::{self, BatchBuilder, EventHeader, HeaderScratch, PolledRecord, Rejected};
 use crate::config::Mapping;
@@ -194,6 +195,8 @@ pub struct MappingShared<I> {
     pub metrics: crate::telemetry::MappingMetrics,
     /// Offsets done per partition (for `--until-caught-up`).
     pub progress: Arc<crate::mapping::Progress>,
+    /// Where a worker reports a topic the principal may not read; that stops the mapping.
+    pub access: Arc<DenialStop>,
 }
 
 /// Spawns [`run_worker`] tasks for a mapping.
@@ -310,9 +313,9 @@ pub async fn run_worker<I: Invoker>(
     let mut headers = HeaderScratch::default();
     // The payload buffer of the last batch, once the invocation let go of it.
     let mut spare: Option<Vec<u8>> = None;
-    // librdkafka can hand a split partition queue the same records twice around an offset reset
-    // (seen with LATEST against tansu): a record below the next expected offset was already
-    // taken, so it is dropped, which keeps batches duplicate-free and in offset order.
+    // librdkafka can hand a split partition queue records it handed before, around an offset
+    // reset: a record below the next expected offset was already taken, so it is dropped, which
+    // keeps batches duplicate-free and in offset order.
     let mut next_offset = i64::MIN;
     'batches: loop {
         let mut builder = BatchBuilder::in_buffer(
@@ -376,6 +379,18 @@ pub async fn run_worker<I: Invoker>(
             let msg = match msg {
                 Ok(msg) => msg,
                 Err(e) => {
+                    // librdkafka reports a refused fetch once, then keeps asking every second or
+                    // more: the mapping stops instead (see `DenialStop`), which ends this loop.
+                    if let Some(consumer) = shared.consumer.get().and_then(std::sync::Weak::upgrade)
+                        && Denied::of_error(&e, consumer.client()) == Some(Denied::Topic)
+                    {
+                        let denied = AccessDenied::ReadTopic {
+                            topic: topic.clone(),
+                            principal: shared.access.principal().clone(),
+                        };
+                        shared.access.report(&format!("mapping[{}] {}", m.index, m.function), denied);
+                        continue;
+                    }
                     tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
                     if deadline.is_none() {
                         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,4 +1,4 @@
-//! The poller against a real broker (tansu) and the real Lambda emulator (`cargo lambda watch`
+//! The poller against a real broker (Apache Kafka) and the real Lambda emulator (`cargo lambda watch`
 //! running `test-recorder`): delivery, order, batching limits, payload shape, restarts, crashes
 //! and consumer-group scaling. Every test reconciles what was produced with what the function saw.
 
@@ -271,10 +271,25 @@ fn a_crash_mid_stream_then_a_restart_loses_nothing() {
 
 #[test]
 fn pollers_in_one_group_share_the_partitions_and_members_joining_and_leaving_lose_nothing() {
-    let topic = topic_name("scale");
-    let group = group_name("scale");
+    members_join_and_leave_and_nothing_is_lost("classic");
+}
+
+#[test]
+fn under_kip_848_pollers_share_the_partitions_and_members_joining_and_leaving_lose_nothing() {
+    members_join_and_leave_and_nothing_is_lost("consumer");
+}
+
+/// Three pollers of one group with `[kafka] group_protocol = protocol`: two share the
+/// partitions, a third joins while records flow and leaves again; every record is delivered,
+/// in order per partition.
+fn members_join_and_leave_and_nothing_is_lost(protocol: &str) {
+    let topic = topic_name(&format!("scale-{protocol}"));
+    let group = group_name(&format!("scale-{protocol}"));
     create_topic(&topic, 4);
-    let config = recorder_config(&topic, &group, "batch_size = 10");
+    let config = with_kafka_setting(
+        &recorder_config(&topic, &group, "batch_size = 10"),
+        &format!("group_protocol = \"{protocol}\""),
+    );
     let mut a = Poller::start(&format!("{topic}-a"), &config);
     let mut b = Poller::start(&format!("{topic}-b"), &config);
     // The group rebalances when the second member joins: wait until both own partitions.

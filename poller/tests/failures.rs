@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use kafka_lambda_tests::KafkaCluster;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -271,14 +272,14 @@ fn an_unavailable_destination_blocks_the_partition_until_it_is_back_and_loses_no
         &BTreeMap::from([(2, r#"{"i":2,"fail":true}"#.to_owned())]),
     );
     let poison = produced.keys().nth(2).copied().unwrap();
-    // The destination is another cluster, down at first: nothing listens on its port yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The destination is another cluster, down at first: its only broker is killed once the
+    // dead-letter topic exists, and restarted on the same data later.
+    let mut destination = KafkaCluster::start(1);
+    destination.create_topic(&dlq, 1);
+    let destination_servers = destination.bootstrap_servers();
+    destination.kill(1);
     let settings = format!(
-        "batch_size = 1\nmax_retry_attempts = 1\non_failure = \"kafka://{dlq}\"\non_failure_bootstrap_servers = \"127.0.0.1:{port}\"\n{FAST_RETRIES}"
+        "batch_size = 1\nmax_retry_attempts = 1\non_failure = \"kafka://{dlq}\"\non_failure_bootstrap_servers = \"{destination_servers}\"\n{FAST_RETRIES}"
     );
     let mut poller = Poller::start(
         &topic,
@@ -296,12 +297,11 @@ fn an_unavailable_destination_blocks_the_partition_until_it_is_back_and_loses_no
     );
 
     // The destination comes back: the record is dead-lettered there and the partition moves on.
-    let destination = ExtraBroker::start(port);
-    destination.create_topic(&dlq, 1);
+    destination.restart(1);
     wait_until(TIMEOUT, "the rest is delivered", || {
         seen_offsets(&topic).len() >= produced.len() - 1
     });
-    let dead = read_topic_from(&format!("127.0.0.1:{port}"), &dlq, 1, TIMEOUT);
+    let dead = read_topic_from(&destination_servers, &dlq, 1, TIMEOUT);
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(
         dead[0].header("kafka-lambda-source-offset"),

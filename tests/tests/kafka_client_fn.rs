@@ -7,10 +7,6 @@
 //! environment, see `kafka_lambda_tests::Emulator`. Consumes that expect records give a long
 //! `timeout_ms`: reading returns as soon as it reaches the partition's end, and a loaded
 //! machine may take seconds for a cold consumer's first fetch.
-//!
-//! tansu 0.6 answers nothing to a fetch that starts inside a multi-record batch, and reports
-//! a partition's end as the start of its last batch plus one. The tests therefore consume from
-//! offset 0, or produce with one command per record where a test reads from the middle.
 
 use kafka_lambda_tests::{
     Emulator, Invocation, Poller, assert_refuses_to_start, cargo_build, create_topic, free_port,
@@ -195,14 +191,15 @@ fn consume_stops_at_max_records_and_says_where_to_continue() {
     let emulator = kafka_client_fn("paging");
     let topic = topic_name("kafka_client_fn_paging");
     run(&emulator, json!({"action": "create_topic", "topic": topic})).expect_success();
-    // One command per record: each record its own batch (see the module comment).
+    // One command, one batch of five records: the second page starts inside that batch.
+    let records: Vec<Value> = (0..5).map(|i| json!({"value": format!("v{i}")})).collect();
+    let produced = run(
+        &emulator,
+        json!({"action": "produce", "topic": topic, "records": records}),
+    )
+    .expect_success();
     for i in 0..5 {
-        let produced = run(
-            &emulator,
-            json!({"action": "produce", "topic": topic, "records": [{"value": format!("v{i}")}]}),
-        )
-        .expect_success();
-        assert_eq!(produced["records"][0]["offset"], i, "{produced}");
+        assert_eq!(produced["records"][i]["offset"], i, "{produced}");
     }
 
     let values = |consumed: &Value| -> Vec<String> {
@@ -540,10 +537,12 @@ fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_l
     }
 }
 
-/// Produces each command as its own record (and batch) to `topic`, in order.
+/// Produces the commands as records to `topic`, in order, batched together as a producer
+/// does, so a retry from a failed command's offset starts inside a batch.
 fn produce_commands(topic: &str, commands: &[Value]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .set("linger.ms", "20")
         .create()
         .expect("create a producer");
     for command in commands {
@@ -551,12 +550,10 @@ fn produce_commands(topic: &str, commands: &[Value]) {
             .send(BaseRecord::<(), _>::to(topic).payload(&command.to_string()))
             .map_err(|(error, _)| error)
             .expect("enqueue a command");
-        // One record per batch: tansu 0.6 answers nothing to a fetch starting inside a batch,
-        // which a retry from a failed command's offset would be.
-        producer
-            .flush(Duration::from_secs(30))
-            .expect("the command is acknowledged");
     }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("the commands are acknowledged");
 }
 
 /// How many partitions `topic` has, `None` while the broker does not know it.

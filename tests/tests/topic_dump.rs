@@ -1,6 +1,7 @@
-//! `examples/topic-dump` end to end, between two real brokers: the shared tansu
-//! (`KAFKA_BOOTSTRAP_SERVERS`) is the source cluster, a second tansu started by each test on
-//! a free port is the destination.
+//! `examples/topic-dump` end to end, between two real Apache Kafka clusters: the shared broker
+//! (`KAFKA_BOOTSTRAP_SERVERS`) is the source cluster, a private one-node cluster started by each
+//! test on free ports is the destination (the SCRAM test writes to the shared broker's SASL
+//! listener instead).
 //!
 //! The function is configured by environment variables, which differ per test (the destination
 //! broker's port), so each test runs its own `cargo lambda watch` on a free port with its own
@@ -9,7 +10,7 @@
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
 use kafka_lambda_tests::{
-    Emulator, Poller, Tansu, create_topic, free_port, group_name, mapping_config, services,
+    Emulator, KafkaCluster, Poller, create_topic, free_port, group_name, mapping_config, services,
     topic_name,
 };
 use rdkafka::ClientConfig;
@@ -25,12 +26,12 @@ const FUNCTION: &str = "topic-dump";
 
 #[test]
 fn copies_every_record_once_per_batch_with_key_value_headers_and_timestamp() {
-    let destination = Tansu::start();
+    let destination = KafkaCluster::start(1);
     let source = topic_name("dump_source");
     let copy = format!("{source}-copy");
     destination.create_topic(&copy, 1);
     let emulator = function_emulator(&[
-        ("DUMP_BOOTSTRAP_SERVERS", destination.address()),
+        ("DUMP_BOOTSTRAP_SERVERS", destination.bootstrap_servers()),
         ("DUMP_TOPIC", copy.clone()),
         ("DUMP_REPORT_BATCH_ITEM_FAILURES", "true".into()),
     ]);
@@ -64,7 +65,7 @@ fn copies_every_record_once_per_batch_with_key_value_headers_and_timestamp() {
 
     let first = emulator.invoke(FUNCTION, &event).expect_success();
     assert_eq!(first, json!({"batchItemFailures": []}));
-    let copied = read_topic(&destination.address(), &copy, records.len());
+    let copied = read_topic(&destination.bootstrap_servers(), &copy, records.len());
     assert_eq!(
         copied.len(),
         records.len(),
@@ -101,7 +102,7 @@ fn copies_every_record_once_per_batch_with_key_value_headers_and_timestamp() {
 
     // The same batch again (a retry): each record is written once more, no more.
     emulator.invoke(FUNCTION, &event).expect_success();
-    let twice = read_topic(&destination.address(), &copy, 2 * records.len());
+    let twice = read_topic(&destination.bootstrap_servers(), &copy, 2 * records.len());
     assert_eq!(twice.len(), 2 * records.len());
     let offsets: Vec<i64> = twice.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..10).collect::<Vec<i64>>());
@@ -145,11 +146,12 @@ fn a_destination_that_is_down_fails_the_first_record_of_each_partition() {
 #[test]
 fn authenticates_to_the_destination_with_scram_from_the_environment() {
     let copy = topic_name("dump_scram_copy");
-    let (user, password) = ("dumper", "dumper-Secret-42");
-    let destination = Tansu::start_with_scram(user, password, &[&copy]);
+    create_topic(&copy, 1);
+    let (user, password) = kafka_lambda_tests::users::SCRAM;
+    let destination = services().listeners().sasl_plaintext.clone();
     let scram = |password: &str, timeout_ms: &str| {
         function_emulator(&[
-            ("DUMP_BOOTSTRAP_SERVERS", destination.address()),
+            ("DUMP_BOOTSTRAP_SERVERS", destination.clone()),
             ("DUMP_TOPIC", copy.clone()),
             ("DUMP_SASL_MECHANISM", "SCRAM-SHA-512".into()),
             ("DUMP_SASL_USERNAME", user.into()),
@@ -177,7 +179,7 @@ fn authenticates_to_the_destination_with_scram_from_the_environment() {
         ("sasl.username", user),
         ("sasl.password", password),
     ];
-    let copied = read_topic_with(&destination.address(), &settings, &copy, 2);
+    let copied = read_topic_with(&destination, &settings, &copy, 2);
     let values: Vec<_> = copied.iter().map(|r| r.value.clone()).collect();
     assert_eq!(values, [Some(b"one".to_vec()), Some(b"two".to_vec())]);
     drop(emulator);
@@ -195,12 +197,12 @@ fn authenticates_to_the_destination_with_scram_from_the_environment() {
 
 #[test]
 fn the_poller_copies_a_topic_partition_by_partition_in_order() {
-    let destination = Tansu::start();
+    let destination = KafkaCluster::start(1);
     let source = topic_name("dump_poller");
     create_topic(&source, 2);
     destination.create_topic(&source, 2);
     let emulator = function_emulator(&[
-        ("DUMP_BOOTSTRAP_SERVERS", destination.address()),
+        ("DUMP_BOOTSTRAP_SERVERS", destination.bootstrap_servers()),
         ("DUMP_PRESERVE_PARTITION", "true".into()),
         ("DUMP_REPORT_BATCH_ITEM_FAILURES", "true".into()),
     ]);
@@ -217,7 +219,7 @@ fn the_poller_copies_a_topic_partition_by_partition_in_order() {
     );
     let mut poller = Poller::start("topic-dump", &config);
 
-    let copied = read_topic(&destination.address(), &source, produced.len());
+    let copied = read_topic(&destination.bootstrap_servers(), &source, produced.len());
     poller.stop();
     assert_eq!(
         copied.len(),
@@ -278,9 +280,9 @@ struct ReadRecord {
     timestamp: Option<i64>,
 }
 
-/// Reads `topic` on `bootstrap` from offset 0 of every partition (tansu 0.6 answers nothing to
-/// a fetch starting inside a multi-record batch) until `expected` records were read or 60 s
-/// passed, then a moment longer to catch extra copies. Partition by partition, in offset order.
+/// Reads `topic` on `bootstrap` from the beginning of every partition until `expected` records
+/// were read or 60 s passed, then a moment longer to catch extra copies. Partition by
+/// partition, in offset order.
 fn read_topic(bootstrap: &str, topic: &str, expected: usize) -> Vec<ReadRecord> {
     read_topic_with(bootstrap, &[], topic, expected)
 }

@@ -32,12 +32,6 @@ const GROUP_ID: &str = "kafka-client-fn";
 const MAX_CONSUMED_BYTES: usize = 5_000_000;
 /// Per-record JSON overhead counted against `MAX_CONSUMED_BYTES`.
 const RECORD_OVERHEAD_BYTES: usize = 128;
-/// Once reading has reached the end the partition had, how long to wait for more records that
-/// are already on their way. A fetch delivers whole record batches, so the rest of a batch is
-/// already queued; this also copes with brokers that report the end of a partition as the
-/// start of its last batch (tansu 0.6 does).
-const DRAIN_WAIT: Duration = Duration::from_millis(50);
-
 /// The answer to a command, fields in the order the command types declare them.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -83,6 +77,10 @@ impl Kafka {
             ("enable.auto.offset.store", "false"),
             ("allow.auto.create.topics", "false"),
             ("fetch.wait.max.ms", "100"),
+            // The end of a partition is reported as an event, so a read stops there even when
+            // the last offsets hold no record to return (transaction markers, aborted or
+            // compacted records).
+            ("enable.partition.eof", "true"),
         ])?;
         Ok(Kafka {
             producer,
@@ -282,8 +280,13 @@ impl Kafka {
             ReadError::Kafka(error) => self.classify("reading records", error),
             ReadError::Command(error) => error,
         })?;
+        let (records, reached_end) = records;
         if let Some(last) = records.last() {
             consumed.next_offset = last.offset + 1;
+        }
+        if reached_end {
+            // Everything before the end the partition had is read, records or not.
+            consumed.next_offset = consumed.next_offset.max(high);
         }
         consumed.records = records;
         Ok(consumed)
@@ -351,15 +354,16 @@ enum ReadError {
     Command(CommandError),
 }
 
-/// Reads `command`'s partition from `start` until `max_records`, the end it had (`high`, and
-/// whatever arrives right after, see [`DRAIN_WAIT`]), the byte budget or the timeout,
-/// whichever comes first.
+/// Reads `command`'s partition from `start` until `max_records`, the end it had (`high`), the
+/// byte budget or the timeout, whichever comes first; also says whether the end was reached
+/// (the offsets before `high` may hold no record at all: transaction markers, aborted or
+/// compacted records).
 fn read_partition(
     consumer: &BaseConsumer<KafkaClientContext>,
     command: &Consume,
     start: i64,
     high: i64,
-) -> Result<Vec<ConsumedRecord>, ReadError> {
+) -> Result<(Vec<ConsumedRecord>, bool), ReadError> {
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(&command.topic, command.partition, Offset::Offset(start))
@@ -368,22 +372,28 @@ fn read_partition(
     let deadline = Instant::now() + Duration::from_millis(command.timeout_ms);
     let mut records = Vec::new();
     let mut bytes = 0;
+    let mut reached_end = false;
     let result = loop {
         if records.len() >= command.max_records || bytes >= MAX_CONSUMED_BYTES {
             break Ok(());
         }
-        let Some(mut wait) = deadline.checked_duration_since(Instant::now()) else {
+        if records
+            .last()
+            .is_some_and(|last: &ConsumedRecord| last.offset + 1 >= high)
+        {
+            reached_end = true;
+            break Ok(());
+        }
+        let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
             break Ok(());
         };
-        let draining = records
-            .last()
-            .is_some_and(|last: &ConsumedRecord| last.offset + 1 >= high);
-        if draining {
-            wait = wait.min(DRAIN_WAIT);
-        }
         let message = match consumer.poll(wait) {
-            None if draining => break Ok(()),
             None => continue,
+            Some(Err(KafkaError::PartitionEOF(partition))) if partition == command.partition => {
+                reached_end = true;
+                break Ok(());
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => continue,
             Some(Err(error)) => break Err(ReadError::Kafka(error)),
             Some(Ok(message)) => message,
         };
@@ -404,7 +414,7 @@ fn read_partition(
     };
     // Stop fetching until the next command assigns again.
     let _ = consumer.unassign();
-    result.map(|()| records)
+    result.map(|()| (records, reached_end))
 }
 
 fn record(message: &BorrowedMessage<'_>, format: Format) -> Result<ConsumedRecord, CommandError> {

@@ -1,5 +1,5 @@
 //! Harness for the poller's integration tests: runs the real `kafka-lambda-poller` binary
-//! against the real broker (tansu) and the real Lambda emulator (`cargo lambda watch`) running
+//! against the real broker (Apache Kafka) and the real Lambda emulator (`cargo lambda watch`) running
 //! the `test-recorder` function, produces records with rdkafka and reads back what the function
 //! saw. Services come from `kafka_lambda_tests::services()`.
 
@@ -72,7 +72,8 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
-/// Produces `count` records to each of `partitions` partitions; returns what was written as
+/// Produces `count` records to each of `partitions` partitions, as producers usually do
+/// (batches of many records, lz4-compressed, after a 5 ms linger); returns what was written as
 /// (partition, offset) → value. `value` gets (partition, index).
 pub fn produce(
     topic: &str,
@@ -80,12 +81,22 @@ pub fn produce(
     count: usize,
     value: impl Fn(i32, usize) -> String,
 ) -> BTreeMap<(i32, i64), String> {
+    produce_compressed(topic, partitions, count, "lz4", value)
+}
+
+/// [`produce`] with librdkafka's `compression.codec` = `codec` (`none`, `gzip`, `snappy`,
+/// `lz4`, `zstd`).
+pub fn produce_compressed(
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    codec: &str,
+    value: impl Fn(i32, usize) -> String,
+) -> BTreeMap<(i32, i64), String> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        // One record per produce batch: tansu 0.6 returns nothing for a fetch that starts inside
-        // a multi-record batch, so a group resuming mid-batch (after a crash) would stall.
-        .set("linger.ms", "0")
-        .set("batch.num.messages", "1")
+        .set("linger.ms", "5")
+        .set("compression.codec", codec)
         .set("message.timeout.ms", "30000")
         .create()
         .expect("producer");
@@ -178,6 +189,15 @@ consumer_group = "{group}"
     )
 }
 
+/// `config` with `line` added to its `[kafka]` table (`group_protocol = "consumer"`, …).
+pub fn with_kafka_setting(config: &str, line: &str) -> String {
+    assert!(
+        config.contains("[kafka]\n"),
+        "no [kafka] table in:\n{config}"
+    );
+    config.replacen("[kafka]\n", &format!("[kafka]\n{line}\n"), 1)
+}
+
 fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join("kafka-lambda-poller-tests");
     std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -241,6 +261,13 @@ impl Poller {
             .expect("kill");
         assert!(status.success());
         self.wait(timeout)
+    }
+
+    /// Whether the process is still running: false once it exited on its own (or was stopped).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// SIGKILL: a crash.
@@ -455,79 +482,4 @@ pub fn produce_one(
         .map(|d| (d.partition, d.offset))
         .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
     offset
-}
-
-/// The tansu binary `cargo install` put in `~/.cargo/bin`, else the one on `PATH`.
-fn tansu_binary() -> PathBuf {
-    let installed = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".cargo/bin/tansu");
-    if installed.is_file() {
-        installed
-    } else {
-        PathBuf::from("tansu")
-    }
-}
-
-/// A second, private tansu broker (in-memory) on its own port, stopped on drop.
-pub struct ExtraBroker {
-    child: Child,
-    pub port: u16,
-}
-
-impl ExtraBroker {
-    /// Starts tansu on `port` and waits until it accepts connections.
-    pub fn start(port: u16) -> ExtraBroker {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let tansu = tansu_binary();
-        let child = Command::new(tansu)
-            .args([
-                "broker",
-                "--storage-engine",
-                "memory://tansu/",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a second tansu broker");
-        wait_until(Duration::from_secs(20), "the second broker listens", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        ExtraBroker { child, port }
-    }
-
-    /// Creates a topic on this broker.
-    pub fn create_topic(&self, topic: &str, partitions: u32) {
-        let tansu = tansu_binary();
-        let status = Command::new(tansu)
-            .args([
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                &partitions.to_string(),
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .expect("tansu topic create");
-        assert!(
-            status.success(),
-            "could not create {topic} on the second broker"
-        );
-    }
-}
-
-impl Drop for ExtraBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
