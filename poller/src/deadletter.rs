@@ -1,12 +1,15 @@
 //! The on-failure destination: a Kafka topic that receives records whose retries or age ran out,
 //! with their original key, value and headers plus headers describing the failure.
 
+use crate::access::Denied;
 use crate::batch::PolledRecord;
 use kafka_lambda_client::KafkaClientContext;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Header names added to a dead-lettered record (all prefixed `kafka-lambda-`).
@@ -44,7 +47,10 @@ pub struct FailureInfo {
 
 /// Writes failed records to the destination topic and waits for the broker's acknowledgement.
 pub struct DeadLetterProducer {
-    producer: FutureProducer<KafkaClientContext>,
+    /// Replaced after an authorization error (see [`DeadLetterProducer::send`]).
+    producer: Mutex<FutureProducer<KafkaClientContext>>,
+    config: ClientConfig,
+    context: KafkaClientContext,
     topic: String,
 }
 
@@ -62,7 +68,9 @@ impl DeadLetterProducer {
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "5");
         Ok(DeadLetterProducer {
-            producer: config.create_with_context(context)?,
+            producer: Mutex::new(config.create_with_context(context.clone())?),
+            config,
+            context,
             topic,
         })
     }
@@ -74,8 +82,65 @@ impl DeadLetterProducer {
 
     /// Writes `records` (of `source_topic`/`partition`) in order; returns once every one is
     /// acknowledged, or at the first error (records already written may then be written again).
+    ///
+    /// An error that stopped the producer is returned with the code that stopped it, not as
+    /// `Fatal` (the idempotent producer's producer id refused with `CLUSTER_AUTHORIZATION_FAILED`
+    /// is fatal, and so fails every later send). After such an error, or an authorization error,
+    /// the producer is replaced: librdkafka never asks again for a refused producer id, and
+    /// fails a refused topic at once until its metadata expires (15 minutes), so only a new
+    /// producer sees an ACL granted meanwhile.
     pub async fn send(
         &self,
+        source_topic: &str,
+        partition: i32,
+        function: &str,
+        records: &[PolledRecord],
+        failure: &FailureInfo,
+    ) -> Result<(), KafkaError> {
+        let producer = self
+            .producer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let sent = self
+            .send_with(
+                &producer,
+                source_topic,
+                partition,
+                function,
+                records,
+                failure,
+            )
+            .await;
+        let Err(error) = sent else {
+            return Ok(());
+        };
+        let fatal = producer.client().fatal_error();
+        let error = match (error.rdkafka_error_code(), &fatal) {
+            (Some(RDKafkaErrorCode::Fatal), Some((code, _))) => {
+                KafkaError::MessageProduction(*code)
+            }
+            _ => error,
+        };
+        let denied = error.rdkafka_error_code().and_then(Denied::of);
+        if fatal.is_some() || denied.is_some() {
+            match self.config.create_with_context(self.context.clone()) {
+                Ok(renewed) => {
+                    *self.producer.lock().unwrap_or_else(PoisonError::into_inner) = renewed;
+                    // Dropping the last handle flushes for up to 500 ms: not on the runtime.
+                    tokio::task::spawn_blocking(move || drop(producer));
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "cannot create a new on_failure producer; the old one is kept")
+                }
+            }
+        }
+        Err(error)
+    }
+
+    async fn send_with(
+        &self,
+        producer: &FutureProducer<KafkaClientContext>,
         source_topic: &str,
         partition: i32,
         function: &str,
@@ -122,7 +187,7 @@ impl DeadLetterProducer {
                 out = out.payload(v.as_slice());
             }
             // One at a time, so the destination keeps the source order even across retries.
-            self.producer
+            producer
                 .send(out, Duration::from_secs(30))
                 .await
                 .map_err(|(e, _)| e)?;

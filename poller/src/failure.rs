@@ -7,6 +7,7 @@
 //! segment may be split in two (bisect) or cut at the first failed record (partial response).
 //! Segments finish strictly in order, so "done" offsets only ever advance contiguously.
 
+use crate::access::{AccessDenied, Denied};
 use crate::backoff::Backoff;
 use crate::batch::{Batch, BatchRecord, PolledRecord, encode_part};
 use crate::deadletter::{DeadLetterProducer, FailureInfo};
@@ -439,9 +440,19 @@ pub async fn give_up<I: Invoker>(
                 return Delivery::Done;
             }
             Err(e) => {
-                tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
-                    destination = destination.topic(), attempt, error = %e,
-                    "cannot write to the on_failure destination; the partition waits and retries (nothing is committed)");
+                if e.rdkafka_error_code().and_then(Denied::of).is_some() {
+                    let denied = AccessDenied::WriteDeadLetter {
+                        topic: destination.topic().to_owned(),
+                        principal: shared.access.principal().clone(),
+                    };
+                    tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
+                        destination = destination.topic(), attempt, error = %e,
+                        "cannot write to the on_failure destination: {denied}; the partition waits and retries (nothing is committed)");
+                } else {
+                    tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
+                        destination = destination.topic(), attempt, error = %e,
+                        "cannot write to the on_failure destination; the partition waits and retries (nothing is committed)");
+                }
                 if !pause(control, backoff.delay(attempt)).await {
                     return Delivery::Abandoned;
                 }
@@ -534,6 +545,10 @@ mod tests {
             dead_letter: None,
             metrics: crate::telemetry::MappingMetrics::new("g", "f"),
             progress: Arc::new(Progress::default()),
+            access: Arc::new(crate::access::DenialStop::new(
+                crate::access::Principal::Anonymous,
+                tokio_util::sync::CancellationToken::new(),
+            )),
             mapping,
         }
     }

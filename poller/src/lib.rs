@@ -7,6 +7,7 @@
 //! [`backoff`] for retries. Offsets are stored only after a batch is delivered and committed by
 //! librdkafka periodically, on revoke and at shutdown: at-least-once, in order per partition.
 
+pub mod access;
 pub mod backoff;
 pub mod batch;
 pub mod config;

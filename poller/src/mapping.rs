@@ -1,5 +1,6 @@
 //! One mapping at run time: its consumer, its partition workers, and its orderly shutdown.
 
+use crate::access::{AccessDenied, DenialStop, Denied, Principal};
 use crate::batch::EventHeader;
 use crate::config::{Mapping, StartingPosition, ValidatedConfig};
 use crate::deadletter::DeadLetterProducer;
@@ -28,6 +29,17 @@ pub enum MappingError {
         #[source]
         source: KafkaError,
     },
+    /// The principal may not read a topic or the group of the mapping: the mapping drained,
+    /// committed what was delivered and stopped.
+    #[error("mapping[{index}] ({function}): {denied}")]
+    AccessDenied {
+        /// Mapping index.
+        index: usize,
+        /// Function.
+        function: String,
+        /// What is missing and how to grant it.
+        denied: AccessDenied,
+    },
 }
 
 /// How a mapping runs.
@@ -55,6 +67,10 @@ pub async fn run_mapping<I: Invoker>(
     } = run;
     let metrics = MappingMetrics::new(&mapping.consumer_group, &mapping.function);
     let progress = Arc::new(Progress::default());
+    let access = Arc::new(DenialStop::new(
+        Principal::of(&source::client_config(&config, &mapping)),
+        shutdown.clone(),
+    ));
     let client_error = |source| MappingError::Client {
         index: mapping.index,
         function: mapping.function.clone(),
@@ -72,6 +88,7 @@ pub async fn run_mapping<I: Invoker>(
         dead_letter: dead_letter(&config, &mapping).map_err(client_error)?,
         metrics: metrics.clone(),
         progress: progress.clone(),
+        access: access.clone(),
         mapping: mapping.clone(),
     });
     let workers = Arc::new(PartitionWorkers::new(
@@ -98,6 +115,8 @@ pub async fn run_mapping<I: Invoker>(
     // The consumer is polled on a blocking thread: rebalance callbacks run there and may block
     // while partition workers drain, which must not stall the async runtime.
     let runtime = tokio::runtime::Handle::current();
+    let (index, function) = (mapping.index, mapping.function.clone());
+    let denials = access.clone();
     let driver = tokio::task::spawn_blocking(move || {
         let until = until_caught_up.then_some(progress);
         runtime.block_on(drive(
@@ -107,12 +126,20 @@ pub async fn run_mapping<I: Invoker>(
             shutdown,
             drain_timeout,
             until,
+            &denials,
         ));
     });
     if let Err(e) = driver.await {
         tracing::error!(error = %e, "mapping driver ended abnormally");
     }
-    Ok(())
+    match access.first() {
+        Some(denied) => Err(MappingError::AccessDenied {
+            index,
+            function,
+            denied: denied.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Next offset to process per partition, as stored by the partition workers.
@@ -155,6 +182,11 @@ fn end_offsets(
     for topic in &mapping.topics {
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         for t in metadata.topics() {
+            // A topic the principal may not describe comes back without partitions: counting it
+            // as caught up would end the run having read nothing.
+            if let Some(error) = t.error() {
+                return Err(KafkaError::MetadataFetch(error.into()));
+            }
             for p in t.partitions() {
                 let (low, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
                 targets.insert((t.name().to_owned(), p.id()), high);
@@ -217,6 +249,7 @@ async fn drive(
     shutdown: CancellationToken,
     drain_timeout: Duration,
     until_caught_up: Option<Arc<Progress>>,
+    access: &DenialStop,
 ) {
     let name = format!("mapping[{}] {}", mapping.index, mapping.function);
     if let (StartingPosition::AtTimestamp, Some(ts)) = (
@@ -233,6 +266,10 @@ async fn drive(
             ) {
                 Ok(_) => break,
                 Err(e) => {
+                    if let Some(denied) = denial(&consumer, &mapping, &e, access.principal()) {
+                        access.report(&name, denied);
+                        return;
+                    }
                     attempt += 1;
                     tracing::error!(mapping = %name, error = %e, attempt,
                         "cannot look up AT_TIMESTAMP start offsets (is the broker reachable and do the topics exist?); retrying");
@@ -257,7 +294,12 @@ async fn drive(
                 Some(t)
             }
             Err(e) => {
-                tracing::error!(mapping = %name, error = %e, "cannot read the end offsets for --until-caught-up");
+                match denial(&consumer, &mapping, &e, access.principal()) {
+                    Some(denied) => access.report(&name, denied),
+                    None => {
+                        tracing::error!(mapping = %name, error = %e, "cannot read the end offsets for --until-caught-up")
+                    }
+                }
                 return;
             }
         },
@@ -296,6 +338,12 @@ async fn drive(
                     }
                 }
                 Err(e) => {
+                    // A refused group or topic stops the mapping (see `DenialStop`): the next
+                    // turn of the loop sees the shutdown.
+                    if let Some(denied) = denial(&consumer, &mapping, &e, access.principal()) {
+                        access.report(&name, denied);
+                        continue;
+                    }
                     // librdkafka repeats a standing error (all brokers down) on every poll: log a
                     // change at once, a repeat at most every 30 s.
                     let text = e.to_string();
@@ -321,6 +369,49 @@ async fn drive(
     leave_group(&consumer, &name).await;
     drop(consumer);
     tracing::info!(mapping = %name, "mapping stopped");
+}
+
+/// The permission a consumer error says the mapping lacks: READ on its group, or READ on a
+/// topic. A refused topic is named by its metadata (refused to describe it); when the metadata
+/// refuses none (the error came from a fetch, whose topic rdkafka does not pass on), the mapping's
+/// topics are named together.
+fn denial(
+    consumer: &MappingConsumer,
+    mapping: &Mapping,
+    error: &KafkaError,
+    principal: &Principal,
+) -> Option<AccessDenied> {
+    let topic = match Denied::of_error(error, consumer.client())? {
+        Denied::Group => {
+            return Some(AccessDenied::ReadGroup {
+                group: mapping.consumer_group.clone(),
+                principal: principal.clone(),
+            });
+        }
+        Denied::Cluster => return None,
+        Denied::Topic => mapping
+            .topics
+            .iter()
+            .find(|topic| {
+                consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .is_ok_and(|metadata| {
+                        metadata.topics().iter().any(|t| {
+                            t.name() == topic.as_str()
+                                && t.error().map(rdkafka::types::RDKafkaErrorCode::from)
+                                    == Some(
+                                        rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed,
+                                    )
+                        })
+                    })
+            })
+            .cloned()
+            .unwrap_or_else(|| mapping.topics.join(", ")),
+    };
+    Some(AccessDenied::ReadTopic {
+        topic,
+        principal: principal.clone(),
+    })
 }
 
 /// How long leaving the group may take before the consumer is closed anyway.

@@ -4,7 +4,7 @@
 //! when ready" is the backpressure. A semaphore shared by a mapping's partitions caps concurrent
 //! invocations at `max_concurrency`.
 
-use crate::access::{AccessDenied, Denied, DenialStop};
+use crate::access::{AccessDenied, DenialStop, Denied};
 use crate::backoff::Backoff;
 use crate::batch::{self, BatchBuilder, EventHeader, HeaderScratch, PolledRecord, Rejected};
 use crate::config::Mapping;
@@ -388,7 +388,9 @@ pub async fn run_worker<I: Invoker>(
                             topic: topic.clone(),
                             principal: shared.access.principal().clone(),
                         };
-                        shared.access.report(&format!("mapping[{}] {}", m.index, m.function), denied);
+                        shared
+                            .access
+                            .report(&format!("mapping[{}] {}", m.index, m.function), denied);
                         continue;
                     }
                     tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
