@@ -5,13 +5,13 @@
 #   scripts/bench.sh --records 200000 # a quicker run (any `kafka-lambda-bench all` option)
 #
 # Installs what is missing (scripts/services.sh install), builds the poller, the benchmark,
-# log-etl and the no-op function in release, starts a private tansu broker (memory storage) and a
-# private `cargo lambda watch` on their own ports, so the gigabyte topics never reach the shared
+# log-etl and the no-op function in release, starts a private Apache Kafka broker and a private
+# `cargo lambda watch` on their own ports, so the gigabyte topics never reach the shared
 # test services, runs `kafka-lambda-bench all`, and stops the private services on exit.
 # BENCHMARKS.md says what each number means; a full run takes about 20 minutes on 2 cores.
 #
 # Settings, from the environment:
-#   BENCH_KAFKA_PORT     private broker port                          (19192)
+#   BENCH_KAFKA_PORT     private broker's first port (it takes five more) (19192)
 #   BENCH_LAMBDA_PORT    private emulator port                        (9190)
 #   BENCH_PG_PORT        private PostgreSQL port (services.sh starts one for pg-sink; unused
 #                        here)                                        (15532)
@@ -49,7 +49,7 @@ services stop
 trap 'services stop' EXIT
 services start
 
-broker_pid="$(<"$state_dir/tansu.pid")"
+broker_pid="$(<"$state_dir/kafka.pid")"
 log "running the benchmarks (broker 127.0.0.1:$kafka_port, emulator 127.0.0.1:$lambda_port)"
 "$target_dir/release/kafka-lambda-bench" \
   --bootstrap "127.0.0.1:$kafka_port" \

@@ -119,8 +119,8 @@ demo_poller() {
   say "building kafka-lambda-poller"
   cargo build --quiet -p kafka-lambda-poller --bin kafka-lambda-poller --example produce
   say "creating topic $topic (2 partitions) on $KAFKA_BOOTSTRAP_SERVERS"
-  "$(command -v tansu || echo "$HOME/.cargo/bin/tansu")" topic create "$topic" --partitions 2 \
-    --broker "tcp://$KAFKA_BOOTSTRAP_SERVERS" >/dev/null
+  "$repo/scripts/kafka.sh" run-class org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --create --topic "$topic" --partitions 2 >/dev/null
   # The sample error logs: the values of the MSK sample event, one JSON document per line.
   lines="$dir/error-logs.jsonl"
   python3 -c '
@@ -168,7 +168,7 @@ demo_steps=(demo_log_etl demo_poller)
 say "starting the services (scripts/services.sh start)"
 # Stop the services at the end only if the broker was not already running: someone else's
 # broker (and what runs against it) is left alone.
-if ! "$services" status 2>/dev/null | grep -q '^tansu: running'; then
+if ! "$services" status 2>/dev/null | grep -q '^kafka: running'; then
   stop_services=true
 fi
 "$services" start

@@ -2,12 +2,13 @@
 # The Apache Kafka broker (KRaft mode, no ZooKeeper) of kafka-lambda's tests, demo and
 # benchmarks, run straight from its Maven Central artifacts: no tarball, no Docker.
 #
-# Usage: scripts/kafka.sh {install|libs|run-class CLASS [ARG…]|format CONFIG [ARG…]|broker CONFIG}
+# Usage: scripts/kafka.sh {install|version|libs|run-class CLASS [ARG…]|format CONFIG [ARG…]|broker CONFIG}
 #   install    Java (17 or newer) and Maven from Debian's packages when missing, then
 #              org.apache.kafka:kafka_2.13 and kafka-tools with their runtime dependencies and a
 #              log4j2 binding (scripts/kafka/pom.xml) into the cache, once; later calls reuse it.
 #              A cold install downloads ~55 MB and takes ~20 s (Maven's own plugins, first
 #              time only, add ~10 s).
+#   version    prints the Apache Kafka version this script runs.
 #   libs       prints the directory of the broker's jars (after `install`).
 #   run-class  runs one of Kafka's command-line classes with the broker's jars, logging errors
 #              only: e.g. `run-class org.apache.kafka.tools.AclCommand --bootstrap-server …`.
@@ -26,7 +27,7 @@
 # clusters (kafka_lambda_tests::KafkaCluster) and scripts/bench.sh use it too.
 set -euo pipefail
 
-readonly usage="usage: scripts/kafka.sh {install|libs|run-class CLASS [ARG…]|format CONFIG [ARG…]|broker CONFIG}"
+readonly usage="usage: scripts/kafka.sh {install|version|libs|run-class CLASS [ARG…]|format CONFIG [ARG…]|broker CONFIG}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly here
@@ -111,6 +112,7 @@ run_java() {
 main() {
   case "${1:-}" in
     install) cmd_install ;;
+    version) printf '%s\n' "$kafka_version" ;;
     libs)
       require_installed
       printf '%s\n' "$libs"

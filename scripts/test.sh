@@ -3,16 +3,17 @@
 #
 #   scripts/test.sh
 #
-# Installs what is missing (Debian packages, tansu, cargo-lambda), then runs, in order:
-# rustfmt's check, clippy with warnings denied, the arm64 build of every template function
-# (infra/build.sh: `sam build`), every test of the workspace against a real tansu
-# broker and the real `cargo lambda watch` emulator, and the doc tests. Every step runs even when
+# Installs what is missing (Debian packages with Java and Maven, Apache Kafka from Maven Central,
+# cargo-lambda, cargo-nextest), then runs, in order: rustfmt's check, clippy with warnings
+# denied, the arm64 build of every template function (infra/build.sh: `sam build`), every test
+# of the workspace against a real Apache Kafka broker (plus the private clusters some tests
+# start) and the real `cargo lambda watch` emulator, and the doc tests. Every step runs even when
 # an earlier one failed, so one run reports everything; the script exits non-zero when any
 # step failed. The services are stopped on exit, whatever happened, when this script started
 # them; services that were already running (scripts/services.sh start) are left running.
 #
-# Tests run with cargo-nextest when it is installed (one process per test, a hung test is ended
-# after 5 minutes: scripts/nextest.toml), else with `cargo test`. With CI=true (.ci/run), cargo
+# Tests run with cargo-nextest, which `install` puts in place (one process per test, a hung
+# test is ended after 5 minutes: scripts/nextest.toml); `cargo test` only if that install failed. With CI=true (.ci/run), cargo
 # runs with --locked, so a Cargo.lock that is out of date fails the run.
 set -euo pipefail
 

@@ -57,6 +57,25 @@ pub(crate) async fn create_topic(bootstrap: &str, topic: &str) -> anyhow::Result
     Ok(())
 }
 
+/// The sum of the high watermarks of `topic`'s partitions: how many records it holds (the
+/// benchmark topics have no transactions and no compaction, so no offset is a gap).
+pub(crate) fn total_end_offset(bootstrap: &str, topic: &str) -> anyhow::Result<u64> {
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let mut total = 0u64;
+    for partition in 0..workload::PARTITIONS {
+        let (_, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+            &consumer,
+            topic,
+            partition,
+            Duration::from_secs(30),
+        )?;
+        total += u64::try_from(high).unwrap_or(0);
+    }
+    Ok(total)
+}
+
 /// Counts the records the broker did not take, keeping the first error.
 #[derive(Default)]
 pub(crate) struct DeliveryErrors {
@@ -216,7 +235,7 @@ impl ConsumeRun {
 }
 
 /// The physical limit: a plain rdkafka consumer in a group that only counts records, with
-/// `fetch.wait.max.ms` as given (tansu answers a fetch only when it expires).
+/// `fetch.wait.max.ms` as given.
 pub(crate) fn baseline(
     bootstrap: &str,
     topic: &str,

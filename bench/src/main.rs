@@ -36,7 +36,7 @@ static ALLOCATOR: alloc::Counting = alloc::Counting;
 #[derive(Parser)]
 #[command(about = "kafka-lambda's benchmarks; `scripts/bench.sh` runs them all")]
 struct Cli {
-    /// Broker of the benchmark (a private tansu: topics of 1 GB and more are produced).
+    /// Broker of the benchmark (a private Apache Kafka: topics of 1 GB and more are produced).
     #[arg(long, env = "BENCH_KAFKA", default_value = "127.0.0.1:19192")]
     bootstrap: String,
     /// Base URL of a `cargo lambda watch` for the emulator runs; they are skipped without it.
@@ -212,8 +212,13 @@ async fn produce(setup: &Setup, topic: &str, first: u64, records: u64) -> anyhow
     let (bootstrap, t) = (setup.bootstrap.clone(), topic.to_owned());
     let took = tokio::task::spawn_blocking(move || kafka::produce(&bootstrap, &t, first, records))
         .await??;
-    // Not checked against the high watermarks: tansu 0.6 reports the base offset of a
-    // partition's last record batch as its end. The consumers count what they read instead.
+    let (bootstrap, t) = (setup.bootstrap.clone(), topic.to_owned());
+    let end =
+        tokio::task::spawn_blocking(move || kafka::total_end_offset(&bootstrap, &t)).await??;
+    anyhow::ensure!(
+        end >= first + records,
+        "{topic} ends at offset sum {end} after producing {records} records from id {first}: the broker lost records"
+    );
     eprintln!("produced {records} records in {took:.1?}");
     Ok(took)
 }
@@ -406,8 +411,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             report.init = init_runs(&functions).await?;
             report.decode = Some(tokio::task::block_in_place(|| decode_run(31))?);
-            // Before the gigabyte topics exist: tansu's fetches get slower with them (its memory
-            // storage), which would put the floor of every consumer's latency in seconds.
+            // Before the gigabyte topics exist, so that the latency runs share the machine with
+            // no log segments being written or cleaned.
             report.latency = latency_runs(&setup, &fetch_wait, 20).await?;
             let (topic, produced) = topic_with(&setup, None, records).await?;
             let settings = throughput_settings(10, 20, Vec::new());

@@ -125,7 +125,7 @@ pub(crate) fn machine() -> String {
     let dirty = !run("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
     format!(
         "- Date: {}\n- Machine: {cores} cores ({model}), {:.1} GiB RAM, Linux {}; load average at start {}\n\
-         - Code: commit {}{}; {}; tansu {}; {}\n",
+         - Code: commit {}{}; {}; Apache Kafka {}; {}\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         ram_kb as f64 / 1024.0 / 1024.0,
         read("/proc/sys/kernel/osrelease").trim(),
@@ -141,7 +141,7 @@ pub(crate) fn machine() -> String {
             ""
         },
         run("rustc", &["--version"]),
-        run("tansu", &["--version"]).trim_start_matches("tansu "),
+        run("scripts/kafka.sh", &["version"]),
         run("cargo", &["lambda", "--version"]),
     )
 }
