@@ -145,7 +145,8 @@ impl MappingMetrics {
     }
 }
 
-/// Readiness of the process: every mapping joined its group, and brokers are reachable.
+/// Readiness of the process: every mapping joined its group and reaches the brokers it needs
+/// ([`brokers_reachable`]).
 #[derive(Debug, Default)]
 pub struct Health {
     joined: Vec<AtomicBool>,
@@ -168,7 +169,9 @@ impl Health {
         }
     }
 
-    /// Mapping `index` lost (true) or regained (false) every broker connection.
+    /// Mapping `index` cannot (true) or can again (false) reach the brokers it needs: set on
+    /// librdkafka's all-brokers-down error at once, and from every statistics report
+    /// ([`brokers_reachable`]).
     pub fn set_brokers_down(&self, index: usize, down: bool) {
         if let Some(d) = self.brokers_down.get(index) {
             d.store(down, Ordering::Relaxed);
@@ -180,6 +183,35 @@ impl Health {
         self.joined.iter().all(|j| j.load(Ordering::Relaxed))
             && self.brokers_down.iter().all(|d| !d.load(Ordering::Relaxed))
     }
+}
+
+/// Whether a consumer reaches the brokers it needs, by librdkafka's statistics: a connection to
+/// some broker is up, and so is the connection to the broker each partition assigned to it is
+/// fetched from (its leader). A dead leader keeps its partitions until the cluster elects
+/// another and librdkafka's metadata refresh (every second while a partition's broker is down)
+/// moves them: the consumer is not ready for that while, and ready again once it fetches from
+/// the new leaders, whether or not the dead broker comes back. librdkafka's internal broker, a
+/// placeholder always "UP" that holds partitions without a leader, does not count.
+pub fn brokers_reachable(statistics: &rdkafka::Statistics) -> bool {
+    // REAUTH is an established connection renewing its SASL session (MSK IAM does it hourly).
+    let connected = |broker: &&rdkafka::statistics::Broker| {
+        broker.source != "internal" && matches!(broker.state.as_str(), "UP" | "REAUTH")
+    };
+    let up: std::collections::HashSet<i32> = statistics
+        .brokers
+        .values()
+        .filter(connected)
+        .map(|broker| broker.nodeid)
+        .filter(|id| *id >= 0)
+        .collect();
+    let any_up = statistics.brokers.values().any(|b| connected(&b));
+    any_up
+        && statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|p| p.partition >= 0 && p.desired)
+            .all(|p| up.contains(&p.broker))
 }
 
 /// Installs the global Prometheus recorder (once per process).
@@ -250,5 +282,96 @@ mod tests {
         assert!(!h.is_ready());
         h.set_brokers_down(1, false);
         assert!(h.is_ready());
+    }
+
+    fn broker(nodeid: i32, source: &str, state: &str) -> (String, rdkafka::statistics::Broker) {
+        let name = format!("127.0.0.1:{}/{nodeid}", 9092 + nodeid);
+        let broker = rdkafka::statistics::Broker {
+            name: name.clone(),
+            nodeid,
+            source: source.to_owned(),
+            state: state.to_owned(),
+            ..Default::default()
+        };
+        (name, broker)
+    }
+
+    /// Statistics of a consumer with `brokers` and partitions (id, assigned, fetched from).
+    fn statistics(
+        brokers: &[(i32, &str, &str)],
+        partitions: &[(i32, bool, i32)],
+    ) -> rdkafka::Statistics {
+        let partitions = partitions
+            .iter()
+            .map(|&(partition, desired, broker)| {
+                let stats = rdkafka::statistics::Partition {
+                    partition,
+                    desired,
+                    broker,
+                    leader: broker,
+                    ..Default::default()
+                };
+                (partition, stats)
+            })
+            .collect();
+        let topic = rdkafka::statistics::Topic {
+            topic: "orders".to_owned(),
+            partitions,
+            ..Default::default()
+        };
+        rdkafka::Statistics {
+            brokers: brokers
+                .iter()
+                .map(|&(id, source, state)| broker(id, source, state))
+                .collect(),
+            topics: [("orders".to_owned(), topic)].into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn brokers_are_reachable_when_every_assigned_partition_is_fetched_over_a_live_connection() {
+        let internal = (-1, "internal", "UP");
+        let healthy = statistics(
+            &[internal, (1, "learned", "UP"), (2, "learned", "UP")],
+            &[(-1, false, -1), (0, true, 1), (1, true, 2), (2, false, 3)],
+        );
+        assert!(brokers_reachable(&healthy), "partition 2 is not assigned");
+
+        let leader_down = statistics(
+            &[
+                internal,
+                (1, "learned", "UP"),
+                (2, "learned", "TRY_CONNECT"),
+            ],
+            &[(0, true, 1), (1, true, 2)],
+        );
+        assert!(!brokers_reachable(&leader_down));
+
+        let moved_to_new_leader = statistics(
+            &[internal, (1, "learned", "UP"), (2, "learned", "DOWN")],
+            &[(0, true, 1), (1, true, 1)],
+        );
+        assert!(
+            brokers_reachable(&moved_to_new_leader),
+            "a dead broker leading nothing assigned does not matter"
+        );
+
+        let no_leader = statistics(&[internal, (1, "learned", "UP")], &[(0, true, -1)]);
+        assert!(
+            !brokers_reachable(&no_leader),
+            "a partition on the internal broker has no leader"
+        );
+
+        let reauthenticating = statistics(&[internal, (1, "learned", "REAUTH")], &[(0, true, 1)]);
+        assert!(brokers_reachable(&reauthenticating));
+    }
+
+    #[test]
+    fn with_nothing_assigned_one_live_connection_is_enough_and_the_internal_broker_is_none() {
+        let all_down = statistics(&[(-1, "internal", "UP"), (1, "learned", "CONNECT")], &[]);
+        assert!(!brokers_reachable(&all_down));
+        let coordinator_up = statistics(&[(-1, "internal", "UP"), (-1, "logical", "UP")], &[]);
+        assert!(brokers_reachable(&coordinator_up));
     }
 }

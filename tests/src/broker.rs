@@ -270,10 +270,14 @@ fn cluster_id() -> String {
     let mut bits = u128::from_str_radix(seed.rsplit('-').next().unwrap_or("0"), 16).unwrap_or(0);
     bits = bits.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
         ^ u128::from(std::process::id());
-    // 22 characters of 6 bits carry 128 bits (the last character holds 2).
+    // 22 characters of 6 bits carry 128 bits (the last character holds 2). The first one holds
+    // 5, so it is never '-': the storage tool would read `--cluster-id -…` as an option (Kafka's
+    // own Uuid.randomUuid draws again for the same reason).
     (0..22)
         .map(|i| {
-            let index = if i < 21 {
+            let index = if i == 0 {
+                (bits >> 122) & 0x1f
+            } else if i < 21 {
                 (bits >> (122 - 6 * i)) & 0x3f
             } else {
                 (bits & 0x3) << 4

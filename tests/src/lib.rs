@@ -170,7 +170,7 @@ fn find_or_start_services() -> Result<Services, String> {
         (Some(kafka), lambda) => Services {
             kafka_bootstrap_servers: kafka,
             lambda_endpoint: lambda.map(|lambda| lambda.trim_end_matches('/').to_owned()),
-            listeners: listeners_from(|name| non_empty_var(name)),
+            listeners: listeners_from(non_empty_var),
         },
         (None, None) => start_services()?,
         (None, Some(_)) => {
