@@ -1,7 +1,9 @@
-//! What a configuration turns into for librdkafka, and how a bad one is reported. tansu offers
-//! no SASL/PLAIN, so PLAIN is checked here, on the settings librdkafka receives.
+//! What a configuration turns into for librdkafka, and how a bad one is reported, without a
+//! broker: the settings librdkafka receives for each `[auth]` table, and each invalid value
+//! refused naming its field. `sasl.rs` and `tls.rs` then show those settings working against
+//! the real broker's listeners.
 
-use crate::support::{capture_tracing, scratch_dir};
+use crate::support::{OwnCa, capture_tracing, scratch_dir};
 use kafka_lambda_client::KafkaClientConfig;
 use rdkafka::ClientConfig;
 use std::path::Path;
@@ -65,28 +67,29 @@ fn plain_without_tls_is_allowed_but_logged_at_warn() {
 #[test]
 fn tls_files_and_the_key_password_reach_librdkafka() {
     let dir = scratch_dir("tls-files");
-    let pki = crate::support::Pki::create(&dir);
+    let ca = OwnCa::create(&dir, "files-ca");
+    let (client_cert, client_key) = ca.client_cert(&dir, "files-client", "client");
     let key_password = secret_file(&dir, "key-pw", "key-Password-6");
     let config = parse(&format!(
         "bootstrap_servers = \"b:9093\"\n[auth.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\n\
          key_file = \"{}\"\nkey_password = {{ file = \"{key_password}\" }}\n",
-        pki.ca.display(),
-        pki.client_cert.display(),
-        pki.client_key.display()
+        ca.pem.display(),
+        client_cert.display(),
+        client_key.display()
     ));
     let cc = applied(&config);
     assert_eq!(cc.get("security.protocol"), Some("SSL"));
     assert_eq!(
         cc.get("ssl.ca.location"),
-        Some(pki.ca.to_str().expect("utf-8"))
+        Some(ca.pem.to_str().expect("utf-8"))
     );
     assert_eq!(
         cc.get("ssl.certificate.location"),
-        Some(pki.client_cert.to_str().expect("utf-8"))
+        Some(client_cert.to_str().expect("utf-8"))
     );
     assert_eq!(
         cc.get("ssl.key.location"),
-        Some(pki.client_key.to_str().expect("utf-8"))
+        Some(client_key.to_str().expect("utf-8"))
     );
     assert_eq!(cc.get("ssl.key.password"), Some("key-Password-6"));
 }
@@ -105,8 +108,8 @@ fn every_invalid_value_is_rejected_naming_its_field() {
     let dir = scratch_dir("invalid");
     let not_pem = secret_file(&dir, "not.pem", "hello");
     let missing = dir.join("missing.pem").display().to_string();
-    let pki = crate::support::Pki::create(&dir);
-    let (cert, key) = (pki.client_cert.display(), pki.client_key.display());
+    let (cert, key) = OwnCa::create(&dir, "invalid-ca").client_cert(&dir, "c", "client");
+    let (cert, key) = (cert.display(), key.display());
     let sasl = "[auth.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"u\"\n";
     let cases: Vec<(String, &str, &str)> = vec![
         (String::new(), "bootstrap_servers", "is empty"),

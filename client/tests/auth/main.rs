@@ -1,11 +1,12 @@
-//! Authentication against real brokers: SCRAM against tansu with authentication on, TLS and
-//! mTLS through stunnel in front of it, MSK IAM tokens seen on the wire by a mock MSK broker,
-//! and secrets kept out of everything the client prints.
+//! Authentication against real listeners: the shared Apache Kafka broker of
+//! `scripts/services.sh` (SASL/PLAIN and SASL/SCRAM over SASL_PLAINTEXT and SASL_SSL, SSL and
+//! mTLS), MSK IAM tokens seen on the wire by a **mock MSK broker** behind its own TLS (Amazon
+//! MSK cannot be reached from here), and secrets kept out of everything the client prints.
 
 mod config;
 mod mock_msk;
 mod msk_iam;
-mod scram;
+mod sasl;
 mod secrets;
 mod support;
 mod tls;

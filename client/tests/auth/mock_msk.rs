@@ -1,40 +1,96 @@
-//! A **mock MSK broker** for tests: it speaks just enough of the Kafka protocol (ApiVersions,
-//! SaslHandshake for OAUTHBEARER, SaslAuthenticate) to capture the bearer token a real client
-//! sends, and serves nothing else. Self-contained (std only) so the poller's tests include it
-//! too (`#[path]`).
+//! A **mock MSK broker** for tests, since Amazon MSK cannot be reached from here. It terminates
+//! TLS itself (OpenSSL, with a server certificate for 127.0.0.1 from a CA it makes with rcgen)
+//! and speaks just enough of the Kafka protocol (ApiVersions, SaslHandshake for OAUTHBEARER,
+//! SaslAuthenticate) to capture the bearer token a real client sends; it serves nothing else.
+//! It needs only std, `openssl` and `rcgen`, so the poller's tests include it too (`#[path]`).
 
+use openssl::pkey::PKey;
+use openssl::ssl::{SslAcceptor, SslMethod};
+use openssl::x509::X509;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 
-/// A mock MSK broker: answers ApiVersions, SaslHandshake (OAUTHBEARER only) and
-/// SaslAuthenticate, and reports every bearer token it receives. It serves nothing else.
+/// A mock MSK broker behind its own TLS: answers ApiVersions, SaslHandshake (OAUTHBEARER only)
+/// and SaslAuthenticate, and reports every bearer token it receives. A client that does not
+/// complete a TLS handshake trusting [`MockMsk::ca_file`] gets nothing from it.
 pub(crate) struct MockMsk {
-    /// Where it listens (plain TCP; put a TLS terminator in front).
+    /// Where it accepts TLS connections, on 127.0.0.1.
     pub(crate) port: u16,
+    /// The PEM file of the CA that signed its certificate (for `127.0.0.1` and `localhost`).
+    pub(crate) ca_file: PathBuf,
     /// Every bearer token received, in order.
     pub(crate) tokens: mpsc::Receiver<String>,
 }
 
 impl MockMsk {
-    /// Starts listening on a free port; runs until the process ends.
-    pub(crate) fn start() -> MockMsk {
+    /// Makes a CA and a server certificate (the CA's PEM written into `dir`), then listens on a
+    /// free port; runs until the test process ends.
+    pub(crate) fn start(dir: &Path) -> MockMsk {
+        let (acceptor, ca_file) = tls_acceptor(dir);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock MSK");
         let port = listener.local_addr().expect("address").port();
         let (sender, tokens) = mpsc::channel();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let sender = sender.clone();
+                let acceptor = acceptor.clone();
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &sender);
+                    // A client that fails the handshake just goes away; it sent no token.
+                    if let Ok(tls) = acceptor.accept(stream) {
+                        let _ = serve(tls, &sender);
+                    }
                 });
             }
         });
-        MockMsk { port, tokens }
+        MockMsk {
+            port,
+            ca_file,
+            tokens,
+        }
     }
 }
 
-fn serve(mut stream: TcpStream, tokens: &mpsc::Sender<String>) -> std::io::Result<()> {
+/// OpenSSL's server side with a fresh rcgen CA and a certificate it signed for the loopback
+/// address; the CA is written to `dir/mock-msk-ca.pem`.
+fn tls_acceptor(dir: &Path) -> (Arc<SslAcceptor>, PathBuf) {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subjects: a leaf named like its issuer looks self-signed to OpenSSL.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "kafka-lambda mock MSK CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "mock-msk.localhost");
+    let cert = params.signed_by(&key, &ca).expect("server certificate");
+    let ca_file = dir.join("mock-msk-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write the mock's CA");
+
+    let mut acceptor =
+        SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("TLS acceptor");
+    acceptor
+        .set_certificate(&X509::from_pem(cert.pem().as_bytes()).expect("parse certificate"))
+        .expect("set certificate");
+    acceptor
+        .set_private_key(
+            &PKey::private_key_from_pem(key.serialize_pem().as_bytes()).expect("parse key"),
+        )
+        .expect("set key");
+    acceptor
+        .check_private_key()
+        .expect("key matches certificate");
+    (Arc::new(acceptor.build()), ca_file)
+}
+
+fn serve(mut stream: impl Read + Write, tokens: &mpsc::Sender<String>) -> std::io::Result<()> {
     loop {
         let mut size = [0u8; 4];
         stream.read_exact(&mut size)?;
@@ -83,6 +139,7 @@ fn serve(mut stream: TcpStream, tokens: &mpsc::Sender<String>) -> std::io::Resul
         }
         stream.write_all(&(response.len() as i32).to_be_bytes())?;
         stream.write_all(&response)?;
+        stream.flush()?;
     }
 }
 

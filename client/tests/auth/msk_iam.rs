@@ -1,15 +1,14 @@
 //! MSK IAM. Amazon MSK and STS cannot run here, so:
 //! - the tokens are checked by decoding them (presigned URL, region, SigV4 parameters), signed
 //!   with fixed test keys from an injected credentials provider (no network);
-//! - librdkafka's use of them is observed on the wire by a **mock MSK broker**: it speaks just
-//!   enough of the Kafka protocol (ApiVersions, SaslHandshake, SaslAuthenticate) behind stunnel's
-//!   TLS to capture the OAUTHBEARER token a real client sends, and never serves data;
+//! - librdkafka's use of them is observed on the wire by a **mock MSK broker**: it terminates
+//!   TLS itself (OpenSSL, a certificate from its own rcgen CA) and speaks just enough of the
+//!   Kafka protocol (ApiVersions, SaslHandshake, SaslAuthenticate) to capture the OAUTHBEARER
+//!   token a real client sends over TLS, and never serves data;
 //! - `role_arn` is exercised against a **mock STS** endpoint that answers AssumeRole.
 
 use crate::mock_msk::MockMsk;
-use crate::support::{
-    Pki, Recording, RecordingContext, Stunnel, client_config, free_port, scratch_dir, wait_until,
-};
+use crate::support::{Recording, RecordingContext, client_config, scratch_dir, wait_until};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, future};
@@ -244,32 +243,19 @@ fn msk_iam_requires_a_valid_region_and_tls() {
     assert_eq!(error.field(), Some("auth.sasl.role_arn"), "{error}");
 }
 
-/// A producer to the mock MSK broker through TLS, answering token refreshes with `provider`.
+/// A producer to the mock MSK broker over TLS (trusting the mock's CA through `ca_file`),
+/// answering token refreshes with `provider`.
 fn producer_to_mock(
     test: &str,
     provider: MskIamTokenProvider,
-) -> (
-    MockMsk,
-    Stunnel,
-    FutureProducer<RecordingContext>,
-    Arc<Recording>,
-) {
+) -> (MockMsk, FutureProducer<RecordingContext>, Arc<Recording>) {
     let dir = scratch_dir(test);
-    let pki = Pki::create(&dir);
-    let mock = MockMsk::start();
-    let tls_port = free_port();
-    let stunnel = Stunnel::start(
-        &dir,
-        tls_port,
-        mock.port,
-        &pki.server_cert,
-        &pki.server_key,
-        None,
-    );
+    let mock = MockMsk::start(&dir);
     let config = KafkaClientConfig::from_toml_str(&format!(
-        "bootstrap_servers = \"127.0.0.1:{tls_port}\"\n[auth.tls]\nca_file = \"{}\"\n\
+        "bootstrap_servers = \"127.0.0.1:{}\"\n[auth.tls]\nca_file = \"{}\"\n\
          [auth.sasl]\nmechanism = \"AWS_MSK_IAM\"\nregion = \"{}\"\n",
-        pki.ca.display(),
+        mock.port,
+        mock.ca_file.display(),
         provider.region()
     ))
     .expect("config parses");
@@ -283,13 +269,13 @@ fn producer_to_mock(
         .expect("create producer");
     // Something to send makes the client connect.
     let _ = producer.send_result(FutureRecord::to("any").key("k").payload("v"));
-    (mock, stunnel, producer, recording)
+    (mock, producer, recording)
 }
 
 #[test]
 fn rdkafka_asks_for_a_token_through_the_refresh_callback_and_authenticates_with_it() {
     let (provider, _) = provider("ap-southeast-2", TestCredentials::default());
-    let (mock, _stunnel, _producer, recording) = producer_to_mock("msk-iam-callback", provider);
+    let (mock, _producer, recording) = producer_to_mock("msk-iam-callback", provider);
     let token = mock
         .tokens
         .recv_timeout(Duration::from_secs(20))
@@ -324,7 +310,7 @@ fn a_failing_credential_source_is_reported_clearly_and_the_client_asks_again() {
             ..TestCredentials::default()
         },
     );
-    let (mock, _stunnel, _producer, recording) = producer_to_mock("msk-iam-retry", provider);
+    let (mock, _producer, recording) = producer_to_mock("msk-iam-retry", provider);
     // librdkafka retries a failed refresh after 10 s.
     let token = mock
         .tokens

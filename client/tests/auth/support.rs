@@ -1,10 +1,13 @@
-//! What the auth tests run against: their own tansu brokers with SCRAM users (sqlite storage, so
-//! users survive the restart with `--authentication`), stunnel as the TLS terminator in front of
-//! them, certificates made with rcgen, and a client context that records what librdkafka
-//! reported. Every process is started on free ports in its own directory and ended on drop; the
-//! shared broker of `scripts/services.sh` is never touched.
+//! What the auth tests run against: the shared Apache Kafka broker of `scripts/services.sh`, one
+//! listener per security protocol ([`listeners`]: SASL_PLAINTEXT, SSL, mTLS, SASL_SSL; its test
+//! users in [`users`]), with topics created through its PLAINTEXT listener; certificates the
+//! broker does not trust, made by the tests with rcgen ([`OwnCa`]); a TCP relay on another
+//! loopback address for hostname checks ([`Relay`]); and a client context that records what
+//! librdkafka reported.
 
 use kafka_lambda_client::{KafkaClientConfig, KafkaClientContext};
+pub(crate) use kafka_lambda_tests::users;
+use kafka_lambda_tests::{Listeners, services, topic_name};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -17,17 +20,32 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A port nothing listens on right now.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+/// The shared broker's authenticated listeners and the directory of its PEM files.
+pub(crate) fn listeners() -> &'static Listeners {
+    services().listeners()
+}
+
+/// The CA every listener's certificate comes from (`$KAFKA_TLS_DIR/ca.pem`).
+pub(crate) fn broker_ca() -> PathBuf {
+    listeners().tls_dir.join("ca.pem")
+}
+
+/// The client certificate and key the mTLS listener trusts (`client.pem`, `client.key`).
+pub(crate) fn trusted_client_cert() -> (PathBuf, PathBuf) {
+    let dir = &listeners().tls_dir;
+    (dir.join("client.pem"), dir.join("client.key"))
+}
+
+/// A fresh topic of one partition on the shared broker, created through its PLAINTEXT listener;
+/// every listener reads and writes it (the test users are super users).
+pub(crate) fn new_topic(test: &str) -> String {
+    let topic = topic_name(test);
+    kafka_lambda_tests::create_topic(&topic, 1);
+    topic
 }
 
 /// A fresh directory under the system temp dir.
@@ -39,331 +57,84 @@ pub(crate) fn scratch_dir(test: &str) -> PathBuf {
     dir
 }
 
-fn wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "{what} exited ({status}) while starting:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what} did not listen on {port} within 30 s:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+/// A CA made by the test with rcgen, which the shared broker knows nothing about, its PEM
+/// written to a file: a broker certificate checked against it fails, and a client certificate
+/// it signs is refused by the mTLS listener.
+pub(crate) struct OwnCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    /// The CA's certificate, PEM.
+    pub(crate) pem: PathBuf,
+}
+
+impl OwnCa {
+    /// A new CA called `name`, written to `dir/<name>.pem`.
+    pub(crate) fn create(dir: &Path, name: &str) -> OwnCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+            .expect("CA cert");
+        let pem = dir.join(format!("{name}.pem"));
+        std::fs::write(&pem, issuer.pem()).expect("write CA");
+        OwnCa { issuer, pem }
+    }
+
+    /// A client certificate with common name `cn` signed by this CA, as `dir/<stem>.pem` and
+    /// `dir/<stem>.key`.
+    pub(crate) fn client_cert(&self, dir: &Path, cn: &str, stem: &str) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
+        let cert_path = dir.join(format!("{stem}.pem"));
+        let key_path = dir.join(format!("{stem}.key"));
+        std::fs::write(&cert_path, cert.pem()).expect("write cert");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+        (cert_path, key_path)
     }
 }
 
-/// A child process that is killed when dropped.
-pub(crate) struct Process {
-    child: Child,
-    /// Its combined output.
-    pub(crate) log: PathBuf,
+/// A plain TCP relay from a free port on 127.0.0.2 (loopback, but an address the broker's
+/// certificate does not name) to a listener of the shared broker. It copies bytes both ways and
+/// never looks at them: the TLS session is the broker's own, end to end. Runs until the test
+/// process ends.
+pub(crate) struct Relay {
+    /// `127.0.0.2:port`.
+    pub(crate) address: String,
 }
 
-impl Process {
-    fn spawn(mut command: Command, log: PathBuf, what: &str) -> Process {
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Process { child, log }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The tansu binary: on `PATH`, else where `cargo install` put it.
-fn tansu() -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("tansu"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("CARGO_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-                });
-            home.join("bin/tansu")
-        })
-}
-
-/// SCRAM mechanism of a tansu user.
-#[derive(Clone, Copy)]
-pub(crate) enum Scram {
-    /// SCRAM-SHA-256.
-    Sha256,
-    /// SCRAM-SHA-512.
-    Sha512,
-}
-
-/// A tansu broker of its own.
-pub(crate) struct Broker {
-    process: Process,
-    /// The port tansu listens on.
-    pub(crate) port: u16,
-    /// The address it advertises (itself, or the TLS terminator in front of it).
-    pub(crate) advertised_port: u16,
-}
-
-impl Broker {
-    /// Starts tansu on a fresh sqlite store, creates `users` and `topics` (one partition each),
-    /// then restarts it, with authentication required when there are users. With `advertised_port`, clients are sent
-    /// to that port (a TLS terminator in front) instead of tansu's own.
-    pub(crate) fn start(
-        dir: &Path,
-        users: &[(&str, &str, Scram)],
-        topics: &[&str],
-        advertised_port: Option<u16>,
-    ) -> Broker {
-        let port = free_port();
-        let advertised_port = advertised_port.unwrap_or(port);
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut setup = Self::spawn(dir, port, port, false, "tansu-setup.log");
-        for (name, password, scram) in users {
-            let mechanism = match scram {
-                Scram::Sha256 => "scram256",
-                Scram::Sha512 => "scram512",
-            };
-            run(
-                Command::new(tansu())
-                    .args(["user", "create", name, password, "--mechanism", mechanism])
-                    .args(["--broker", &url]),
-                "tansu user create",
-            );
-        }
-        for topic in topics {
-            run(
-                Command::new(tansu())
-                    .args(["topic", "create", topic, "--partitions", "1"])
-                    .args(["--broker", &url]),
-                "tansu topic create",
-            );
-        }
-        setup.stop();
-        let authentication = !users.is_empty();
-        let process = Self::spawn(dir, port, advertised_port, authentication, "tansu.log");
-        Broker {
-            process,
-            port,
-            advertised_port,
-        }
-    }
-
-    fn spawn(dir: &Path, port: u16, advertised: u16, auth: bool, log: &str) -> Process {
-        let mut command = Command::new(tansu());
-        command
-            .current_dir(dir)
-            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-            .args(["--listener-url", &format!("tcp://127.0.0.1:{port}")])
-            .args([
-                "--advertised-listener-url",
-                &format!("tcp://127.0.0.1:{advertised}"),
-            ]);
-        if auth {
-            command.arg("--authentication");
-        }
-        let mut process = Process::spawn(
-            command,
-            dir.join(log),
-            "tansu (scripts/services.sh install)",
-        );
-        let log = process.log.clone();
-        wait_for_port(port, "tansu", &mut process.child, &log);
-        process
-    }
-
-    /// `host:port` clients bootstrap from.
-    pub(crate) fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.advertised_port)
-    }
-
-    /// The broker's log so far.
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(&self.process.log).unwrap_or_default()
-    }
-}
-
-fn run(command: &mut Command, what: &str) {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}): {}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A CA and the certificates the TLS tests need, written as PEM files into a directory.
-pub(crate) struct Pki {
-    /// The CA that signed the server and client certificates.
-    pub(crate) ca: PathBuf,
-    /// Another CA, which signed nothing here.
-    pub(crate) other_ca: PathBuf,
-    /// Server certificate for 127.0.0.1 and localhost.
-    pub(crate) server_cert: PathBuf,
-    /// Its key.
-    pub(crate) server_key: PathBuf,
-    /// Server certificate naming only `broker.elsewhere.example`.
-    pub(crate) wrong_host_cert: PathBuf,
-    /// Its key.
-    pub(crate) wrong_host_key: PathBuf,
-    /// Client certificate for mTLS.
-    pub(crate) client_cert: PathBuf,
-    /// Its key.
-    pub(crate) client_key: PathBuf,
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA cert")
-}
-
-fn leaf(
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-    names: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-    dir: &Path,
-    stem: &str,
-) -> (PathBuf, PathBuf) {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let mut params = CertificateParams::new(names.clone()).expect("leaf params");
-    params.distinguished_name.push(
-        DnType::CommonName,
-        names.first().cloned().unwrap_or_default(),
-    );
-    params.extended_key_usages = vec![usage];
-    let key = KeyPair::generate().expect("leaf key");
-    let cert = params.signed_by(&key, issuer).expect("sign leaf");
-    let cert_path = dir.join(format!("{stem}.pem"));
-    let key_path = dir.join(format!("{stem}.key"));
-    std::fs::write(&cert_path, cert.pem()).expect("write cert");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
-    (cert_path, key_path)
-}
-
-impl Pki {
-    /// Makes everything in `dir`.
-    pub(crate) fn create(dir: &Path) -> Pki {
-        let ca_issuer = ca("kafka-lambda test CA");
-        let other = ca("some other CA");
-        let ca = dir.join("ca.pem");
-        let other_ca = dir.join("other-ca.pem");
-        std::fs::write(&ca, ca_issuer.pem()).expect("write CA");
-        std::fs::write(&other_ca, other.pem()).expect("write CA");
-        let (server_cert, server_key) = leaf(
-            &ca_issuer,
-            &["localhost", "127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-            dir,
-            "server",
-        );
-        let (wrong_host_cert, wrong_host_key) = leaf(
-            &ca_issuer,
-            &["broker.elsewhere.example"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-            dir,
-            "wrong-host",
-        );
-        let (client_cert, client_key) = leaf(
-            &ca_issuer,
-            &["kafka-lambda-client"],
-            ExtendedKeyUsagePurpose::ClientAuth,
-            dir,
-            "client",
-        );
-        Pki {
-            ca,
-            other_ca,
-            server_cert,
-            server_key,
-            wrong_host_cert,
-            wrong_host_key,
-            client_cert,
-            client_key,
-        }
-    }
-}
-
-/// stunnel terminating TLS on `port` and forwarding to `target`.
-pub(crate) struct Stunnel {
-    _process: Process,
-}
-
-impl Stunnel {
-    /// Starts stunnel with `cert`/`key`; with `client_ca`, a client certificate signed by that CA
-    /// is required.
-    pub(crate) fn start(
-        dir: &Path,
-        port: u16,
-        target: u16,
-        cert: &Path,
-        key: &Path,
-        client_ca: Option<&Path>,
-    ) -> Stunnel {
-        let name = format!("stunnel-{port}");
-        let mut config = format!(
-            "foreground = yes\npid =\ndebug = notice\n\n[kafka]\naccept = 127.0.0.1:{port}\n\
-             connect = 127.0.0.1:{target}\ncert = {}\nkey = {}\n",
-            cert.display(),
-            key.display()
-        );
-        if let Some(ca) = client_ca {
-            config.push_str(&format!(
-                "CAfile = {}\nverifyChain = yes\nrequireCert = yes\n",
-                ca.display()
-            ));
-        }
-        let config_path = dir.join(format!("{name}.conf"));
-        std::fs::write(&config_path, config).expect("write stunnel config");
-        let binary = ["stunnel4", "stunnel"]
-            .into_iter()
-            .find(|b| {
-                Command::new(b)
-                    .arg("-version")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok()
-            })
-            .unwrap_or_else(|| {
-                panic!("stunnel is not installed: run scripts/services.sh install (Debian package stunnel4)")
-            });
-        let mut command = Command::new(binary);
-        command.arg(&config_path);
-        let mut process = Process::spawn(command, dir.join(format!("{name}.log")), "stunnel");
-        let log = process.log.clone();
-        wait_for_port(port, "stunnel", &mut process.child, &log);
-        Stunnel { _process: process }
+impl Relay {
+    /// Relays to `target` (`host:port`).
+    pub(crate) fn to(target: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2 (Linux loopback)");
+        let address = listener.local_addr().expect("address").to_string();
+        let target = target.to_owned();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { address }
     }
 }
 
@@ -456,6 +227,10 @@ pub(crate) fn client_config(
     for (key, value) in extra {
         cc.set(*key, *value);
     }
+    // Every log line reaches the recording, debug included: librdkafka writes debug lines only
+    // for the `debug` contexts a test turns on, and rdkafka would otherwise set the level from
+    // the `log` crate's, which no test configures.
+    cc.set_log_level(RDKafkaLogLevel::Debug);
     (cc, Recording::new(context))
 }
 
@@ -491,6 +266,16 @@ pub(crate) fn produce(
     (result, recording)
 }
 
+/// [`produce`], panicking with what the client reported when a record is not delivered.
+pub(crate) fn produce_ok(config: &KafkaClientConfig, topic: &str, values: &[&str]) {
+    let (result, recording) = produce(config, topic, values);
+    assert!(
+        result.is_ok(),
+        "producing to {topic} failed: {result:?}\nclient reported:\n{}",
+        recording.transcript()
+    );
+}
+
 /// Reads partition 0 of `topic` from the start until `count` records arrived (or 20 s passed).
 pub(crate) fn consume(config: &KafkaClientConfig, topic: &str, count: usize) -> Vec<String> {
     let (cc, recording) = client_config(
@@ -505,6 +290,53 @@ pub(crate) fn consume(config: &KafkaClientConfig, topic: &str, count: usize) -> 
         .add_partition_offset(topic, 0, Offset::Beginning)
         .expect("partition");
     consumer.assign(&assignment).expect("assign");
+    poll_values(&consumer, &recording, topic, count)
+}
+
+/// Joins consumer group `group` on `topic` (committed offsets, else the earliest), reads for
+/// `count` records or until `within` passed, and commits what it read. Returns the values and
+/// what the client reported.
+pub(crate) fn consume_in_group(
+    config: &KafkaClientConfig,
+    topic: &str,
+    group: &str,
+    count: usize,
+    within: Duration,
+) -> (Vec<String>, Arc<Recording>) {
+    let (cc, recording) = client_config(
+        config,
+        &[
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+        ],
+    );
+    let consumer: BaseConsumer<RecordingContext> = cc
+        .create_with_context(RecordingContext(recording.clone()))
+        .expect("create consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let start = Instant::now();
+    let mut values = Vec::new();
+    while values.len() < count && start.elapsed() < within {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            values
+                .push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    if !values.is_empty() {
+        consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+    }
+    (values, recording)
+}
+
+fn poll_values(
+    consumer: &BaseConsumer<RecordingContext>,
+    recording: &Recording,
+    topic: &str,
+    count: usize,
+) -> Vec<String> {
     let start = Instant::now();
     let mut values = Vec::new();
     while values.len() < count {
@@ -520,6 +352,19 @@ pub(crate) fn consume(config: &KafkaClientConfig, topic: &str, count: usize) -> 
         }
     }
     values
+}
+
+/// How many records partition 0 of `topic` holds (its high watermark), asked through the
+/// PLAINTEXT listener: what a refused client cannot have changed.
+pub(crate) fn records_in(topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .create()
+        .expect("a metadata client");
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks");
+    high - low
 }
 
 /// Waits until `condition` holds; panics with `what` and the transcript after `timeout`.

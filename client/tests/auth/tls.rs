@@ -1,57 +1,15 @@
-//! TLS and mTLS for real: tansu's own TLS listener is not wired up, so stunnel terminates TLS in
-//! front of it and tansu advertises stunnel's port. Certificates are made by the test (rcgen).
+//! TLS and mTLS against the shared Apache Kafka broker's own listeners: SSL (the broker's
+//! certificate only, for 127.0.0.1 and localhost, from `$KAFKA_TLS_DIR/ca.pem`) and mTLS (a
+//! client certificate from that CA required). The negative cases use a CA the test makes with
+//! rcgen, which the broker never heard of, and a TCP relay on 127.0.0.2, an address the broker's
+//! certificate does not name.
 
-use crate::scram::scram_config;
 use crate::support::{
-    Broker, Pki, Scram, Stunnel, capture_tracing, consume, free_port, produce, scratch_dir,
+    OwnCa, Relay, broker_ca, capture_tracing, consume, listeners, new_topic, produce, produce_ok,
+    records_in, scratch_dir, trusted_client_cert,
 };
 use kafka_lambda_client::KafkaClientConfig;
-use std::path::{Path, PathBuf};
-
-/// Which certificate stunnel presents and whether it asks for the client's.
-struct Setup {
-    wrong_host: bool,
-    require_client_cert: bool,
-    users: Vec<(&'static str, &'static str, Scram)>,
-}
-
-struct Cluster {
-    dir: PathBuf,
-    pki: Pki,
-    broker: Broker,
-    _stunnel: Stunnel,
-    topic: &'static str,
-}
-
-fn cluster(test: &str, setup: Setup) -> Cluster {
-    let dir = scratch_dir(test);
-    let pki = Pki::create(&dir);
-    let topic = "tls-topic";
-    let tls_port = free_port();
-    let broker = Broker::start(&dir, &setup.users, &[topic], Some(tls_port));
-    let (cert, key) = if setup.wrong_host {
-        (&pki.wrong_host_cert, &pki.wrong_host_key)
-    } else {
-        (&pki.server_cert, &pki.server_key)
-    };
-    let client_ca = setup.require_client_cert.then_some(pki.ca.as_path());
-    let stunnel = Stunnel::start(&dir, tls_port, broker.port, cert, key, client_ca);
-    Cluster {
-        dir,
-        pki,
-        broker,
-        _stunnel: stunnel,
-        topic,
-    }
-}
-
-fn plain_tls() -> Setup {
-    Setup {
-        wrong_host: false,
-        require_client_cert: false,
-        users: Vec::new(),
-    }
-}
+use std::path::Path;
 
 fn tls_config(bootstrap: &str, tls_table: &str) -> KafkaClientConfig {
     let config = KafkaClientConfig::from_toml_str(&format!(
@@ -66,159 +24,163 @@ fn ca_line(ca: &Path) -> String {
     format!("ca_file = \"{}\"", ca.display())
 }
 
-#[test]
-fn tls_with_the_brokers_ca_verifies_certificate_and_hostname_and_round_trips() {
-    let c = cluster("tls-ok", plain_tls());
-    let config = tls_config(&c.broker.bootstrap(), &ca_line(&c.pki.ca));
-    let (result, recording) = produce(&config, c.topic, &["over-tls"]);
-    assert!(result.is_ok(), "{result:?}\n{}", recording.transcript());
-    assert_eq!(consume(&config, c.topic, 1), ["over-tls"]);
+fn client_cert_lines(ca: &Path, (cert, key): (&Path, &Path)) -> String {
+    format!(
+        "{}\ncert_file = \"{}\"\nkey_file = \"{}\"",
+        ca_line(ca),
+        cert.display(),
+        key.display()
+    )
+}
+
+/// Asserts that producing through `config` fails with an error that contains every one of
+/// `expected`, and that the topic stays empty.
+fn refused(config: &KafkaClientConfig, topic: &str, what: &str, expected: &[&str]) {
+    let (result, recording) = produce(config, topic, &["never"]);
+    assert!(
+        result.is_err(),
+        "{what} was accepted:\n{}",
+        recording.transcript()
+    );
+    let errors = recording.errors().join("\n");
+    assert!(
+        expected.iter().all(|part| errors.contains(part)),
+        "{what}: no error saying {expected:?}; client reported:\n{}",
+        recording.transcript()
+    );
+    assert_eq!(records_in(topic), 0, "{what} wrote to {topic}");
 }
 
 #[test]
-fn a_broker_certificate_from_another_ca_fails_verification_clearly() {
-    let c = cluster("tls-wrong-ca", plain_tls());
-    let config = tls_config(&c.broker.bootstrap(), &ca_line(&c.pki.other_ca));
-    let (result, recording) = produce(&config, c.topic, &["never"]);
-    assert!(result.is_err(), "an untrusted certificate was accepted");
-    let errors = recording.errors().join("\n");
-    assert!(
-        errors.contains("SSL handshake failed") && errors.contains("certificate verify failed"),
-        "no clear verification error:\n{}",
-        recording.transcript()
+fn ssl_verifies_the_broker_against_its_ca_and_hostname_and_produces_and_consumes() {
+    let topic = new_topic("ssl_ok");
+    let config = tls_config(&listeners().ssl, &ca_line(&broker_ca()));
+    let (cc, _) = crate::support::client_config(&config, &[]);
+    assert_eq!(cc.get("security.protocol"), Some("SSL"));
+    assert_eq!(
+        cc.get("ssl.endpoint.identification.algorithm"),
+        Some("https")
+    );
+    produce_ok(&config, &topic, &["over-tls"]);
+    assert_eq!(consume(&config, &topic, 1), ["over-tls"]);
+}
+
+#[test]
+fn a_broker_certificate_checked_against_another_ca_fails_verification_clearly() {
+    let dir = scratch_dir("ssl-wrong-ca");
+    let other = OwnCa::create(&dir, "some-other-ca");
+    let topic = new_topic("ssl_wrong_ca");
+    let config = tls_config(&listeners().ssl, &ca_line(&other.pem));
+    refused(
+        &config,
+        &topic,
+        "the broker's certificate checked against an unrelated CA",
+        &["SSL handshake failed", "certificate verify failed"],
     );
 }
 
 #[test]
 fn without_a_ca_file_only_the_system_roots_are_trusted() {
-    let c = cluster("tls-system-roots", plain_tls());
+    let topic = new_topic("ssl_system_roots");
     // The test CA is in no system store, so the default (system roots) must refuse it.
-    let config = tls_config(&c.broker.bootstrap(), "");
-    let (result, recording) = produce(&config, c.topic, &["never"]);
-    assert!(result.is_err(), "a private CA was trusted without ca_file");
-    assert!(
-        recording
-            .errors()
-            .join("\n")
-            .contains("certificate verify failed"),
-        "{}",
-        recording.transcript()
+    let config = tls_config(&listeners().ssl, "");
+    refused(
+        &config,
+        &topic,
+        "a private CA trusted without ca_file",
+        &["certificate verify failed"],
     );
 }
 
 #[test]
-fn hostname_verification_is_on_by_default_and_rejects_a_certificate_for_another_host() {
-    let c = cluster(
-        "tls-wrong-host",
-        Setup {
-            wrong_host: true,
-            ..plain_tls()
-        },
-    );
-    let config = tls_config(&c.broker.bootstrap(), &ca_line(&c.pki.ca));
-    let (result, recording) = produce(&config, c.topic, &["never"]);
-    assert!(
-        result.is_err(),
-        "a certificate for broker.elsewhere.example was accepted for 127.0.0.1"
-    );
-    assert!(
-        recording
-            .errors()
-            .join("\n")
-            .contains("certificate verify failed"),
-        "{}",
-        recording.transcript()
+fn hostname_verification_is_on_by_default_and_rejects_an_address_the_certificate_does_not_name() {
+    let topic = new_topic("ssl_wrong_host");
+    // The broker's certificate names 127.0.0.1 and localhost; reached as 127.0.0.2 it is the
+    // right certificate from the right CA for the wrong host.
+    let relay = Relay::to(&listeners().ssl);
+    let config = tls_config(&relay.address, &ca_line(&broker_ca()));
+    refused(
+        &config,
+        &topic,
+        "a certificate for 127.0.0.1 reached as 127.0.0.2",
+        &["certificate verify failed"],
     );
 }
 
 #[test]
 fn turning_verification_off_is_explicit_and_logged_at_warn() {
-    let c = cluster(
-        "tls-no-verify",
-        Setup {
-            wrong_host: true,
-            ..plain_tls()
-        },
-    );
+    let dir = scratch_dir("ssl-no-verify");
+    let topic = new_topic("ssl_no_verify");
+
+    // The bootstrap connection goes through 127.0.0.2, which the certificate does not name: only
+    // with the hostname check off does the client get the metadata it needs to produce.
+    let relay = Relay::to(&listeners().ssl);
     let no_hostname = tls_config(
-        &c.broker.bootstrap(),
-        &format!("{}\nverify_hostname = false", ca_line(&c.pki.ca)),
+        &relay.address,
+        &format!("{}\nverify_hostname = false", ca_line(&broker_ca())),
     );
-    let ((result, recording), logs) =
-        capture_tracing(|| produce(&no_hostname, c.topic, &["name-unchecked"]));
-    assert!(result.is_ok(), "{result:?}\n{}", recording.transcript());
+    let ((), logs) = capture_tracing(|| produce_ok(&no_hostname, &topic, &["name-unchecked"]));
     assert!(
         logs.contains("WARN") && logs.contains("TLS hostname verification is OFF"),
         "{logs}"
     );
 
+    let other = OwnCa::create(&dir, "unrelated-ca");
     let no_verification = tls_config(
-        &c.broker.bootstrap(),
-        &format!("{}\nverify_certificate = false", ca_line(&c.pki.other_ca)),
+        &listeners().ssl,
+        &format!("{}\nverify_certificate = false", ca_line(&other.pem)),
     );
-    let ((result, recording), logs) =
-        capture_tracing(|| produce(&no_verification, c.topic, &["unverified"]));
-    assert!(result.is_ok(), "{result:?}\n{}", recording.transcript());
+    let ((), logs) = capture_tracing(|| produce_ok(&no_verification, &topic, &["unverified"]));
     assert!(
         logs.contains("WARN") && logs.contains("TLS certificate verification is OFF"),
         "{logs}"
     );
+    assert_eq!(
+        consume(&no_verification, &topic, 2),
+        ["name-unchecked", "unverified"]
+    );
 }
 
 #[test]
-fn mtls_refuses_a_client_without_its_certificate_and_accepts_it_with_one() {
-    let c = cluster(
-        "mtls",
-        Setup {
-            require_client_cert: true,
-            ..plain_tls()
-        },
+fn mtls_with_the_client_certificate_the_broker_trusts_produces_and_consumes() {
+    let topic = new_topic("mtls_ok");
+    let (cert, key) = trusted_client_cert();
+    let config = tls_config(
+        &listeners().mtls,
+        &client_cert_lines(&broker_ca(), (&cert, &key)),
     );
-    let without = tls_config(&c.broker.bootstrap(), &ca_line(&c.pki.ca));
-    let (result, recording) = produce(&without, c.topic, &["never"]);
-    assert!(
-        result.is_err(),
-        "the terminator accepted a client without a certificate"
-    );
-    assert!(
-        !recording.errors().is_empty(),
-        "no error reported:\n{}",
-        recording.transcript()
-    );
-
-    let with = tls_config(
-        &c.broker.bootstrap(),
-        &format!(
-            "{}\ncert_file = \"{}\"\nkey_file = \"{}\"",
-            ca_line(&c.pki.ca),
-            c.pki.client_cert.display(),
-            c.pki.client_key.display()
-        ),
-    );
-    let (result, recording) = produce(&with, c.topic, &["mutual"]);
-    assert!(result.is_ok(), "{result:?}\n{}", recording.transcript());
-    assert_eq!(consume(&with, c.topic, 1), ["mutual"]);
+    produce_ok(&config, &topic, &["mutual-1", "mutual-2"]);
+    assert_eq!(consume(&config, &topic, 2), ["mutual-1", "mutual-2"]);
 }
 
 #[test]
-fn scram_over_tls_round_trips() {
-    let c = cluster(
-        "scram-tls",
-        Setup {
-            users: vec![("dave", "dave-Password-4", Scram::Sha512)],
-            ..plain_tls()
-        },
+fn mtls_refuses_a_client_without_a_certificate() {
+    let topic = new_topic("mtls_no_cert");
+    // The client trusts the broker: the TLS alert that ends the handshake is the broker's.
+    let config = tls_config(&listeners().mtls, &ca_line(&broker_ca()));
+    refused(
+        &config,
+        &topic,
+        "a client without a certificate on the mTLS listener",
+        &["ssl://", "alert bad certificate"],
     );
-    let config = scram_config(
-        &c.broker.bootstrap(),
-        &c.dir,
-        "SCRAM-SHA-512",
-        "dave",
-        "dave-Password-4",
-        &format!("[auth.tls]\n{}", ca_line(&c.pki.ca)),
+}
+
+#[test]
+fn mtls_refuses_a_client_certificate_from_a_ca_the_broker_does_not_trust() {
+    let dir = scratch_dir("mtls-untrusted");
+    let rogue = OwnCa::create(&dir, "rogue-ca");
+    // The same common name as the trusted certificate: only the issuer differs.
+    let (cert, key) = rogue.client_cert(&dir, "kafka-lambda-test-client", "rogue-client");
+    let topic = new_topic("mtls_untrusted");
+    let config = tls_config(
+        &listeners().mtls,
+        &client_cert_lines(&broker_ca(), (&cert, &key)),
     );
-    config.validate().expect("valid");
-    let (result, recording) = produce(&config, c.topic, &["sasl-ssl"]);
-    assert!(result.is_ok(), "{result:?}\n{}", recording.transcript());
-    assert_eq!(consume(&config, c.topic, 1), ["sasl-ssl"]);
+    refused(
+        &config,
+        &topic,
+        "a client certificate from an untrusted CA on the mTLS listener",
+        &["ssl://", "alert bad certificate"],
+    );
 }

@@ -1,0 +1,265 @@
+//! SASL against the shared Apache Kafka broker: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 over its
+//! SASL_PLAINTEXT listener and over its SASL_SSL listener (verified against the test CA), each
+//! producing and consuming real records; wrong passwords and missing credentials refused with
+//! nothing written or read.
+
+use crate::support::{
+    broker_ca, capture_tracing, consume, consume_in_group, listeners, new_topic, produce,
+    produce_ok, records_in, scratch_dir, users,
+};
+use kafka_lambda_client::KafkaClientConfig;
+use std::path::Path;
+use std::time::Duration;
+
+/// A client config for `bootstrap` with SASL `mechanism`, the password read from a file in
+/// `dir`; with `ca`, over TLS verified against that CA (SASL_SSL), else in clear text.
+pub(crate) fn sasl_config(
+    bootstrap: &str,
+    dir: &Path,
+    mechanism: &str,
+    (user, password): (&str, &str),
+    ca: Option<&Path>,
+) -> KafkaClientConfig {
+    let file = dir.join(kafka_lambda_tests::unique_name(&format!("{user}-password")));
+    std::fs::write(&file, format!("{password}\n")).expect("write password file");
+    let tls = ca.map_or_else(String::new, |ca| {
+        format!("[auth.tls]\nca_file = \"{}\"\n", ca.display())
+    });
+    let config = KafkaClientConfig::from_toml_str(&format!(
+        r#"
+bootstrap_servers = "{bootstrap}"
+{tls}
+[auth.sasl]
+mechanism = "{mechanism}"
+username = "{user}"
+password = {{ file = "{}" }}
+"#,
+        file.display()
+    ))
+    .expect("config parses");
+    config.validate().expect("valid");
+    config
+}
+
+/// Produces three records to a fresh topic and reads them back, both through `config`'s
+/// listener, and checks the topic holds exactly those.
+fn round_trip(test: &str, config: &KafkaClientConfig) {
+    let topic = new_topic(test);
+    produce_ok(config, &topic, &["one", "two", "three"]);
+    assert_eq!(consume(config, &topic, 3), ["one", "two", "three"]);
+    assert_eq!(records_in(&topic), 3);
+}
+
+#[test]
+fn plain_over_sasl_plaintext_produces_and_consumes_and_warns_about_clear_text() {
+    let dir = scratch_dir("plain");
+    let config = sasl_config(
+        &listeners().sasl_plaintext,
+        &dir,
+        "PLAIN",
+        users::PLAIN,
+        None,
+    );
+    let ((), logs) = capture_tracing(|| round_trip("plain_clear", &config));
+    assert!(
+        logs.contains("WARN") && logs.contains("clear text"),
+        "PLAIN without TLS was not logged at warn:\n{logs}"
+    );
+}
+
+#[test]
+fn plain_over_sasl_ssl_verifies_the_broker_and_produces_and_consumes() {
+    let dir = scratch_dir("plain-ssl");
+    let config = sasl_config(
+        &listeners().sasl_ssl,
+        &dir,
+        "PLAIN",
+        users::PLAIN,
+        Some(&broker_ca()),
+    );
+    let ((), logs) = capture_tracing(|| round_trip("plain_ssl", &config));
+    assert!(
+        !logs.contains("clear text"),
+        "PLAIN over TLS was reported as clear text:\n{logs}"
+    );
+}
+
+#[test]
+fn scram_sha_256_over_sasl_plaintext_produces_and_consumes() {
+    let dir = scratch_dir("scram-256");
+    let config = sasl_config(
+        &listeners().sasl_plaintext,
+        &dir,
+        "SCRAM-SHA-256",
+        users::SCRAM,
+        None,
+    );
+    round_trip("scram_256", &config);
+}
+
+#[test]
+fn scram_sha_512_over_sasl_plaintext_produces_and_consumes() {
+    let dir = scratch_dir("scram-512");
+    let config = sasl_config(
+        &listeners().sasl_plaintext,
+        &dir,
+        "SCRAM-SHA-512",
+        users::SCRAM,
+        None,
+    );
+    round_trip("scram_512", &config);
+}
+
+#[test]
+fn scram_sha_256_over_sasl_ssl_produces_and_consumes() {
+    let dir = scratch_dir("scram-256-ssl");
+    let config = sasl_config(
+        &listeners().sasl_ssl,
+        &dir,
+        "SCRAM-SHA-256",
+        users::SCRAM,
+        Some(&broker_ca()),
+    );
+    round_trip("scram_256_ssl", &config);
+}
+
+#[test]
+fn scram_sha_512_over_sasl_ssl_produces_and_consumes() {
+    let dir = scratch_dir("scram-512-ssl");
+    let config = sasl_config(
+        &listeners().sasl_ssl,
+        &dir,
+        "SCRAM-SHA-512",
+        users::SCRAM,
+        Some(&broker_ca()),
+    );
+    round_trip("scram_512_ssl", &config);
+}
+
+/// Against a topic that already holds three records: a client of `mechanism` with a wrong
+/// password cannot produce (the topic still holds three), cannot consume in a group (and so
+/// commits nothing), and reports a clear authentication error, with a handful of attempts and
+/// not a retry storm. Then the right password in the same group reads all three: nothing was
+/// lost. `broker_says` is the broker's reason for the refusal, as librdkafka reports it.
+fn wrong_password_is_refused(
+    test: &str,
+    mechanism: &str,
+    (user, password): (&str, &str),
+    broker_says: &str,
+) {
+    let dir = scratch_dir(test);
+    let topic = new_topic(test);
+    let group = kafka_lambda_tests::group_name(test);
+    let bootstrap = &listeners().sasl_plaintext;
+    let right = sasl_config(bootstrap, &dir, mechanism, (user, password), None);
+    produce_ok(&right, &topic, &["one", "two", "three"]);
+
+    let wrong_password = format!("{password}-but-wrong");
+    let wrong = sasl_config(bootstrap, &dir, mechanism, (user, &wrong_password), None);
+    let (result, recording) = produce(&wrong, &topic, &["never"]);
+    let transcript = recording.transcript();
+    assert!(
+        result.is_err(),
+        "a wrong {mechanism} password produced:\n{transcript}"
+    );
+    let errors = recording.errors();
+    assert!(
+        errors.iter().any(|e| e.contains("Authentication")
+            && e.contains("SASL authentication error")
+            && e.contains(broker_says)),
+        "no clear authentication error reported:\n{transcript}"
+    );
+    // librdkafka backs off between attempts (reconnect.backoff.ms doubling up to 10 s) and folds
+    // repeats into "N identical error(s) suppressed": count every attempt in the 8 s run.
+    let attempts: usize = recording
+        .logs()
+        .iter()
+        .filter(|line| line.contains("SASL authentication error"))
+        .map(|line| 1 + suppressed(line))
+        .sum();
+    assert!(
+        (1..=10).contains(&attempts),
+        "{attempts} authentication attempts in 8 s is a retry storm:\n{transcript}"
+    );
+    assert_eq!(
+        records_in(&topic),
+        3,
+        "a refused producer changed the topic"
+    );
+
+    let (values, recording) = consume_in_group(&wrong, &topic, &group, 3, Duration::from_secs(6));
+    assert!(
+        values.is_empty(),
+        "a wrong password consumed {values:?}:\n{}",
+        recording.transcript()
+    );
+    assert!(
+        recording
+            .errors()
+            .iter()
+            .any(|e| e.contains("SASL authentication error")),
+        "the refused consumer reported no authentication error:\n{}",
+        recording.transcript()
+    );
+
+    let (values, recording) = consume_in_group(&right, &topic, &group, 3, Duration::from_secs(20));
+    assert_eq!(
+        values,
+        ["one", "two", "three"],
+        "the group lost records after the refused consumer:\n{}",
+        recording.transcript()
+    );
+}
+
+/// The `N` of "N identical error(s) suppressed" in a librdkafka log line, else 0.
+fn suppressed(line: &str) -> usize {
+    line.split(", ")
+        .find_map(|part| part.strip_suffix(" identical error(s) suppressed)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_wrong_scram_password_fails_with_a_clear_authentication_error_and_loses_nothing() {
+    wrong_password_is_refused(
+        "scram_wrong",
+        "SCRAM-SHA-512",
+        users::SCRAM,
+        "invalid credentials with SASL mechanism SCRAM-SHA-512",
+    );
+}
+
+#[test]
+fn a_wrong_plain_password_fails_with_a_clear_authentication_error_and_loses_nothing() {
+    wrong_password_is_refused(
+        "plain_wrong",
+        "PLAIN",
+        users::PLAIN,
+        "Authentication failed: Invalid username or password",
+    );
+}
+
+#[test]
+fn a_client_without_credentials_is_refused_by_the_sasl_listener() {
+    let topic = new_topic("sasl_no_credentials");
+    let config = KafkaClientConfig::new(listeners().sasl_plaintext.clone());
+    let (result, recording) = produce(&config, &topic, &["never"]);
+    assert!(
+        result.is_err(),
+        "a client without credentials produced through the SASL listener:\n{}",
+        recording.transcript()
+    );
+    // The broker hangs up on a request that is not the SASL handshake; how the client sees that
+    // depends on timing.
+    let errors = recording.errors().join("\n");
+    assert!(
+        errors.contains(&listeners().sasl_plaintext)
+            && ["Disconnected", "Broken pipe", "Connection reset"]
+                .iter()
+                .any(|hang_up| errors.contains(hang_up))
+            && !errors.contains("Connection refused"),
+        "the SASL listener did not hang up on a client without credentials:\n{}",
+        recording.transcript()
+    );
+    assert_eq!(records_in(&topic), 0);
+}
