@@ -157,6 +157,15 @@ impl Progress {
         *entry = (*entry).max(next);
     }
 
+    /// The next offset to do on `topic`/`partition`, if any was recorded.
+    pub fn next(&self, topic: &str, partition: i32) -> Option<i64> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&(topic.to_owned(), partition)).copied()
+    }
+
     /// Whether every partition of `targets` reached its target next offset.
     pub fn reached(&self, targets: &std::collections::HashMap<(String, i32), i64>) -> bool {
         let map = self

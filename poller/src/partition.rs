@@ -367,6 +367,10 @@ pub async fn run_worker<I: Invoker>(
                     biased;
                     _ = control.stop.cancelled() => break 'batches,
                     msg = recv(&queue) => msg,
+                    _ = tokio::time::sleep(IDLE_GAP_CHECK_INTERVAL) => {
+                        store_skipped_offsets(&shared, &topic, partition, &mut next_offset);
+                        continue;
+                    }
                 },
                 (None, Some(_)) if m.batching_window.is_zero() => break,
                 (None, Some(at)) => tokio::select! {
@@ -498,6 +502,43 @@ pub async fn run_worker<I: Invoker>(
     }
     tracing::debug!(%topic, partition, "partition worker stopped");
     drop(queue);
+}
+
+/// How often an idle worker checks whether librdkafka moved past offsets that hold no record
+/// for it (see [`store_skipped_offsets`]).
+const IDLE_GAP_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Stores the consumer's position of an idle partition when it is past every record the worker
+/// took: the offsets in between hold nothing to deliver — transaction markers, records of
+/// aborted transactions (read_committed), offsets a compaction removed — and librdkafka never
+/// hands them out. Without this, a partition that ends in such offsets would never be committed
+/// up to its end: its lag would stay above zero and `--until-caught-up` would never end.
+///
+/// Called only when the worker holds no record and no batch is in flight, so every record it
+/// took (all below `next_offset`) is done; a record waiting in the queue is not consumed yet
+/// and lies at or after the position.
+fn store_skipped_offsets<I>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    next_offset: &mut i64,
+) {
+    let Some(consumer) = shared.consumer.get().and_then(std::sync::Weak::upgrade) else {
+        return;
+    };
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    let Some(rdkafka::Offset::Offset(position)) = positions
+        .find_partition(topic, partition)
+        .map(|element| element.offset())
+    else {
+        return;
+    };
+    if position > *next_offset && position > shared.progress.next(topic, partition).unwrap_or(0) {
+        *next_offset = position;
+        store_offset(shared, topic, partition, position - 1);
+    }
 }
 
 /// How often a waiting receive polls its queue again even without a wakeup.

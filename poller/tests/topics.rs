@@ -11,7 +11,9 @@ mod common;
 use common::*;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer,
+};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -106,7 +108,8 @@ fn a_compacted_topic_is_delivered_across_its_offset_gaps_and_until_caught_up_end
         ],
     );
     // Ten keys, each written many times over several segments (a segment rolls when a record
-    // arrives 100 ms after the segment's first), so the cleaner keeps only the newest of each.
+    // arrives 100 ms after the segment's first), so the cleaner keeps only the newest of each;
+    // the first record of every wave has a key of its own, which the cleaner keeps where it is.
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", services().kafka_bootstrap_servers())
         .set("linger.ms", "5")
@@ -115,7 +118,11 @@ fn a_compacted_topic_is_delivered_across_its_offset_gaps_and_until_caught_up_end
     let mut written = 0;
     for wave in 0..6 {
         for i in 0..50 {
-            let key = format!("key-{}", i % 10);
+            let key = if i == 0 {
+                format!("keep-{wave}")
+            } else {
+                format!("key-{}", i % 10)
+            };
             let value = format!(r#"{{"wave":{wave},"i":{i}}}"#);
             producer
                 .send(
@@ -201,8 +208,8 @@ fn a_topic_created_with_64_partitions_is_delivered_completely() {
 }
 
 /// A producer with a transactional id of its own, transactions initialised.
-fn transactional_producer(topic: &str) -> ThreadedProducer<DefaultProducerContext> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+fn transactional_producer(topic: &str) -> FutureProducer {
+    let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", services().kafka_bootstrap_servers())
         .set("transactional.id", kafka_lambda_tests::unique_name(topic))
         .set("linger.ms", "5")
@@ -213,9 +220,10 @@ fn transactional_producer(topic: &str) -> ThreadedProducer<DefaultProducerContex
 }
 
 /// Writes `count` records to each of `partitions` partitions in one transaction, then commits
-/// or aborts it; returns (partition, offset) → value as the broker placed them.
+/// or aborts it; returns (partition, offset) → value as the broker placed them (the delivery
+/// reports: the partitions' end offsets lag until the coordinator has written the markers).
 fn in_transaction(
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &FutureProducer,
     topic: &str,
     partitions: i32,
     count: usize,
@@ -223,35 +231,28 @@ fn in_transaction(
     value: impl Fn(i32, usize) -> String,
 ) -> BTreeMap<(i32, i64), String> {
     producer.begin_transaction().unwrap();
-    let before = end_offsets(topic, partitions);
+    let mut pending = Vec::new();
     for p in 0..partitions {
         for i in 0..count {
-            producer
-                .send(
-                    BaseRecord::<str, str>::to(topic)
-                        .partition(p)
-                        .payload(&value(p, i)),
-                )
+            let v = value(p, i);
+            let delivery = producer
+                .send_result(FutureRecord::<str, str>::to(topic).partition(p).payload(&v))
                 .map_err(|(e, _)| e)
                 .unwrap();
+            pending.push(async move { (delivery.await, v) });
         }
+    }
+    let mut written = BTreeMap::new();
+    for (delivery, v) in futures::executor::block_on(futures::future::join_all(pending)) {
+        let delivery = delivery.unwrap().map_err(|(e, _)| e).unwrap();
+        written.insert((delivery.partition, delivery.offset), v);
     }
     if commit {
         producer
             .commit_transaction(Duration::from_secs(30))
             .unwrap();
     } else {
-        producer.flush(Duration::from_secs(30)).unwrap();
         producer.abort_transaction(Duration::from_secs(30)).unwrap();
-    }
-    // One transaction at a time and nothing else writing: its records are the `count` offsets
-    // after the partition's previous end.
-    let mut written = BTreeMap::new();
-    for p in 0..partitions {
-        let first = before[&p];
-        for i in 0..count {
-            written.insert((p, first + i as i64), value(p, i));
-        }
     }
     written
 }
