@@ -1,21 +1,26 @@
 //! `[kafka.auth]` in the poller: `check` reads secrets from where the config says and never
-//! prints them; `run` consumes from a tansu broker that requires SCRAM and delivers to the
-//! `test-recorder` function under the real Lambda emulator; a wrong password is logged as an
-//! authentication error and retried. The broker is this test's own (sqlite storage, users created
-//! before it restarts with `--authentication`); the Lambda emulator is the shared one.
+//! prints them; `run` consumes from the shared Apache Kafka broker's authenticated listeners
+//! (`scripts/services.sh`: SCRAM-SHA-512 over SASL_PLAINTEXT, PLAIN over SASL_SSL, a client
+//! certificate on the mTLS listener) and delivers to the `test-recorder` function under the real
+//! Lambda emulator, without the password in its log; a wrong password is logged as an
+//! authentication error and retried, and loses nothing. Each test has its own topic (created
+//! through the PLAINTEXT listener, readable through every one) and consumer group. MSK IAM runs
+//! against a **mock MSK broker** behind its own TLS, since Amazon MSK cannot be reached here.
 
 use kafka_lambda_client::{KafkaClientConfig, KafkaClientContext};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kafka_lambda_tests::{services, topic_name};
+use kafka_lambda_tests::{create_topic, services, topic_name, users};
 
-const PASSWORD: &str = "Poller-Scram-Password-4471";
+/// A password for the `check` tests, which never reach a broker.
+const CHECK_PASSWORD: &str = "Poller-Check-Password-4471";
 const WRONG_PASSWORD: &str = "Poller-Wrong-Password-9902";
-const USER: &str = "poller";
+
+/// How long a poller gets to deliver what a test produced.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The values `test-recorder` saw for `topic`, in delivery order (one JSON line per record in
 /// `/tmp/kafka-lambda-recorder/<topic>.jsonl`).
@@ -52,24 +57,6 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("ephemeral port")
-        .port()
-}
-
-fn tansu() -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("tansu"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo/bin/tansu")
-        })
-}
-
 /// A child process killed on drop.
 struct Killed(Child);
 
@@ -80,82 +67,25 @@ impl Drop for Killed {
     }
 }
 
-fn start_tansu(dir: &Path, port: u16, authentication: bool) -> Killed {
-    let log = std::fs::File::create(dir.join("tansu.log")).expect("log");
-    let mut command = Command::new(tansu());
-    command
-        .current_dir(dir)
-        .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-        .args(["--listener-url", &format!("tcp://127.0.0.1:{port}")])
-        .args([
-            "--advertised-listener-url",
-            &format!("tcp://127.0.0.1:{port}"),
-        ])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-    if authentication {
-        command.arg("--authentication");
-    }
-    let child = Killed(
-        command
-            .spawn()
-            .expect("start tansu (scripts/services.sh install)"),
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "tansu did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
-fn tansu_cli(args: &[&str]) {
-    let output = Command::new(tansu())
-        .args(args)
-        .output()
-        .expect("run tansu");
-    assert!(output.status.success(), "tansu {args:?}: {output:?}");
-}
-
-/// A tansu broker requiring SCRAM-SHA-512, with user `poller` and `topic`.
-fn scram_broker(dir: &Path, topic: &str) -> (Killed, String) {
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let setup = start_tansu(dir, port, false);
-    tansu_cli(&[
-        "user",
-        "create",
-        USER,
-        PASSWORD,
-        "--mechanism",
-        "scram512",
-        "--broker",
-        &url,
-    ]);
-    tansu_cli(&[
-        "topic",
-        "create",
-        topic,
-        "--partitions",
-        "1",
-        "--broker",
-        &url,
-    ]);
-    drop(setup);
-    (start_tansu(dir, port, true), format!("127.0.0.1:{port}"))
-}
-
-fn password_file(dir: &Path, password: &str) -> PathBuf {
-    let path = dir.join(format!("password-{}", password.len()));
+/// A `{ file = "…" }` password source for `password`, in a fresh file under `dir`.
+fn password_file(dir: &Path, password: &str) -> String {
+    let path = dir.join(kafka_lambda_tests::unique_name("password"));
     std::fs::write(&path, format!("{password}\n")).expect("write password");
-    path
+    format!("{{ file = \"{}\" }}", path.display())
 }
 
-fn config(bootstrap: &str, password: &str, topic: &str) -> String {
+/// `[kafka.auth.sasl]` for `mechanism` as `user`, the password from `password` (a source).
+fn sasl_table(mechanism: &str, user: &str, password: &str) -> String {
+    format!(
+        "[kafka.auth.sasl]\nmechanism = \"{mechanism}\"\nusername = \"{user}\"\n\
+         password = {password}\n"
+    )
+}
+
+/// A poller config reading `topic` from `bootstrap` with the `[kafka.auth…]` tables `auth`,
+/// librdkafka's security debug log on, delivering to `test-recorder` on the shared emulator in
+/// consumer group `<topic>-group`.
+fn config(bootstrap: &str, auth: &str, topic: &str) -> String {
     format!(
         r#"
 [kafka]
@@ -164,11 +94,7 @@ fetch_wait_max_ms = 10
 commit_interval_ms = 500
 options = {{ "debug" = "security" }}
 
-[kafka.auth.sasl]
-mechanism = "SCRAM-SHA-512"
-username = "{USER}"
-password = {password}
-
+{auth}
 [lambda]
 region = "us-east-1"
 endpoint_url = "{endpoint}"
@@ -180,6 +106,28 @@ consumer_group = "{topic}-group"
 batching_window_ms = 20
 "#,
         endpoint = services().lambda_endpoint(),
+    )
+}
+
+/// A `check` config: SCRAM-SHA-512 with `password` (a source) and an emulator address that is
+/// never called.
+fn check_config(password: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:9"
+options = {{ "debug" = "security" }}
+
+{sasl}
+[lambda]
+region = "us-east-1"
+endpoint_url = "http://127.0.0.1:9"
+
+[[mapping]]
+function = "test-recorder"
+topics = ["orders"]
+"#,
+        sasl = sasl_table("SCRAM-SHA-512", users::SCRAM.0, password),
     )
 }
 
@@ -205,15 +153,11 @@ fn text(output: &Output) -> String {
 #[test]
 fn check_reads_the_password_from_the_environment_and_never_prints_it() {
     let dir = scratch("check-env");
-    let with_env = config(
-        "127.0.0.1:9",
-        "{ env = \"KL_POLLER_AUTH_TEST_PASSWORD\" }",
-        "orders",
-    );
+    let with_env = check_config("{ env = \"KL_POLLER_AUTH_TEST_PASSWORD\" }");
     let output = check(
         &dir,
         &with_env,
-        &[("KL_POLLER_AUTH_TEST_PASSWORD", PASSWORD)],
+        &[("KL_POLLER_AUTH_TEST_PASSWORD", CHECK_PASSWORD)],
     );
     let all = text(&output);
     assert!(output.status.success(), "{all}");
@@ -223,7 +167,7 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
             && all.contains("env = \"KL_POLLER_AUTH_TEST_PASSWORD\""),
         "{all}"
     );
-    assert!(!all.contains(PASSWORD), "the password leaked:\n{all}");
+    assert!(!all.contains(CHECK_PASSWORD), "the password leaked:\n{all}");
 
     let output = check(&dir, &with_env, &[]);
     let all = text(&output);
@@ -233,7 +177,7 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
         "{all}"
     );
 
-    let literal = config("127.0.0.1:9", &format!("\"{PASSWORD}\""), "orders");
+    let literal = check_config(&format!("\"{CHECK_PASSWORD}\""));
     let output = check(&dir, &literal, &[]);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
@@ -242,7 +186,7 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
         "{all}"
     );
     assert!(
-        !all.contains(PASSWORD),
+        !all.contains(CHECK_PASSWORD),
         "the literal password was echoed:\n{all}"
     );
 }
@@ -250,13 +194,8 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
 #[test]
 fn check_rejects_librdkafka_options_that_would_override_kafka_auth() {
     let dir = scratch("check-conflict");
-    let password = password_file(&dir, PASSWORD);
-    let conflicting = config(
-        "127.0.0.1:9",
-        &format!("{{ file = \"{}\" }}", password.display()),
-        "orders",
-    )
-    .replace("\"debug\" = \"security\"", "\"sasl.mechanism\" = \"PLAIN\"");
+    let conflicting = check_config(&password_file(&dir, CHECK_PASSWORD))
+        .replace("\"debug\" = \"security\"", "\"sasl.mechanism\" = \"PLAIN\"");
     let output = check(&dir, &conflicting, &[]);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
@@ -269,9 +208,11 @@ fn check_rejects_librdkafka_options_that_would_override_kafka_auth() {
 /// Starts `kafka-lambda-poller run`; `env` is added after the defaults (fake AWS keys, no
 /// instance metadata, debug logs) and wins over them.
 fn start_poller(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Killed, PathBuf) {
-    let path = dir.join("poller.toml");
+    let path = dir
+        .join(kafka_lambda_tests::unique_name("poller"))
+        .with_extension("toml");
     std::fs::write(&path, config).expect("write config");
-    let log = dir.join("poller.log");
+    let log = path.with_extension("log");
     let child = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
         .args(["run", "--config"])
         .arg(&path)
@@ -288,20 +229,13 @@ fn start_poller(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Killed, Path
     (Killed(child), log)
 }
 
-#[test]
-fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
-    let dir = scratch("run-scram");
-    let topic = topic_name("poller_scram");
-    let (_broker, bootstrap) = scram_broker(&dir, &topic);
-    let password = password_file(&dir, PASSWORD);
-    let source = format!("{{ file = \"{}\" }}", password.display());
+fn read_log(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
 
-    // Produce with the same auth, through the client crate.
-    let client = KafkaClientConfig::from_toml_str(&format!(
-        "bootstrap_servers = \"{bootstrap}\"\n[auth.sasl]\nmechanism = \"SCRAM-SHA-512\"\n\
-         username = \"{USER}\"\npassword = {source}\n"
-    ))
-    .expect("client config");
+/// Produces `values` to partition 0 of `topic` through the client crate with `client`'s
+/// listener and auth (the same as the poller's).
+fn produce(client: &KafkaClientConfig, topic: &str, values: &[String]) {
     let producer: FutureProducer<KafkaClientContext> = client
         .create(&[("message.timeout.ms", "10000")])
         .expect("producer");
@@ -310,153 +244,201 @@ fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        for i in 0..5 {
-            let value = format!("scram-{i}");
+        for value in values {
             producer
                 .send(
-                    FutureRecord::to(&topic)
-                        .partition(0)
-                        .key("k")
-                        .payload(&value),
+                    FutureRecord::to(topic).partition(0).key("k").payload(value),
                     Duration::from_secs(10),
                 )
                 .await
                 .map_err(|(e, _)| e)
-                .expect("produce over SCRAM");
+                .unwrap_or_else(|e| panic!("produce {value} to {topic}: {e}"));
         }
     });
+}
 
-    let (_poller, log) = start_poller(&dir, &config(&bootstrap, &source, &topic), &[]);
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+/// Waits until `test-recorder` saw exactly `expected` for `topic`, in order.
+fn wait_for_delivery(topic: &str, expected: &[String], log: &Path) {
     let started = Instant::now();
-    while seen(&topic).len() < 5 {
+    while seen(topic).len() < expected.len() {
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the function saw {} of 5 records; poller log:\n{}",
-            seen(&topic).len(),
-            log_text()
+            started.elapsed() < DELIVERY_TIMEOUT,
+            "the function saw {} of {} records; poller log:\n{}",
+            seen(topic).len(),
+            expected.len(),
+            read_log(log)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        seen(&topic),
-        ["scram-0", "scram-1", "scram-2", "scram-3", "scram-4"]
+    assert_eq!(seen(topic), expected, "poller log:\n{}", read_log(log));
+}
+
+/// Produces five records to a fresh topic through `bootstrap` with `client_auth` (a client
+/// crate `[auth…]` config), runs the poller on the same listener with `poller_auth` (the same
+/// tables under `[kafka.auth…]`) until `test-recorder` saw all five in order, and returns the
+/// poller's log. Delivery is the proof that the poller logged in: each listener refuses a
+/// client without its credentials (the client crate's `auth` tests). The log has librdkafka's
+/// `security` debug lines of the application thread (provider, CA and key files) only: the
+/// broker threads' debug lines (the SASL exchange) are dropped, because rdkafka sets
+/// librdkafka's log level from the `log` crate's, which the poller does not configure.
+fn delivers_through(test: &str, bootstrap: &str, client_auth: &str, poller_auth: &str) -> String {
+    let dir = scratch(test);
+    let topic = topic_name(test);
+    create_topic(&topic, 1);
+    let client = KafkaClientConfig::from_toml_str(&format!(
+        "bootstrap_servers = \"{bootstrap}\"\n{client_auth}"
+    ))
+    .expect("client config");
+    let values: Vec<String> = (0..5).map(|i| format!("{test}-{i}")).collect();
+    produce(&client, &topic, &values);
+
+    let (_poller, log) = start_poller(&dir, &config(bootstrap, poller_auth, &topic), &[]);
+    wait_for_delivery(&topic, &values, &log);
+    read_log(&log)
+}
+
+#[test]
+fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
+    let dir = scratch("run-scram");
+    let (user, password) = users::SCRAM;
+    let sasl = sasl_table("SCRAM-SHA-512", user, &password_file(&dir, password));
+    let log = delivers_through(
+        "poller_scram",
+        &services().listeners().sasl_plaintext,
+        &sasl.replace("[kafka.auth.sasl]", "[auth.sasl]"),
+        &sasl,
     );
-    let log = log_text();
+    // Only librdkafka's application-thread debug lines reach the log (see `delivers_through`).
     assert!(
-        log.contains("SCRAM"),
-        "librdkafka's security debug log is missing:\n{log}"
+        log.contains("Selected provider SCRAM (builtin) for SASL mechanism SCRAM-SHA-512"),
+        "librdkafka's security debug log does not show SCRAM-SHA-512:\n{log}"
     );
     assert!(
-        !log.contains(PASSWORD),
+        !log.contains(password),
         "the password is in the poller's log:\n{log}"
     );
 }
 
 #[test]
-fn a_wrong_password_is_logged_as_an_authentication_error_and_the_poller_keeps_retrying() {
+fn the_poller_consumes_with_plain_over_sasl_ssl_and_delivers_without_logging_the_password() {
+    let dir = scratch("run-plain");
+    let (user, password) = users::PLAIN;
+    let ca = services().listeners().tls_dir.join("ca.pem");
+    let auth = format!(
+        "[kafka.auth.tls]\nca_file = \"{}\"\n\n{}",
+        ca.display(),
+        sasl_table("PLAIN", user, &password_file(&dir, password))
+    );
+    let log = delivers_through(
+        "poller_plain",
+        &services().listeners().sasl_ssl,
+        &auth.replace("[kafka.auth.", "[auth."),
+        &auth,
+    );
+    assert!(
+        log.contains("Selected provider PLAIN (builtin) for SASL mechanism PLAIN")
+            && log.contains(&format!(
+                "Loading CA certificate(s) from file {}",
+                ca.display()
+            ))
+            && !log.contains("clear text"),
+        "librdkafka's security debug log does not show PLAIN over TLS with the test CA:\n{log}"
+    );
+    assert!(
+        !log.contains(password),
+        "the password is in the poller's log:\n{log}"
+    );
+}
+
+#[test]
+fn the_poller_consumes_over_mtls_with_the_client_certificate_the_broker_trusts() {
+    let tls_dir = &services().listeners().tls_dir;
+    let auth = format!(
+        "[kafka.auth.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        tls_dir.join("ca.pem").display(),
+        tls_dir.join("client.pem").display(),
+        tls_dir.join("client.key").display(),
+    );
+    let log = delivers_through(
+        "poller_mtls",
+        &services().listeners().mtls,
+        &auth.replace("[kafka.auth.", "[auth."),
+        &auth,
+    );
+    assert!(
+        log.contains(&format!(
+            "Loading public key from file {}",
+            tls_dir.join("client.pem").display()
+        )),
+        "librdkafka's security debug log does not show the client certificate:\n{log}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_logged_as_an_authentication_error_retried_and_loses_nothing() {
     let dir = scratch("run-wrong");
     let topic = topic_name("poller_wrong_password");
-    let (_broker, bootstrap) = scram_broker(&dir, &topic);
-    let password = password_file(&dir, WRONG_PASSWORD);
-    let source = format!("{{ file = \"{}\" }}", password.display());
-    let (mut poller, log) = start_poller(&dir, &config(&bootstrap, &source, &topic), &[]);
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    create_topic(&topic, 1);
+    let bootstrap = &services().listeners().sasl_plaintext;
+    let (user, password) = users::SCRAM;
+    let right = sasl_table("SCRAM-SHA-512", user, &password_file(&dir, password));
+    let values: Vec<String> = (0..5).map(|i| format!("kept-{i}")).collect();
+    let client = KafkaClientConfig::from_toml_str(&format!(
+        "bootstrap_servers = \"{bootstrap}\"\n{}",
+        right.replace("[kafka.auth.sasl]", "[auth.sasl]")
+    ))
+    .expect("client config");
+    produce(&client, &topic, &values);
+
+    let wrong = sasl_table("SCRAM-SHA-512", user, &password_file(&dir, WRONG_PASSWORD));
+    let (mut poller, log) = start_poller(&dir, &config(bootstrap, &wrong, &topic), &[]);
     wait_until(
         Duration::from_secs(30),
         "an authentication error is logged",
-        || log_text().contains("SASL authentication error"),
+        || read_log(&log).contains("SASL authentication error"),
     );
-    let log = log_text();
-    assert!(log.contains("invalid-proof"), "{log}");
+    // Another attempt or two, with librdkafka's backoff, before judging.
+    std::thread::sleep(Duration::from_secs(3));
+    let text = read_log(&log);
     assert!(
-        !log.contains(WRONG_PASSWORD),
-        "the password is in the poller's log:\n{log}"
+        text.contains("invalid credentials with SASL mechanism SCRAM-SHA-512"),
+        "the broker's reason is not in the log:\n{text}"
+    );
+    assert!(
+        !text.contains(WRONG_PASSWORD) && !text.contains(password),
+        "a password is in the poller's log:\n{text}"
     );
     assert!(
         poller.0.try_wait().expect("poll the child").is_none(),
-        "the poller exited instead of retrying:\n{log}"
+        "the poller exited instead of retrying:\n{text}"
     );
-}
+    assert!(
+        seen(&topic).is_empty(),
+        "a poller that could not log in delivered {:?}",
+        seen(&topic)
+    );
+    drop(poller);
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files: (CA, cert, key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct subjects: a leaf named like its issuer looks self-signed to OpenSSL.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "kafka-lambda poller test CA");
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("server certificate");
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    );
-    std::fs::write(&paths.0, ca.pem()).expect("write");
-    std::fs::write(&paths.1, cert.pem()).expect("write");
-    std::fs::write(&paths.2, key.serialize_pem()).expect("write");
-    paths
-}
-
-/// stunnel terminating TLS on `port` in front of `target` (tansu has no TLS listener of its own).
-fn stunnel(dir: &Path, port: u16, target: u16, cert: &Path, key: &Path) -> Killed {
-    let config = dir.join("stunnel.conf");
-    std::fs::write(
-        &config,
-        format!(
-            "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{port}\n\
-             connect = 127.0.0.1:{target}\ncert = {}\nkey = {}\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .expect("write stunnel config");
-    let log = std::fs::File::create(dir.join("stunnel.log")).expect("log");
-    let child = Killed(
-        Command::new("stunnel4")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start stunnel4 (scripts/services.sh install)"),
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "stunnel did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+    // Same group, right password: everything is still there.
+    let (_poller, log) = start_poller(&dir, &config(bootstrap, &right, &topic), &[]);
+    wait_for_delivery(&topic, &values, &log);
 }
 
 #[path = "../../client/tests/auth/mock_msk.rs"]
 mod mock_msk;
 
 #[test]
-fn msk_iam_tokens_from_the_default_credential_chain_reach_the_broker_over_tls_with_system_roots() {
+fn msk_iam_tokens_from_the_default_credential_chain_reach_the_mock_broker_over_tls_with_system_roots()
+ {
     const ACCESS_KEY: &str = "AKIAPOLLERIAMTEST001";
     const SECRET_KEY: &str = "poller-iam-secret-key-0000000000000001";
     let dir = scratch("msk-iam");
-    let (ca, cert, key) = certificates(&dir);
-    let mock = mock_msk::MockMsk::start();
-    let tls_port = free_port();
-    let _stunnel = stunnel(&dir, tls_port, mock.port, &cert, &key);
-    // No ca_file: the system roots, which SSL_CERT_FILE points at the test CA for this process.
+    let mock = mock_msk::MockMsk::start(&dir);
+    // No ca_file: the system roots, which SSL_CERT_FILE points at the mock's CA for this process.
     let config = format!(
         r#"
 [kafka]
-bootstrap_servers = "127.0.0.1:{tls_port}"
+bootstrap_servers = "127.0.0.1:{port}"
 
 [kafka.auth.tls]
 
@@ -473,7 +455,8 @@ function = "test-recorder"
 topics = ["orders"]
 event_source = "aws:kafka"
 event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
-"#
+"#,
+        port = mock.port,
     );
     let none = dir.join("none");
     let none = none.to_str().expect("utf-8");
@@ -481,21 +464,20 @@ event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
         &dir,
         &config,
         &[
-            ("SSL_CERT_FILE", ca.to_str().expect("utf-8")),
+            ("SSL_CERT_FILE", mock.ca_file.to_str().expect("utf-8")),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
             ("AWS_CONFIG_FILE", none),
             ("AWS_SHARED_CREDENTIALS_FILE", none),
         ],
     );
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     let token = mock
         .tokens
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| {
             panic!(
                 "the mock MSK broker got no token; poller log:\n{}",
-                log_text()
+                read_log(&log)
             )
         });
     use base64::Engine;
@@ -511,7 +493,7 @@ event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
         url.contains(&format!("X-Amz-Credential={ACCESS_KEY}%2F")),
         "{url}"
     );
-    let log = log_text();
+    let log = read_log(&log);
     assert!(
         !log.contains(SECRET_KEY) && !log.contains(&token),
         "a credential is in the poller's log:\n{log}"
