@@ -1,14 +1,12 @@
 //! The on-failure destination: a Kafka topic that receives records whose retries or age ran out,
 //! with their original key, value and headers plus headers describing the failure.
 
-use crate::access::Denied;
 use crate::batch::PolledRecord;
 use kafka_lambda_client::KafkaClientContext;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -83,12 +81,12 @@ impl DeadLetterProducer {
     /// Writes `records` (of `source_topic`/`partition`) in order; returns once every one is
     /// acknowledged, or at the first error (records already written may then be written again).
     ///
-    /// An error that stopped the producer is returned with the code that stopped it, not as
-    /// `Fatal` (the idempotent producer's producer id refused with `CLUSTER_AUTHORIZATION_FAILED`
-    /// is fatal, and so fails every later send). After such an error, or an authorization error,
-    /// the producer is replaced: librdkafka never asks again for a refused producer id, and
-    /// fails a refused topic at once until its metadata expires (15 minutes), so only a new
-    /// producer sees an ACL granted meanwhile.
+    /// An error that stopped the producer for good is returned with the code that stopped it,
+    /// not as `Fatal`, and the producer is replaced, so that the next attempt can succeed. The
+    /// case in point: a principal that may WRITE no topic is refused the idempotent producer's
+    /// producer id (`CLUSTER_AUTHORIZATION_FAILED`), which librdkafka never asks for again; only
+    /// a new producer sees a WRITE granted meanwhile. A refused topic alone needs no new one:
+    /// librdkafka asks for its metadata again.
     pub async fn send(
         &self,
         source_topic: &str,
@@ -115,27 +113,21 @@ impl DeadLetterProducer {
         let Err(error) = sent else {
             return Ok(());
         };
-        let fatal = producer.client().fatal_error();
-        let error = match (error.rdkafka_error_code(), &fatal) {
-            (Some(RDKafkaErrorCode::Fatal), Some((code, _))) => {
-                KafkaError::MessageProduction(*code)
-            }
-            _ => error,
+        let Some((code, reason)) = producer.client().fatal_error() else {
+            return Err(error);
         };
-        let denied = error.rdkafka_error_code().and_then(Denied::of);
-        if fatal.is_some() || denied.is_some() {
-            match self.config.create_with_context(self.context.clone()) {
-                Ok(renewed) => {
-                    *self.producer.lock().unwrap_or_else(PoisonError::into_inner) = renewed;
-                    // Dropping the last handle flushes for up to 500 ms: not on the runtime.
-                    tokio::task::spawn_blocking(move || drop(producer));
-                }
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, error = %e, "cannot create a new on_failure producer; the old one is kept")
-                }
+        match self.config.create_with_context(self.context.clone()) {
+            Ok(renewed) => {
+                tracing::warn!(topic = %self.topic, %reason, "the on_failure producer stopped on a fatal error; a new one takes over");
+                *self.producer.lock().unwrap_or_else(PoisonError::into_inner) = renewed;
+                // Dropping the last handle flushes for up to 500 ms: not on the runtime.
+                tokio::task::spawn_blocking(move || drop(producer));
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, error = %e, "cannot create a new on_failure producer; the stopped one is kept")
             }
         }
-        Err(error)
+        Err(KafkaError::MessageProduction(code))
     }
 
     async fn send_with(

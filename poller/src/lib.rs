@@ -4,8 +4,9 @@
 //!
 //! Data flows one way through roles, each a module:
 //! [`config`] → [`mapping`] → [`source`] → [`partition`] → [`batch`] → [`invoke`], with
-//! [`backoff`] for retries. Offsets are stored only after a batch is delivered and committed by
-//! librdkafka periodically, on revoke and at shutdown: at-least-once, in order per partition.
+//! [`backoff`] for retries, and [`access`] to name the ACL an authorization error asks for.
+//! Offsets are stored only after a batch is delivered and committed by librdkafka periodically,
+//! on revoke and at shutdown: at-least-once, in order per partition.
 
 pub mod access;
 pub mod backoff;

@@ -1,7 +1,8 @@
 //! Authorization under Apache Kafka's StandardAuthorizer, with the real broker, the real poller
-//! binary and `test-recorder` in the Lambda emulator. The poller authenticates as `kl-restricted`
-//! (SCRAM-SHA-512 on the shared broker's SASL_PLAINTEXT listener), which may do only what a test
-//! grants it; records are produced and read back by a super user on the PLAINTEXT listener.
+//! binary and `test-recorder` in the Lambda emulator. The poller authenticates with SCRAM-SHA-512
+//! on the shared broker's SASL_PLAINTEXT listener as a user that may do only what a test grants
+//! it: `kl-restricted`, or for the dead-letter tests a user of their own, whose grants no earlier
+//! run has touched. Records are produced and read back by a super user on the PLAINTEXT listener.
 //!
 //! The rules under test (README, "what happens when…"): a principal without READ on a source
 //! topic or on its consumer group gets an error naming the resource, the missing operation and
@@ -16,7 +17,7 @@
 mod common;
 
 use common::*;
-use kafka_lambda_tests::{AclResource, grant, unique_name, users};
+use kafka_lambda_tests::{AclResource, grant, kafka_tool, unique_name, users};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -25,33 +26,74 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(120);
 const FAST_RETRIES: &str = "retry_backoff_base_ms = 10\nretry_backoff_max_ms = 100";
 
-/// The principal the poller runs as in these tests.
-fn principal() -> String {
-    format!("User:{}", users::RESTRICTED.0)
+/// A principal of the shared broker that may do only what ACLs grant it, as the poller logs in.
+struct Restricted {
+    name: String,
+    password: String,
 }
 
-/// Grants the restricted principal `operation` on `resource`, as a super user.
-fn allow(operation: &str, resource: AclResource<'_>) {
-    grant(
-        services().kafka_bootstrap_servers(),
-        &principal(),
-        operation,
-        resource,
-    );
-}
+impl Restricted {
+    /// `kl-restricted`, the broker's own restricted user.
+    fn shared() -> Restricted {
+        let (name, password) = users::RESTRICTED;
+        Restricted {
+            name: name.to_owned(),
+            password: password.to_owned(),
+        }
+    }
 
-/// A poller configuration that reads `topics` in `group` as the restricted user over
-/// SASL_PLAINTEXT (its password from a file, as `[kafka.auth]` requires) and invokes
-/// `test-recorder`; `mapping_settings` are more lines of the `[[mapping]]` table.
-fn restricted_config(topics: &[&str], group: &str, mapping_settings: &str) -> String {
-    let (user, password) = users::RESTRICTED;
-    let password_file = std::env::temp_dir()
-        .join("kafka-lambda-poller-tests")
-        .join(unique_name("restricted-password"));
-    std::fs::create_dir_all(password_file.parent().unwrap()).unwrap();
-    std::fs::write(&password_file, password).unwrap();
-    format!(
-        r#"
+    /// A SCRAM-SHA-512 user made for one test (not a super user, so restricted too). Unlike
+    /// `kl-restricted`, which earlier tests leave with grants on the broker, it starts with no
+    /// ACL at all, so whether it may WRITE any topic is the test's own choice. It stays until
+    /// the broker's next start, which formats its storage.
+    fn fresh(test: &str) -> Restricted {
+        let user = Restricted {
+            name: unique_name(&format!("kl-{test}")),
+            password: unique_name("secret"),
+        };
+        kafka_tool(
+            "org.apache.kafka.tools.ConfigCommand",
+            &[
+                "--bootstrap-server",
+                services().kafka_bootstrap_servers(),
+                "--alter",
+                "--add-config",
+                &format!("SCRAM-SHA-512=[password={}]", user.password),
+                "--entity-type",
+                "users",
+                "--entity-name",
+                &user.name,
+            ],
+        );
+        user
+    }
+
+    /// The principal ACLs name: `User:<name>`.
+    fn principal(&self) -> String {
+        format!("User:{}", self.name)
+    }
+
+    /// Grants the principal `operation` on `resource`, as a super user.
+    fn allow(&self, operation: &str, resource: AclResource<'_>) {
+        grant(
+            services().kafka_bootstrap_servers(),
+            &self.principal(),
+            operation,
+            resource,
+        );
+    }
+
+    /// A poller configuration that reads `topics` in `group` as this user with SCRAM-SHA-512 on
+    /// the SASL_PLAINTEXT listener (the password from a file, as `[kafka.auth]` requires) and
+    /// invokes `test-recorder`; `mapping_settings` are more lines of the `[[mapping]]` table.
+    fn config(&self, topics: &[&str], group: &str, mapping_settings: &str) -> String {
+        let password_file = std::env::temp_dir()
+            .join("kafka-lambda-poller-tests")
+            .join(unique_name("password"));
+        std::fs::create_dir_all(password_file.parent().unwrap()).unwrap();
+        std::fs::write(&password_file, &self.password).unwrap();
+        format!(
+            r#"
 [kafka]
 bootstrap_servers = "{bootstrap}"
 fetch_wait_max_ms = 10
@@ -76,10 +118,12 @@ consumer_group = "{group}"
 batching_window_ms = 20
 {mapping_settings}
 "#,
-        bootstrap = services().listeners().sasl_plaintext,
-        endpoint = services().lambda_endpoint(),
-        password_file = password_file.display(),
-    )
+            bootstrap = services().listeners().sasl_plaintext,
+            user = self.name,
+            endpoint = services().lambda_endpoint(),
+            password_file = password_file.display(),
+        )
+    }
 }
 
 /// The offset `group` committed for `topic`'s `partition`, read by a super user; `None` when it
@@ -102,20 +146,22 @@ fn committed_offset(group: &str, topic: &str, partition: i32) -> Option<i64> {
 }
 
 /// Runs a poller that must stop by itself on a missing permission: returns its log after
-/// checking that it exited non-zero.
+/// checking that it exited 1.
 fn run_until_it_stops(name: &str, config: &str) -> String {
     let mut poller = Poller::start(name, config);
     let status = poller.wait(TIMEOUT);
     let log = poller.log_text();
-    assert!(
-        !status.success(),
-        "the poller exits non-zero on a missing permission ({status}); log:\n{log}"
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the poller exits 1 on a missing permission; log:\n{log}"
     );
     log
 }
 
 #[test]
 fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
+    let user = Restricted::shared();
     let readable = topic_name("acl-readable");
     let unreadable = topic_name("acl-unreadable");
     let group = group_name("acl-topic");
@@ -123,20 +169,20 @@ fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
     create_topic(&unreadable, 2);
     let produced_readable = produce(&readable, 1, 20, |_, i| format!(r#"{{"i":{i}}}"#));
     let produced_unreadable = produce(&unreadable, 2, 10, |p, i| format!(r#"{{"p":{p},"i":{i}}}"#));
-    allow("Read", AclResource::Group(&group));
-    allow("Read", AclResource::Topic(&readable));
+    user.allow("Read", AclResource::Group(&group));
+    user.allow("Read", AclResource::Topic(&readable));
     // DESCRIBE without READ: the group assigns the partitions and only the fetches are refused.
-    allow("Describe", AclResource::Topic(&unreadable));
-    let config = restricted_config(&[&readable, &unreadable], &group, "batch_size = 5");
+    user.allow("Describe", AclResource::Topic(&unreadable));
+    let config = user.config(&[&readable, &unreadable], &group, "batch_size = 5");
 
     let log = run_until_it_stops(&unreadable, &config);
     assert!(
         log.contains(&format!(
             "not authorized to read topic {unreadable}: grant {} READ on topic {unreadable}",
-            principal()
+            user.principal()
         )) && log.contains(&format!(
             "--allow-principal {} --operation Read --topic {unreadable}",
-            principal()
+            user.principal()
         )),
         "the error names the topic, the operation and the ACL; log:\n{log}"
     );
@@ -146,7 +192,7 @@ fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
     );
     assert!(seen(&unreadable).is_empty(), "nothing was fetched");
 
-    allow("Read", AclResource::Topic(&unreadable));
+    user.allow("Read", AclResource::Topic(&unreadable));
     let mut poller = Poller::start(&format!("{unreadable}-granted"), &config);
     wait_until(TIMEOUT, "every record of both topics is delivered", || {
         seen_offsets(&readable).len() >= produced_readable.len()
@@ -163,12 +209,13 @@ fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
 
 #[test]
 fn a_topic_without_even_describe_is_named_with_the_read_acl_to_add() {
+    let user = Restricted::shared();
     let topic = topic_name("acl-undescribed");
     let group = group_name("acl-undescribed");
     create_topic(&topic, 1);
     let produced = produce(&topic, 1, 5, |_, i| format!(r#"{{"i":{i}}}"#));
-    allow("Read", AclResource::Group(&group));
-    let config = restricted_config(&[&topic], &group, "");
+    user.allow("Read", AclResource::Group(&group));
+    let config = user.config(&[&topic], &group, "");
 
     // Without DESCRIBE the broker refuses the topic's metadata, so the group never assigns it:
     // the refusal comes through the subscription, not through a fetch.
@@ -176,12 +223,52 @@ fn a_topic_without_even_describe_is_named_with_the_read_acl_to_add() {
     assert!(
         log.contains(&format!(
             "not authorized to read topic {topic}: grant {} READ on topic {topic}",
-            principal()
+            user.principal()
         )) && log.contains(&format!("--operation Read --topic {topic}")),
         "the error names the topic, the operation and the ACL; log:\n{log}"
     );
 
-    allow("Read", AclResource::Topic(&topic));
+    user.allow("Read", AclResource::Topic(&topic));
+    let mut poller = Poller::start(&format!("{topic}-granted"), &config);
+    wait_until(TIMEOUT, "every record is delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
+    assert_eq!(poller.terminate(TIMEOUT).code(), Some(0));
+    assert_eq!(reconcile(&topic, &produced), 0);
+}
+
+/// A group without READ under `[kafka] group_protocol = protocol`: librdkafka refuses it in
+/// FindCoordinator under both protocols, and under KIP-848's also in the heartbeat, where it is
+/// a fatal error of the consumer.
+fn a_group_without_read_stops_the_poller(protocol: &str) {
+    let user = Restricted::shared();
+    let topic = topic_name(&format!("acl-group-{protocol}"));
+    let group = group_name(&format!("acl-group-{protocol}"));
+    create_topic(&topic, 1);
+    let produced = produce(&topic, 1, 5, |_, i| format!(r#"{{"i":{i}}}"#));
+    user.allow("Read", AclResource::Topic(&topic));
+    let config = with_kafka_setting(
+        &user.config(&[&topic], &group, ""),
+        &format!("group_protocol = \"{protocol}\""),
+    );
+
+    let log = run_until_it_stops(&topic, &config);
+    assert!(
+        log.contains(&format!(
+            "not authorized to use consumer group {group}: grant {} READ on group {group}",
+            user.principal()
+        )) && log.contains(&format!(
+            "--allow-principal {} --operation Read --group {group}",
+            user.principal()
+        )),
+        "the error names the group, the operation and the ACL; log:\n{log}"
+    );
+    assert!(
+        seen(&topic).is_empty(),
+        "nothing is delivered outside the group"
+    );
+
+    user.allow("Read", AclResource::Group(&group));
     let mut poller = Poller::start(&format!("{topic}-granted"), &config);
     wait_until(TIMEOUT, "every record is delivered", || {
         seen_offsets(&topic).len() >= produced.len()
@@ -192,40 +279,19 @@ fn a_topic_without_even_describe_is_named_with_the_read_acl_to_add() {
 
 #[test]
 fn a_group_without_read_stops_the_poller_naming_the_group_and_the_acl() {
-    let topic = topic_name("acl-group");
-    let group = group_name("acl-group");
-    create_topic(&topic, 1);
-    let produced = produce(&topic, 1, 5, |_, i| format!(r#"{{"i":{i}}}"#));
-    allow("Read", AclResource::Topic(&topic));
-    let config = restricted_config(&[&topic], &group, "");
-
-    let log = run_until_it_stops(&topic, &config);
-    assert!(
-        log.contains(&format!(
-            "not authorized to use consumer group {group}: grant {} READ on group {group}",
-            principal()
-        )) && log.contains(&format!(
-            "--allow-principal {} --operation Read --group {group}",
-            principal()
-        )),
-        "the error names the group, the operation and the ACL; log:\n{log}"
-    );
-    assert!(
-        seen(&topic).is_empty(),
-        "nothing is delivered outside the group"
-    );
-
-    allow("Read", AclResource::Group(&group));
-    let mut poller = Poller::start(&format!("{topic}-granted"), &config);
-    wait_until(TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
-    assert_eq!(poller.terminate(TIMEOUT).code(), Some(0));
-    assert_eq!(reconcile(&topic, &produced), 0);
+    a_group_without_read_stops_the_poller("classic");
 }
 
 #[test]
-fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted() {
+fn a_group_without_read_stops_the_poller_under_the_kip_848_protocol_too() {
+    a_group_without_read_stops_the_poller("consumer");
+}
+
+/// A function that fails one record, whose dead-letter topic `user` may not WRITE: the error
+/// names the topic, WRITE and the ACL; the partition waits at the record (nothing after it is
+/// delivered or committed) while the poller keeps running; once WRITE is granted the record is
+/// dead-lettered and the rest delivered.
+fn a_dead_letter_topic_without_write_blocks_the_partition(user: &Restricted) {
     let topic = topic_name("acl-dlq-source");
     let dlq = topic_name("acl-dlq");
     let group = group_name("acl-dlq");
@@ -239,9 +305,9 @@ fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted
         }
     });
     let poison = produced.keys().nth(2).copied().unwrap();
-    allow("Read", AclResource::Topic(&topic));
-    allow("Read", AclResource::Group(&group));
-    let config = restricted_config(
+    user.allow("Read", AclResource::Topic(&topic));
+    user.allow("Read", AclResource::Group(&group));
+    let config = user.config(
         &[&topic],
         &group,
         &format!(
@@ -251,7 +317,7 @@ fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted
     let mut poller = Poller::start(&topic, &config);
     let denial = format!(
         "not authorized to write the on_failure topic {dlq}: grant {} WRITE on topic {dlq}",
-        principal()
+        user.principal()
     );
     wait_until(TIMEOUT, "the missing WRITE is logged", || {
         poller.log_text().contains(&denial)
@@ -260,9 +326,13 @@ fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted
     assert!(
         log.contains(&format!(
             "--allow-principal {} --operation Write --topic {dlq}",
-            principal()
+            user.principal()
         )),
         "the error names the ACL to add; log:\n{log}"
+    );
+    assert!(
+        poller.is_running(),
+        "the poller waits for the ACL; log:\n{log}"
     );
     // The partition waits at the failed record: nothing after it is delivered or committed.
     let seen = seen_offsets(&topic);
@@ -277,7 +347,7 @@ fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted
         poison.1
     );
 
-    allow("Write", AclResource::Topic(&dlq));
+    user.allow("Write", AclResource::Topic(&dlq));
     wait_until(
         TIMEOUT,
         "the records after the failed one are delivered",
@@ -301,4 +371,23 @@ fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted
         .collect();
     assert_eq!(reconcile(&topic, &healthy), 0);
     assert_eq!(poller.terminate(TIMEOUT).code(), Some(0));
+}
+
+/// A principal that may WRITE no topic at all is refused the idempotent dead-letter producer's
+/// producer id (`CLUSTER_AUTHORIZATION_FAILED`), which stops that librdkafka producer for good:
+/// only a new one sees the grant.
+#[test]
+fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted() {
+    a_dead_letter_topic_without_write_blocks_the_partition(&Restricted::fresh("acl-no-write"));
+}
+
+/// A principal that may WRITE another topic gets its producer id; only the dead-letter topic
+/// is refused (`TOPIC_AUTHORIZATION_FAILED`).
+#[test]
+fn a_dead_letter_topic_without_write_blocks_the_partition_when_other_topics_are_writable() {
+    let user = Restricted::fresh("acl-other-write");
+    let other = topic_name("acl-writable");
+    create_topic(&other, 1);
+    user.allow("Write", AclResource::Topic(&other));
+    a_dead_letter_topic_without_write_blocks_the_partition(&user);
 }
