@@ -380,7 +380,10 @@ mod tests {
         let text = "[kafka]\nbootstrap_servers = \"k:9092\"\ngroup_protocol = \"eager\"\n\
                     [[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n";
         let error = toml::from_str::<Config>(text).unwrap_err().to_string();
-        assert!(error.contains("classic") && error.contains("consumer"), "{error}");
+        assert!(
+            error.contains("classic") && error.contains("consumer"),
+            "{error}"
+        );
     }
 
     #[test]

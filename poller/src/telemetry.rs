@@ -190,13 +190,12 @@ impl Health {
 /// fetched from (its leader). A dead leader keeps its partitions until the cluster elects
 /// another and librdkafka's metadata refresh (every second while a partition's broker is down)
 /// moves them: the consumer is not ready for that while, and ready again once it fetches from
-/// the new leaders, whether or not the dead broker comes back. librdkafka's internal broker, a
-/// placeholder always "UP" that holds partitions without a leader, does not count.
+/// the new leaders, whether or not the dead broker comes back. A partition without a leader is
+/// fetched from no broker (-1), as the bootstrap connections are to no node (-1).
 pub fn brokers_reachable(statistics: &rdkafka::Statistics) -> bool {
     // REAUTH is an established connection renewing its SASL session (MSK IAM does it hourly).
-    let connected = |broker: &&rdkafka::statistics::Broker| {
-        broker.source != "internal" && matches!(broker.state.as_str(), "UP" | "REAUTH")
-    };
+    let connected =
+        |broker: &&rdkafka::statistics::Broker| matches!(broker.state.as_str(), "UP" | "REAUTH");
     let up: std::collections::HashSet<i32> = statistics
         .brokers
         .values()
@@ -285,7 +284,7 @@ mod tests {
     }
 
     fn broker(nodeid: i32, source: &str, state: &str) -> (String, rdkafka::statistics::Broker) {
-        let name = format!("127.0.0.1:{}/{nodeid}", 9092 + nodeid);
+        let name = format!("127.0.0.1:{}/{source}", 9092 + nodeid);
         let broker = rdkafka::statistics::Broker {
             name: name.clone(),
             nodeid,
@@ -331,25 +330,20 @@ mod tests {
 
     #[test]
     fn brokers_are_reachable_when_every_assigned_partition_is_fetched_over_a_live_connection() {
-        let internal = (-1, "internal", "UP");
         let healthy = statistics(
-            &[internal, (1, "learned", "UP"), (2, "learned", "UP")],
+            &[(1, "learned", "UP"), (2, "learned", "UP")],
             &[(-1, false, -1), (0, true, 1), (1, true, 2), (2, false, 3)],
         );
         assert!(brokers_reachable(&healthy), "partition 2 is not assigned");
 
         let leader_down = statistics(
-            &[
-                internal,
-                (1, "learned", "UP"),
-                (2, "learned", "TRY_CONNECT"),
-            ],
+            &[(1, "learned", "UP"), (2, "learned", "TRY_CONNECT")],
             &[(0, true, 1), (1, true, 2)],
         );
         assert!(!brokers_reachable(&leader_down));
 
         let moved_to_new_leader = statistics(
-            &[internal, (1, "learned", "UP"), (2, "learned", "DOWN")],
+            &[(1, "learned", "UP"), (2, "learned", "DOWN")],
             &[(0, true, 1), (1, true, 1)],
         );
         assert!(
@@ -357,21 +351,27 @@ mod tests {
             "a dead broker leading nothing assigned does not matter"
         );
 
-        let no_leader = statistics(&[internal, (1, "learned", "UP")], &[(0, true, -1)]);
+        let no_leader = statistics(
+            &[(-1, "configured", "UP"), (1, "learned", "UP")],
+            &[(0, true, -1)],
+        );
         assert!(
             !brokers_reachable(&no_leader),
-            "a partition on the internal broker has no leader"
+            "a partition without a leader is fetched from no broker, not the bootstrap one"
         );
 
-        let reauthenticating = statistics(&[internal, (1, "learned", "REAUTH")], &[(0, true, 1)]);
+        let reauthenticating = statistics(&[(1, "learned", "REAUTH")], &[(0, true, 1)]);
         assert!(brokers_reachable(&reauthenticating));
     }
 
     #[test]
-    fn with_nothing_assigned_one_live_connection_is_enough_and_the_internal_broker_is_none() {
-        let all_down = statistics(&[(-1, "internal", "UP"), (1, "learned", "CONNECT")], &[]);
+    fn with_nothing_assigned_one_live_broker_connection_is_enough() {
+        let all_down = statistics(
+            &[(-1, "configured", "DOWN"), (1, "learned", "CONNECT")],
+            &[],
+        );
         assert!(!brokers_reachable(&all_down));
-        let coordinator_up = statistics(&[(-1, "internal", "UP"), (-1, "logical", "UP")], &[]);
+        let coordinator_up = statistics(&[(1, "learned", "DOWN"), (1, "logical", "UP")], &[]);
         assert!(brokers_reachable(&coordinator_up));
     }
 }

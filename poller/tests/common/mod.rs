@@ -3,7 +3,8 @@
 //! the `test-recorder` function, produces records with rdkafka and reads back what the function
 //! saw. Services come from `kafka_lambda_tests::services()`.
 
-#![allow(dead_code, unreachable_pub)]
+// Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};

@@ -1,0 +1,383 @@
+//! Broker faults under load, against private Apache Kafka clusters (`KafkaCluster`) and
+//! `cargo lambda watch` (function `test-recorder`): a broker killed with SIGKILL while the
+//! poller consumes, then started again. The function must see every record, in offset order
+//! per partition (at-least-once: duplicates are allowed, gaps are not), the poller must never
+//! exit, and `/readyz` must answer 503 while a partition the poller consumes has no reachable
+//! broker, and 200 again once it has.
+
+// Test helpers outside #[test] functions unwrap too: a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use kafka_lambda_tests::{KafkaCluster, free_port};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long any one wait of these tests may last before it fails: a leader election, a broker
+/// restart (a JVM start on a shared two-core machine) or the delivery of 50,000 records through
+/// the emulator's debug-built function.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Records produced before the fault, while the broker is down, and after it is back.
+const BEFORE: usize = 20_000;
+const DURING: usize = 20_000;
+const AFTER: usize = 10_000;
+
+/// Records the function must have seen before the fault, so that the broker dies while the
+/// poller is delivering.
+const UNDER_WAY: usize = 2_000;
+
+#[test]
+fn a_killed_partition_leader_loses_no_record_and_readyz_reports_it_until_a_new_leader_serves() {
+    let mut cluster = KafkaCluster::start(3);
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = topic_name("leader-killed");
+    let partitions = 6;
+    cluster.create_topic(&topic, partitions);
+    let port = free_port();
+    let mut poller = Poller::start(&topic, &poller_config(&cluster, &topic, port));
+    let readiness = Readiness::watch(port);
+    readiness.wait_for(200, 0, "the poller is ready before the fault");
+
+    let mut produced = produce_to(&bootstrap, &topic, partitions, 0, BEFORE);
+    wait_until(TIMEOUT, "delivery is under way", || {
+        recorded_lines(&topic) >= UNDER_WAY
+    });
+    let victim = cluster
+        .leader_of(&topic, 0)
+        .expect("partition 0 has a leader");
+    eprintln!(
+        "killing node {victim} with {} of {} records delivered",
+        recorded_lines(&topic),
+        produced.len()
+    );
+    let mark = readiness.mark();
+    cluster.kill(victim);
+    // acks=all with two of three replicas in sync: the producer rides out the election.
+    produced.extend(produce_to(&bootstrap, &topic, partitions, BEFORE, DURING));
+    let outage = readiness.wait_for(
+        503,
+        mark,
+        &format!("/readyz reports that partition 0's leader (node {victim}) is unreachable"),
+    );
+    readiness.wait_for(
+        200,
+        outage,
+        "/readyz recovers once the partitions of the dead broker have new leaders",
+    );
+    assert_ne!(
+        cluster.leader_of(&topic, 0),
+        Some(victim),
+        "partition 0 has a new leader while node {victim} is down"
+    );
+    assert!(
+        poller.is_running(),
+        "the poller survives the outage; log:\n{}",
+        poller.log_text()
+    );
+
+    cluster.restart(victim);
+    produced.extend(produce_to(
+        &bootstrap,
+        &topic,
+        partitions,
+        BEFORE + DURING,
+        AFTER,
+    ));
+    assert_eq!(produced.len(), BEFORE + DURING + AFTER);
+    wait_for_delivery(&topic, &produced, &poller);
+    let duplicates = reconcile(&topic, &produced);
+    eprintln!("duplicates after killing the leader of partition 0: {duplicates}");
+    assert_survived(&mut poller, &readiness);
+}
+
+#[test]
+fn the_only_broker_killed_and_restarted_loses_no_record_and_readyz_reports_the_outage() {
+    let mut cluster = KafkaCluster::start(1);
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = topic_name("broker-killed");
+    let partitions = 3;
+    cluster.create_topic(&topic, partitions);
+    let port = free_port();
+    let mut poller = Poller::start(&topic, &poller_config(&cluster, &topic, port));
+    let readiness = Readiness::watch(port);
+    readiness.wait_for(200, 0, "the poller is ready before the fault");
+
+    let mut produced = produce_to(&bootstrap, &topic, partitions, 0, BEFORE);
+    wait_until(TIMEOUT, "delivery is under way", || {
+        recorded_lines(&topic) >= UNDER_WAY
+    });
+    eprintln!(
+        "killing the broker with {} of {} records delivered",
+        recorded_lines(&topic),
+        produced.len()
+    );
+    let mark = readiness.mark();
+    cluster.kill(1);
+    let outage = readiness.wait_for(503, mark, "/readyz reports that no broker is reachable");
+    // Readiness is re-evaluated every second: three evaluations while the broker is surely down
+    // must all keep it 503.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        readiness.changes()[outage..],
+        [Some(503)],
+        "/readyz stays 503 while the only broker is down"
+    );
+    // Records produced while the broker is down wait in the producer until it is back.
+    let during = {
+        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        std::thread::spawn(move || produce_to(&bootstrap, &topic, partitions, BEFORE, DURING))
+    };
+    assert!(
+        poller.is_running(),
+        "the poller survives the outage; log:\n{}",
+        poller.log_text()
+    );
+    cluster.restart(1);
+    produced.extend(during.join().unwrap());
+    readiness.wait_for(200, outage, "/readyz recovers once the broker is back");
+
+    produced.extend(produce_to(
+        &bootstrap,
+        &topic,
+        partitions,
+        BEFORE + DURING,
+        AFTER,
+    ));
+    assert_eq!(produced.len(), BEFORE + DURING + AFTER);
+    wait_for_delivery(&topic, &produced, &poller);
+    let duplicates = reconcile(&topic, &produced);
+    eprintln!("duplicates after killing the only broker: {duplicates}");
+    assert_survived(&mut poller, &readiness);
+}
+
+/// `test-recorder` on `topic` of `cluster`, in batches of up to 1,000 records (50,000 records
+/// in a few dozen invocations), with `/readyz` on `telemetry_port` and readiness re-evaluated
+/// every second (the lowest `lag_interval_ms`).
+fn poller_config(cluster: &KafkaCluster, topic: &str, telemetry_port: u16) -> String {
+    recorder_config(
+        topic,
+        &group_name("faults"),
+        "batch_size = 1000\nbatching_window_ms = 100",
+    )
+    .replace(
+        services().kafka_bootstrap_servers(),
+        &cluster.bootstrap_servers(),
+    )
+    .replace(
+        "[shutdown]",
+        &format!(
+            "[telemetry]\nlisten = \"127.0.0.1:{telemetry_port}\"\nlag_interval_ms = 1000\n\n\
+             [shutdown]"
+        ),
+    )
+}
+
+/// Produces records `first..first + count` to `topic` at `bootstrap`, record `n` to partition
+/// `n % partitions` with the value `{"n":<n>}`, and returns what was written, (partition,
+/// offset) → value, from the delivery reports. Batched as any producer is (`linger.ms`),
+/// idempotent and acknowledged by every in-sync replica; a record may wait up to three minutes
+/// for its partition's leader, so a leader election or a broker restart delays it, never fails it.
+fn produce_to(
+    bootstrap: &str,
+    topic: &str,
+    partitions: u32,
+    first: usize,
+    count: usize,
+) -> BTreeMap<(i32, i64), String> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .set("message.timeout.ms", "180000")
+        .create()
+        .expect("producer");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut pending = Vec::with_capacity(count);
+        for n in first..first + count {
+            let partition = i32::try_from(n % partitions as usize).unwrap();
+            let value = format!(r#"{{"n":{n}}}"#);
+            let key = format!("key-{n}");
+            let record = FutureRecord::to(topic)
+                .partition(partition)
+                .key(&key)
+                .payload(&value);
+            let delivery = producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("enqueue a record");
+            pending.push(async move { (delivery.await, value) });
+        }
+        let mut written = BTreeMap::new();
+        for (delivery, value) in futures::future::join_all(pending).await {
+            let delivery = delivery
+                .expect("delivery report")
+                .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
+            written.insert((delivery.partition, delivery.offset), value);
+        }
+        written
+    })
+}
+
+/// Lines the function has recorded for `topic` (a record seen twice counts twice), without
+/// parsing them: the file grows to tens of megabytes.
+fn recorded_lines(topic: &str) -> usize {
+    std::fs::read(recorder_file(topic)).map_or(0, |bytes| {
+        bytes.iter().filter(|&&byte| byte == b'\n').count()
+    })
+}
+
+/// Waits until the function has seen every record of `produced`. The recorder's file is parsed
+/// only once it has as many lines, and at most every second.
+fn wait_for_delivery(topic: &str, produced: &BTreeMap<(i32, i64), String>, poller: &Poller) {
+    let start = Instant::now();
+    loop {
+        if recorded_lines(topic) >= produced.len() {
+            let seen = seen_offsets(topic);
+            let missing = produced.keys().filter(|key| !seen.contains(key)).count();
+            if missing == 0 {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "the function saw {} of the {} records within {TIMEOUT:?}; poller log:\n{}",
+            seen_offsets(topic).len(),
+            produced.len(),
+            poller.log_text()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Checks that the poller ran through the fault: it is still running, `/readyz` answered every
+/// time it was asked since it first answered, and is 200 now; then stops it, which must exit 0.
+fn assert_survived(poller: &mut Poller, readiness: &Readiness) {
+    assert!(
+        poller.is_running(),
+        "the poller never exits; log:\n{}",
+        poller.log_text()
+    );
+    eprintln!(
+        "/readyz answers, as they changed: {:?}",
+        readiness.changes()
+    );
+    assert!(
+        !readiness.went_unanswered(),
+        "/readyz answered throughout: {:?}",
+        readiness.changes()
+    );
+    // The last change, or a later one, is to 200.
+    let last = readiness.mark().saturating_sub(1);
+    readiness.wait_for(200, last, "/readyz is 200 at the end");
+    let status = poller.terminate(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
+}
+
+/// The `/readyz` answers of one poller, asked every 50 ms on a thread of its own so that an
+/// outage is seen while the test is busy producing: the statuses in the order they changed
+/// (`None`: no answer).
+struct Readiness {
+    changes: Arc<Mutex<Vec<Option<u16>>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Readiness {
+    fn watch(port: u16) -> Readiness {
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (changes, stop) = (changes.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let status = readyz(port);
+                    let mut changes = changes.lock().unwrap();
+                    if changes.last() != Some(&status) {
+                        changes.push(status);
+                    }
+                    drop(changes);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        Readiness {
+            changes,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn changes(&self) -> Vec<Option<u16>> {
+        self.changes.lock().unwrap().clone()
+    }
+
+    /// The number of changes so far: what [`Readiness::wait_for`] looks past.
+    fn mark(&self) -> usize {
+        self.changes.lock().unwrap().len()
+    }
+
+    /// Waits until a change at position `after` or later is to `status`, and returns its
+    /// position.
+    fn wait_for(&self, status: u16, after: usize, what: &str) -> usize {
+        let mut found = None;
+        wait_until(TIMEOUT, what, || {
+            found = self
+                .changes()
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find(|(_, change)| **change == Some(status))
+                .map(|(position, _)| position);
+            found.is_some()
+        });
+        found.unwrap()
+    }
+
+    /// Whether `/readyz` went unanswered after it had first answered: the poller exited or
+    /// stopped serving.
+    fn went_unanswered(&self) -> bool {
+        self.changes()
+            .iter()
+            .skip_while(|change| change.is_none())
+            .any(Option::is_none)
+    }
+}
+
+impl Drop for Readiness {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The status of `GET /readyz` on `port`, or `None` when nothing answers within 5 s.
+fn readyz(port: u16) -> Option<u16> {
+    let timeout = Duration::from_secs(5);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
