@@ -168,7 +168,9 @@ demo_steps=(demo_log_etl demo_poller)
 say "starting the services (scripts/services.sh start)"
 # Stop the services at the end only if the broker was not already running: someone else's
 # broker (and what runs against it) is left alone.
-if ! "$services" status 2>/dev/null | grep -q '^kafka: running'; then
+# (The status is read whole first: `grep -q` leaving early would fail the pipeline.)
+status="$("$services" status 2>/dev/null || true)"
+if ! grep -q '^kafka: running' <<<"$status"; then
   stop_services=true
 fi
 "$services" start

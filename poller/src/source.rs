@@ -77,6 +77,11 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
     for (key, value) in &kafka.options {
         cc.set(key, value);
     }
+    // librdkafka drops the lines of its `debug` contexts below its own log level: asking for
+    // them through `[kafka.options] debug` must also let them through.
+    if kafka.options.contains_key("debug") {
+        cc.set_log_level(RDKafkaLogLevel::Debug);
+    }
     cc
 }
 
@@ -396,5 +401,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("group.protocol"), "{error}");
+    }
+
+    #[test]
+    fn debug_contexts_raise_librdkafkas_log_level_so_their_lines_reach_the_log() {
+        // RDKafkaLogLevel has no PartialEq: compared as syslog levels.
+        let quiet = config("");
+        let level = client_config(&quiet, &quiet.mappings[0]).log_level;
+        assert_eq!(level as i32, RDKafkaLogLevel::Info as i32);
+        let debug = config("[kafka.options]\n\"debug\" = \"security,broker\"");
+        let level = client_config(&debug, &debug.mappings[0]).log_level;
+        assert_eq!(level as i32, RDKafkaLogLevel::Debug as i32);
     }
 }
