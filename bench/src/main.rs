@@ -69,7 +69,7 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// `fetch_wait_max_ms` values of the latency runs.
-        #[arg(long, value_delimiter = ',', default_value = "50,10,5,2")]
+        #[arg(long, value_delimiter = ',', default_value = "500,50,10")]
         fetch_wait: Vec<u64>,
         /// Function binaries whose init is timed against the fake Runtime API.
         #[arg(
