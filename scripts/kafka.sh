@@ -3,8 +3,8 @@
 # benchmarks, run straight from its Maven Central artifacts: no tarball, no Docker.
 #
 # Usage: scripts/kafka.sh {install|version|libs|run-class CLASS [ARG…]|format CONFIG [ARG…]|broker CONFIG}
-#   install    Java (17 or newer) and Maven from Debian's packages when missing, then
-#              org.apache.kafka:kafka_2.13 and kafka-tools with their runtime dependencies and a
+#   install    Java 17 or newer (Debian's default-jre-headless) and Maven from Debian's packages
+#              when missing, then org.apache.kafka:kafka_2.13 and kafka-tools with their runtime dependencies and a
 #              log4j2 binding (scripts/kafka/pom.xml) into the cache, once; later calls reuse it.
 #              A cold install downloads ~55 MB and takes ~20 s (Maven's own plugins, first
 #              time only, add ~10 s).
@@ -65,7 +65,7 @@ install_java_and_maven() {
   local missing=() major
   major="$(java_major 2>/dev/null || true)"
   if [[ -z "$major" ]] || ((major < 17)); then
-    missing+=(openjdk-17-jre-headless)
+    missing+=(default-jre-headless)
   fi
   command -v mvn >/dev/null 2>&1 || missing+=(maven)
   ((${#missing[@]} == 0)) && return
