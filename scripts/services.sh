@@ -451,7 +451,13 @@ start_kafka() {
   write_broker_config
   # A fresh cluster at every start: no topic, group or offset of an earlier run is left.
   rm -rf "$kafka_dir/data"
-  cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  # A KRaft cluster id; one starting with '-' would be read as an option by the storage tool.
+  cluster_id="$(python3 -c 'import base64, uuid
+while True:
+    id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not id.startswith("-"):
+        print(id)
+        break')"
   if ! "$repo/scripts/kafka.sh" format "$kafka_dir/server.properties" \
     --cluster-id "$cluster_id" --standalone \
     --add-scram "SCRAM-SHA-256=[name=$scram_user,password=$scram_password]" \

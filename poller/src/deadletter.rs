@@ -118,10 +118,19 @@ impl DeadLetterProducer {
         };
         match self.config.create_with_context(self.context.clone()) {
             Ok(renewed) => {
-                tracing::warn!(topic = %self.topic, %reason, "the on_failure producer stopped on a fatal error; a new one takes over");
-                *self.producer.lock().unwrap_or_else(PoisonError::into_inner) = renewed;
-                // Dropping the last handle flushes for up to 500 ms: not on the runtime.
-                tokio::task::spawn_blocking(move || drop(producer));
+                // Several workers can fail on the same stopped producer: only the first replaces
+                // it; a later one finds a new producer in place already and drops its own.
+                let unused = {
+                    let mut slot = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+                    if slot.client().native_ptr() == producer.client().native_ptr() {
+                        tracing::warn!(topic = %self.topic, %reason, "the on_failure producer stopped on a fatal error; a new one takes over");
+                        std::mem::replace(&mut *slot, renewed)
+                    } else {
+                        renewed
+                    }
+                };
+                // Dropping a producer's last handle flushes for up to 500 ms: not on the runtime.
+                tokio::task::spawn_blocking(move || drop((producer, unused)));
             }
             Err(e) => {
                 tracing::warn!(topic = %self.topic, error = %e, "cannot create a new on_failure producer; the stopped one is kept")

@@ -317,6 +317,8 @@ pub async fn run_worker<I: Invoker>(
     // reset: a record below the next expected offset was already taken, so it is dropped, which
     // keeps batches duplicate-free and in offset order.
     let mut next_offset = i64::MIN;
+    // The consumer's position at the last idle check (see `store_skipped_offsets`).
+    let mut idle_position: Option<i64> = None;
     'batches: loop {
         let mut builder = BatchBuilder::in_buffer(
             &shared.header,
@@ -368,7 +370,7 @@ pub async fn run_worker<I: Invoker>(
                     _ = control.stop.cancelled() => break 'batches,
                     msg = recv(&queue) => msg,
                     _ = tokio::time::sleep(IDLE_GAP_CHECK_INTERVAL) => {
-                        store_skipped_offsets(&shared, &topic, partition, &mut next_offset);
+                        store_skipped_offsets(&shared, &topic, partition, &mut next_offset, &mut idle_position).await;
                         continue;
                     }
                 },
@@ -411,6 +413,7 @@ pub async fn run_worker<I: Invoker>(
                 continue;
             }
             next_offset = offset + 1;
+            idle_position = None;
             metrics.received.increment(1);
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
             let view = RecordView {
@@ -506,7 +509,7 @@ pub async fn run_worker<I: Invoker>(
 
 /// How often an idle worker checks whether librdkafka moved past offsets that hold no record
 /// for it (see [`store_skipped_offsets`]).
-const IDLE_GAP_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+const IDLE_GAP_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Stores the consumer's position of an idle partition when it is past every record the worker
 /// took: the offsets in between hold nothing to deliver — transaction markers, records of
@@ -516,26 +519,36 @@ const IDLE_GAP_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 ///
 /// Called only when the worker holds no record and no batch is in flight, so every record it
 /// took (all below `next_offset`) is done; a record waiting in the queue is not consumed yet
-/// and lies at or after the position.
-fn store_skipped_offsets<I>(
+/// and lies at or after the position. The position must also be the same at two idle checks in
+/// a row (`idle_position`, reset when a record is taken): a record that reached the main queue
+/// moves the position past it for the moment between the drive loop taking it and seeking the
+/// partition back to it (`mapping::drive`), and that position must never be stored.
+/// librdkafka answers the position from its main thread, so it is asked off the runtime.
+async fn store_skipped_offsets<I>(
     shared: &MappingShared<I>,
     topic: &str,
     partition: i32,
     next_offset: &mut i64,
+    idle_position: &mut Option<i64>,
 ) {
     let Some(consumer) = shared.consumer.get().and_then(std::sync::Weak::upgrade) else {
         return;
     };
-    let Ok(positions) = consumer.position() else {
+    let Ok(Ok(positions)) = tokio::task::spawn_blocking(move || consumer.position()).await else {
         return;
     };
     let Some(rdkafka::Offset::Offset(position)) = positions
         .find_partition(topic, partition)
         .map(|element| element.offset())
     else {
+        *idle_position = None;
         return;
     };
-    if position > *next_offset && position > shared.progress.next(topic, partition).unwrap_or(0) {
+    let stable = idle_position.replace(position) == Some(position);
+    if stable
+        && position > *next_offset
+        && position > shared.progress.next(topic, partition).unwrap_or(0)
+    {
         *next_offset = position;
         store_offset(shared, topic, partition, position - 1);
     }

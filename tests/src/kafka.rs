@@ -139,7 +139,8 @@ pub fn kafka_tool(class: &str, args: &[&str]) -> String {
 }
 
 /// Grants `principal` (`User:kl-restricted`, …) `operation` (`Read`, `Write`, `Describe`, …)
-/// on `resource`, through the PLAINTEXT listener at `bootstrap` (a super user there).
+/// on `resource`, through the PLAINTEXT listener at `bootstrap` (a super user there), and
+/// returns once the broker lists the grant.
 ///
 /// # Panics
 ///
@@ -160,6 +161,31 @@ pub fn grant(bootstrap: &str, principal: &str, operation: &str, resource: AclRes
             name,
         ],
     );
+    // The broker applies an ACL once its metadata log has it, a moment after the command
+    // returns: wait until the broker itself lists it, so the test's next step sees it in force.
+    let wanted = (
+        format!("principal={principal}"),
+        format!("operation={}", operation.to_ascii_uppercase()),
+    );
+    let start = Instant::now();
+    loop {
+        let listed = kafka_tool(
+            "org.apache.kafka.tools.AclCommand",
+            &["--bootstrap-server", bootstrap, "--list", flag, name],
+        );
+        if listed
+            .lines()
+            .any(|line| line.contains(&wanted.0) && line.contains(&wanted.1))
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the broker at {bootstrap} does not list {principal} {operation} on {name} 30 s after \
+             granting it:\n{listed}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// What an ACL of [`grant`] applies to.
