@@ -61,40 +61,55 @@ java_major() {
   java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
 }
 
-install_java_and_maven() {
-  local missing=() major
-  major="$(java_major 2>/dev/null || true)"
-  if [[ -z "$major" ]] || ((major < 17)); then
-    missing+=(default-jre-headless)
-  fi
-  command -v mvn >/dev/null 2>&1 || missing+=(maven)
-  ((${#missing[@]} == 0)) && return
+# Installs Debian packages (sudo when not root), or says which to install.
+install_debian_packages() {
   command -v apt-get >/dev/null 2>&1 ||
-    die "missing: ${missing[*]} (the broker needs Java 17 or newer, its install Maven); install them with your package manager"
+    die "missing: $* (the broker needs Java 17 or newer, its install Maven); install them with your package manager"
   run_as_root true ||
-    die "missing Debian packages: ${missing[*]}. Install them with: sudo apt-get install ${missing[*]}"
-  log "installing Debian packages: ${missing[*]}"
+    die "missing Debian packages: $*. Install them with: sudo apt-get install $*"
+  log "installing Debian packages: $*"
   run_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
   run_as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-  major="$(java_major)"
+    apt-get install -y -q --no-install-recommends "$@"
+}
+
+install_java() {
+  local major
+  major="$(java_major 2>/dev/null || true)"
+  [[ -n "$major" ]] && ((major >= 17)) && return
+  install_debian_packages default-jre-headless
+  major="$(java_major 2>/dev/null || true)"
   [[ -n "$major" ]] && ((major >= 17)) || die "java on PATH is still older than 17 (${major:-none})"
 }
 
 cmd_install() {
-  install_java_and_maven
+  install_java
   [[ -f "$complete_marker" ]] && return
-  local started="$SECONDS"
+  command -v mvn >/dev/null 2>&1 || install_debian_packages maven
+  mkdir -p "$cache_dir"
+  # Several callers may install at once (the tests' services and the benchmark's): one
+  # downloads, the others wait and then find it complete.
+  exec 8>"$cache_dir/install.lock"
+  flock -w 600 8 || die "another install held $cache_dir/install.lock for 10 minutes"
+  [[ -f "$complete_marker" ]] && return
+  local started="$SECONDS" download="$kafka_home.download"
   log "installing Apache Kafka $kafka_version from Maven Central into $kafka_home"
-  rm -rf "$libs"
-  mkdir -p "$libs"
+  rm -rf "$download"
+  mkdir -p "$download"
   mvn --batch-mode --quiet -Dstyle.color=never --file "$here/kafka/pom.xml" \
     -Dkafka.version="$kafka_version" -Dlog4j.version="$log4j_version" \
     -Dslf4j.version="$slf4j_version" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" ||
-    die "Maven could not fetch Apache Kafka $kafka_version (is Maven Central reachable?)"
-  [[ -n "$(ls "$libs"/kafka_2.13-"$kafka_version".jar 2>/dev/null)" ]] ||
-    die "kafka_2.13-$kafka_version.jar is missing from $libs after the download"
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$download" \
+    >"$cache_dir/install.log" 2>&1 || {
+    tail -n 30 "$cache_dir/install.log" >&2
+    die "Maven could not fetch Apache Kafka $kafka_version (is Maven Central reachable?); its log is $cache_dir/install.log"
+  }
+  [[ -f "$download/kafka_2.13-$kafka_version.jar" ]] ||
+    die "kafka_2.13-$kafka_version.jar is missing after the download"
+  # The jars appear under $libs whole or not at all.
+  rm -rf "$kafka_home"
+  mkdir -p "$kafka_home"
+  mv "$download" "$libs"
   touch "$complete_marker"
   log "Apache Kafka $kafka_version is installed ($((SECONDS - started))s)"
 }

@@ -355,22 +355,26 @@ make_tls_material() {
   command -v openssl >/dev/null 2>&1 || die "openssl is missing: run scripts/services.sh install"
   local work
   work="$(mktemp -d)"
-  (
-    cd "$work"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.pem \
-      -subj "/CN=kafka-lambda test CA" \
-      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
-    openssl x509 -req -days 3650 -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-      -extfile server.ext -out server.pem
-    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=$mtls_client_cn"
-    printf 'extendedKeyUsage=clientAuth\n' >client.ext
-    openssl x509 -req -days 3650 -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-      -extfile client.ext -out client.pem
-    # The broker's keystore: its key, then its certificate chain.
-    cat server.key server.pem ca.pem >server-keystore.pem
-  ) >"$state_dir/openssl.log" 2>&1 || die "openssl could not make the test certificates; see $state_dir/openssl.log"
+  # Every step must succeed: `&&` chains them (set -e does not apply inside `( … ) ||`).
+  if ! (
+    cd "$work" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.pem \
+        -subj "/CN=kafka-lambda test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+      openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext &&
+      openssl x509 -req -days 3650 -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -extfile server.ext -out server.pem &&
+      openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=$mtls_client_cn" &&
+      printf 'extendedKeyUsage=clientAuth\n' >client.ext &&
+      openssl x509 -req -days 3650 -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -extfile client.ext -out client.pem &&
+      # The broker's keystore: its key, then its certificate chain.
+      cat server.key server.pem ca.pem >server-keystore.pem
+  ) >"$state_dir/openssl.log" 2>&1; then
+    rm -rf "$work"
+    die "openssl could not make the test certificates; see $state_dir/openssl.log"
+  fi
   mkdir -p "$tls_dir"
   cp "$work"/{ca.pem,ca.key,server-keystore.pem,client.pem,client.key} "$tls_dir/"
   rm -rf "$work"
