@@ -118,7 +118,7 @@ enum Cmd {
     /// Goal 2 only: latency at a steady rate.
     Latency {
         /// `fetch_wait_max_ms` values to try.
-        #[arg(long, value_delimiter = ',', default_value = "50,10,5,2")]
+        #[arg(long, value_delimiter = ',', default_value = "500,50,10")]
         fetch_wait: Vec<u64>,
         /// Seconds of producing per value.
         #[arg(long, default_value_t = 20)]
