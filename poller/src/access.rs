@@ -203,10 +203,15 @@ impl DenialStop {
         &self.principal
     }
 
-    /// Logs `denied` at error and stops the mapping; a later report is logged only.
+    /// Logs `denied` at error and stops the mapping; a later report (each partition of a
+    /// refused topic reports it) is logged at debug only.
     pub fn report(&self, mapping: &str, denied: AccessDenied) {
-        tracing::error!(%mapping, "{denied}; stopping the mapping: in-flight batches finish, what was delivered is committed, nothing else");
-        let _ = self.first.set(denied);
+        let text = denied.to_string();
+        if self.first.set(denied).is_ok() {
+            tracing::error!(%mapping, "{text}; stopping the mapping: in-flight batches finish, what was delivered is committed, nothing else");
+        } else {
+            tracing::debug!(%mapping, "{text} (the mapping is stopping already)");
+        }
         self.stop.cancel();
     }
 

@@ -196,10 +196,13 @@ pub fn brokers_reachable(statistics: &rdkafka::Statistics) -> bool {
     // REAUTH is an established connection renewing its SASL session (MSK IAM does it hourly).
     let connected =
         |broker: &&rdkafka::statistics::Broker| matches!(broker.state.as_str(), "UP" | "REAUTH");
+    // The group coordinator's "logical" connection carries a real broker's node id, but fetches
+    // do not use it: it must not make a dead fetch connection to that node look up.
     let up: std::collections::HashSet<i32> = statistics
         .brokers
         .values()
         .filter(connected)
+        .filter(|broker| broker.source != "logical")
         .map(|broker| broker.nodeid)
         .filter(|id| *id >= 0)
         .collect();
@@ -362,6 +365,19 @@ mod tests {
 
         let reauthenticating = statistics(&[(1, "learned", "REAUTH")], &[(0, true, 1)]);
         assert!(brokers_reachable(&reauthenticating));
+
+        let only_the_coordinator = statistics(
+            &[
+                (1, "learned", "DOWN"),
+                (1, "logical", "UP"),
+                (2, "learned", "UP"),
+            ],
+            &[(0, true, 1)],
+        );
+        assert!(
+            !brokers_reachable(&only_the_coordinator),
+            "the coordinator's connection to the leader's node fetches nothing"
+        );
     }
 
     #[test]

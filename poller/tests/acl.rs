@@ -202,7 +202,8 @@ fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
     assert_eq!(
         reconcile(&readable, &produced_readable),
         0,
-        "what the stopped poller delivered was committed, so it is not delivered again"
+        "no record of the readable topic is delivered twice across the stop (whatever the stopped \
+         poller delivered, if anything, was committed)"
     );
     assert_eq!(reconcile(&unreadable, &produced_unreadable), 0);
 }

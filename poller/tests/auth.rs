@@ -278,9 +278,8 @@ fn wait_for_delivery(topic: &str, expected: &[String], log: &Path) {
 /// tables under `[kafka.auth…]`) until `test-recorder` saw all five in order, and returns the
 /// poller's log. Delivery is the proof that the poller logged in: each listener refuses a
 /// client without its credentials (the client crate's `auth` tests). The log has librdkafka's
-/// `security` debug lines of the application thread (provider, CA and key files) only: the
-/// broker threads' debug lines (the SASL exchange) are dropped, because rdkafka sets
-/// librdkafka's log level from the `log` crate's, which the poller does not configure.
+/// `security` debug lines, the SASL exchange's included (`[kafka.options] debug` raises
+/// librdkafka's log level).
 fn delivers_through(test: &str, bootstrap: &str, client_auth: &str, poller_auth: &str) -> String {
     let dir = scratch(test);
     let topic = topic_name(test);
@@ -308,10 +307,13 @@ fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
         &sasl.replace("[kafka.auth.sasl]", "[auth.sasl]"),
         &sasl,
     );
-    // Only librdkafka's application-thread debug lines reach the log (see `delivers_through`).
     assert!(
         log.contains("Selected provider SCRAM (builtin) for SASL mechanism SCRAM-SHA-512"),
         "librdkafka's security debug log does not show SCRAM-SHA-512:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("Authenticated as {user} using SCRAM-SHA-512")),
+        "librdkafka's security debug log does not show the SCRAM login succeeding:\n{log}"
     );
     assert!(
         !log.contains(password),
@@ -397,8 +399,12 @@ fn a_wrong_password_is_logged_as_an_authentication_error_retried_and_loses_nothi
         "an authentication error is logged",
         || read_log(&log).contains("SASL authentication error"),
     );
-    // Another attempt or two, with librdkafka's backoff, before judging.
-    std::thread::sleep(Duration::from_secs(3));
+    // Retried: librdkafka tries again after its reconnect backoff, and the poller keeps running.
+    wait_until(
+        Duration::from_secs(60),
+        "a second authentication error is logged (the login is retried)",
+        || read_log(&log).matches("SASL authentication error").count() >= 2,
+    );
     let text = read_log(&log);
     assert!(
         text.contains("invalid credentials with SASL mechanism SCRAM-SHA-512"),
