@@ -4,7 +4,7 @@
 //! keeps its data in a scratch directory, so a node killed with SIGKILL restarts on what it had.
 
 use crate::kafka::{create_topic_on, partition_leader};
-use crate::tools::{free_port, scratch_dir, without_cargo_test_variables};
+use crate::tools::{free_stable_ports, scratch_dir, without_cargo_test_variables};
 use crate::{repo_root, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -48,7 +48,10 @@ impl KafkaCluster {
         );
         let dir = scratch_dir().join(unique_name("kafka-cluster"));
         std::fs::create_dir_all(&dir).expect("create the cluster's directory");
-        let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16)> = free_stable_ports(2 * size)
+            .chunks(2)
+            .map(|pair| (pair[0], pair[1]))
+            .collect();
         let voters = ports
             .iter()
             .enumerate()

@@ -36,7 +36,8 @@ pub use emulator::Emulator;
 pub use kafka::{AclResource, create_topic_on, grant, kafka_tool, partition_leader};
 pub use poller::{Poller, mapping_config};
 pub use tools::{
-    assert_refuses_to_start, binary, cargo_build, free_port, scratch_dir, tool_path, wait_until,
+    assert_refuses_to_start, binary, cargo_build, free_port, free_stable_ports, scratch_dir,
+    tool_path, wait_until,
 };
 
 use serde::Deserialize;

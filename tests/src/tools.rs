@@ -20,6 +20,37 @@ pub fn free_port() -> u16 {
         .expect("find a free port")
 }
 
+/// `count` distinct ports nothing listens on right now, below Linux's ephemeral range (32768 and
+/// up by default): a server that is stopped and restarted on its port (a killed broker) must
+/// not find it taken by an outgoing connection that the kernel gave that port meanwhile.
+///
+/// # Panics
+///
+/// When 20000–32767 has not `count` free ports.
+pub fn free_stable_ports(count: usize) -> Vec<u16> {
+    // Spread the start by process and time, so parallel tests rarely try the same ports.
+    let seed = std::process::id() as usize
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as usize);
+    let span = 32_768 - 20_000;
+    let mut held = Vec::new();
+    for step in 0..span {
+        if held.len() == count {
+            break;
+        }
+        let port = u16::try_from(20_000 + (seed + step * 7_919) % span).expect("a port");
+        // Every port stays bound until all are found, so none is returned twice.
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    assert_eq!(held.len(), count, "{count} free ports in 20000-32767");
+    held.iter()
+        .map(|listener| listener.local_addr().expect("a bound address").port())
+        .collect()
+}
+
 /// Waits until `condition` holds, checking every 100 ms.
 ///
 /// # Panics
