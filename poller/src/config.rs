@@ -189,8 +189,12 @@ pub struct MappingConfig {
     pub function: String,
     /// Topics to read (at least one).
     pub topics: Vec<String>,
-    /// Consumer group id. Default `kafka-lambda-<function>`. Run several pollers with the same
-    /// group to share the partitions.
+    /// Consumer group id. Default `kafka-lambda-<function name>`: the name alone, without an
+    /// alias or version and out of an ARN (`log-etl:live` and
+    /// `arn:aws:lambda:…:function:log-etl:3` both give `kafka-lambda-log-etl`), so moving to
+    /// another alias keeps the group and functions behind same-named aliases get groups of their
+    /// own; `check` prints the effective one. Run several pollers with the same group to share
+    /// the partitions.
     #[serde(default)]
     pub consumer_group: Option<String>,
     /// Where a group with no committed offset starts. Default `TRIM_HORIZON`.
@@ -680,15 +684,10 @@ impl MappingConfig {
             .map(crate::template::InputTemplate::parse)
             .transpose()
             .map_err(|e| invalid(f("input_template"), format!("is invalid: {e}")))?;
-        let consumer_group = self.consumer_group.clone().unwrap_or_else(|| {
-            format!(
-                "kafka-lambda-{}",
-                self.function
-                    .rsplit(':')
-                    .find(|s| !s.is_empty())
-                    .unwrap_or(&self.function)
-            )
-        });
+        let consumer_group = self
+            .consumer_group
+            .clone()
+            .unwrap_or_else(|| format!("kafka-lambda-{}", function_name(&self.function)));
         if consumer_group.trim().is_empty() {
             return Err(invalid(f("consumer_group"), "is empty"));
         }
@@ -761,6 +760,10 @@ impl ValidatedConfig {
     /// `[kafka.auth]` holds no secret values, only where they are read from.
     pub fn to_redacted_toml(&self) -> String {
         let mut raw = self.raw.clone();
+        // Defaults derived from other fields are shown as they take effect.
+        for (written, mapping) in raw.mappings.iter_mut().zip(&self.mappings) {
+            written.consumer_group = Some(mapping.consumer_group.clone());
+        }
         for (key, value) in raw.kafka.options.iter_mut() {
             if is_secret_option(key) {
                 *value = "<redacted>".to_owned();
@@ -773,6 +776,17 @@ impl ValidatedConfig {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.raw.shutdown.drain_timeout_ms)
     }
+}
+
+/// The function's name in any form the Invoke API takes: `name`, `name:qualifier`,
+/// `account:function:name[:qualifier]` or `arn:aws:lambda:region:account:function:name[:qualifier]`,
+/// without the alias or version, so that a mapping keeps its default consumer group when it moves
+/// to another alias or version, and two functions behind aliases of the same name do not share one.
+fn function_name(function: &str) -> &str {
+    let after_prefix = function
+        .split_once(":function:")
+        .map_or(function, |(_, rest)| rest);
+    after_prefix.split(':').next().unwrap_or(after_prefix)
 }
 
 /// One resolved mapping.
@@ -822,4 +836,23 @@ pub struct Mapping {
     pub filter: crate::filter::Filter,
     /// Reshapes values before invoking.
     pub input_template: Option<crate::template::InputTemplate>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_group_comes_from_the_function_name_without_alias_or_version() {
+        for function in [
+            "test-recorder",
+            "test-recorder:live",
+            "test-recorder:7",
+            "123456789012:function:test-recorder",
+            "arn:aws:lambda:eu-west-1:123456789012:function:test-recorder",
+            "arn:aws:lambda:eu-west-1:123456789012:function:test-recorder:live",
+        ] {
+            assert_eq!(function_name(function), "test-recorder", "{function}");
+        }
+    }
 }

@@ -159,3 +159,28 @@ fn invalid_values_are_rejected_naming_the_field_and_the_allowed_range() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
 }
+
+#[test]
+fn the_default_consumer_group_is_the_functions_name_without_alias_or_arn_and_check_prints_it() {
+    for function in [
+        "test-recorder:live",
+        "arn:aws:lambda:eu-west-1:123456789012:function:test-recorder:live",
+    ] {
+        let (code, stdout, stderr) = check(&BASE.replace("my-fn", function));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stdout.contains("consumer_group = \"kafka-lambda-test-recorder\""),
+            "{function}: the effective group is not printed as kafka-lambda-test-recorder:\n{stdout}"
+        );
+    }
+    // Two functions behind aliases of the same name get groups of their own.
+    let two = format!("{BASE}\n[[mapping]]\nfunction = \"shipping:prod\"\ntopics = [\"orders\"]\n")
+        .replace("my-fn", "billing:prod");
+    let (code, stdout, stderr) = check(&two);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("consumer_group = \"kafka-lambda-billing\"")
+            && stdout.contains("consumer_group = \"kafka-lambda-shipping\""),
+        "{stdout}"
+    );
+}
