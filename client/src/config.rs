@@ -151,7 +151,9 @@ impl KafkaClientConfig {
         for (key, value) in extra {
             cc.set(*key, *value);
         }
-        Ok(cc.create_with_context(context)?)
+        Ok(cc
+            .create_with_context(context)
+            .map_err(redact_config_error)?)
     }
 }
 
@@ -163,16 +165,67 @@ fn parse_toml(text: &str, origin: &str) -> Result<KafkaClientConfig, ConfigError
 }
 
 /// A TOML error as `line L, column C: message`, leaving out the quoted source line that the
-/// error's `Display` includes (it may be a `password = "..."` line).
+/// error's `Display` includes (it may be a `password = "..."` line). When the error is on the
+/// line of a secret (by [`is_secret_option`] on its key), the values the message quotes in
+/// backticks (`invalid type: integer \`12345\``) are left out too.
 pub fn toml_error_without_source(error: &toml::de::Error, text: &str) -> String {
     match error.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {}", error.message())
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.len() - line_start + 1;
+            let line_text = text[line_start..].lines().next().unwrap_or_default();
+            let key = line_text
+                .split_once('=')
+                .map_or("", |(key, _)| key.trim().trim_matches('"'));
+            let message = if is_secret_option(key) {
+                without_quoted_values(error.message())
+            } else {
+                error.message().to_owned()
+            };
+            format!("line {line}, column {column}: {message}")
         }
         None => error.message().to_owned(),
+    }
+}
+
+/// `message` with every `` `…` `` span replaced by `(value not shown)`.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut parts = message.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let mut inside = true;
+    for part in parts {
+        if inside {
+            out.push_str("(value not shown)");
+        } else {
+            out.push_str(part);
+        }
+        inside = !inside;
+    }
+    out
+}
+
+/// `error` with the value of a secret librdkafka property (by [`is_secret_option`]) taken out:
+/// librdkafka's refusal of a property (an unknown name, a wrong value) carries the value, in
+/// its own field and often in its description.
+pub fn redact_config_error(error: rdkafka::error::KafkaError) -> rdkafka::error::KafkaError {
+    use rdkafka::error::KafkaError;
+    match error {
+        KafkaError::ClientConfig(code, description, key, value)
+            if is_secret_option(&key) && !value.is_empty() =>
+        {
+            KafkaError::ClientConfig(
+                code,
+                description.replace(&value, "<redacted>"),
+                key,
+                "<redacted>".to_owned(),
+            )
+        }
+        other => other,
     }
 }
 
@@ -228,5 +281,46 @@ mod tests {
             .to_string();
         assert!(error.contains("line 2"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted_but_other_values_are() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Options {
+            options: BTreeMap<String, String>,
+        }
+        let text = "[options]\n\"sasl.password\" = 4242424242\n";
+        let error = toml::from_str::<Options>(text).unwrap_err();
+        let message = toml_error_without_source(&error, text);
+        assert!(message.starts_with("line 2, column"), "{message}");
+        assert!(message.contains("(value not shown)"), "{message}");
+        assert!(!message.contains("4242424242"), "{message}");
+
+        let text = "[options]\n\"linger.ms\" = 20\n";
+        let error = toml::from_str::<Options>(text).unwrap_err();
+        assert!(toml_error_without_source(&error, text).contains("`20`"));
+    }
+
+    #[test]
+    fn librdkafkas_refusal_of_a_secret_property_loses_the_value() {
+        use rdkafka::error::KafkaError;
+        use rdkafka::types::RDKafkaConfRes;
+        let refused = KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+            "Invalid value \"s3cr3t\" for property".to_owned(),
+            "ssl.key.password".to_owned(),
+            "s3cr3t".to_owned(),
+        );
+        let text = redact_config_error(refused).to_string();
+        assert!(text.contains("ssl.key.password"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        let plain = KafkaError::ClientConfig(
+            RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value".to_owned(),
+            "linger.ms".to_owned(),
+            "abc".to_owned(),
+        );
+        assert!(redact_config_error(plain).to_string().contains("abc"));
     }
 }

@@ -10,8 +10,8 @@ mod tls;
 
 pub use auth::{AuthConfig, ResolvedAuth, SaslConfig, SaslCredentials, is_auth_option};
 pub use config::{
-    KafkaClientConfig, check_options_leave_auth_alone, is_secret_option, toml_error_without_source,
-    validate_bootstrap_servers,
+    KafkaClientConfig, check_options_leave_auth_alone, is_secret_option, redact_config_error,
+    toml_error_without_source, validate_bootstrap_servers,
 };
 pub use context::KafkaClientContext;
 pub use error::{ClientError, ConfigError, TokenError};

@@ -133,6 +133,7 @@ impl DeadLetterProducer {
                 tokio::task::spawn_blocking(move || drop((producer, unused)));
             }
             Err(e) => {
+                let e = kafka_lambda_client::redact_config_error(e);
                 tracing::warn!(topic = %self.topic, error = %e, "cannot create a new on_failure producer; the stopped one is kept")
             }
         }

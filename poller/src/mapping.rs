@@ -71,10 +71,11 @@ pub async fn run_mapping<I: Invoker>(
         Principal::of(&source::client_config(&config, &mapping)),
         shutdown.clone(),
     ));
+    // librdkafka's refusal of a property quotes its value: a secret's is taken out.
     let client_error = |source| MappingError::Client {
         index: mapping.index,
         function: mapping.function.clone(),
-        source,
+        source: kafka_lambda_client::redact_config_error(source),
     };
     let shared = Arc::new(MappingShared {
         header: EventHeader {

@@ -184,3 +184,73 @@ fn the_default_consumer_group_is_the_functions_name_without_alias_or_arn_and_che
         "{stdout}"
     );
 }
+
+/// Runs `kafka-lambda-poller <command> --config <config>` with a broker nothing listens on and
+/// returns its exit code and stderr; a `run` that starts after all is stopped after 10 s.
+fn poller_stderr(command: &str, config: &str) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join("kafka-lambda-poller-check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{command}-{:x}.toml", md5ish(config)));
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
+        .args([command, "--config"])
+        .arg(&path)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_secret_never_reaches_stderr_when_librdkafka_or_toml_refuses_it() {
+    const SECRET: &str = "TopSecret-4242";
+    // librdkafka has no such property: its refusal quotes the value.
+    let unknown = BASE.replacen(
+        "bootstrap_servers = \"127.0.0.1:19092\"",
+        &format!(
+            "bootstrap_servers = \"127.0.0.1:1\"\n[kafka.options]\n\"ssl.truststore.password\" = \"{SECRET}\""
+        ),
+        1,
+    );
+    let (code, stderr) = poller_stderr("run", &unknown);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("ssl.truststore.password"), "{stderr}");
+    assert!(
+        !stderr.contains(SECRET),
+        "the secret is on stderr:\n{stderr}"
+    );
+    let (_, stderr) = poller_stderr("check", &unknown);
+    assert!(
+        !stderr.contains(SECRET),
+        "the secret is on stderr:\n{stderr}"
+    );
+
+    // Not a string: TOML's message quotes the value.
+    let typed = BASE.replacen(
+        "bootstrap_servers = \"127.0.0.1:19092\"",
+        "bootstrap_servers = \"127.0.0.1:1\"\n[kafka.options]\n\"ssl.key.password\" = 4242424242",
+        1,
+    );
+    for command in ["run", "check"] {
+        let (code, stderr) = poller_stderr(command, &typed);
+        assert_ne!(code, Some(0), "{command}: {stderr}");
+        assert!(stderr.contains("line "), "{command}: {stderr}");
+        assert!(
+            !stderr.contains("4242424242"),
+            "{command}: the secret is on stderr:\n{stderr}"
+        );
+    }
+}
