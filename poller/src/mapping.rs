@@ -322,12 +322,22 @@ async fn drive(
     }
     tracing::info!(mapping = %name, topics = ?mapping.topics, group = %mapping.consumer_group, "mapping started");
     let mut last_error: Option<(String, std::time::Instant)> = None;
+    let mut group_progress_read = std::time::Instant::now();
     loop {
-        if let (Some(targets), Some(progress)) = (&targets, &until_caught_up)
-            && progress.reached(targets)
-        {
-            tracing::info!(mapping = %name, "caught up: every partition reached its end offset");
-            break;
+        if let (Some(targets), Some(progress)) = (&targets, &until_caught_up) {
+            // Partitions another member of the group owns advance only in the group's committed
+            // offsets: read them now and then, so that this process ends when the group as a
+            // whole has caught up.
+            if !progress.reached(targets)
+                && group_progress_read.elapsed() >= GROUP_PROGRESS_INTERVAL
+            {
+                group_progress_read = std::time::Instant::now();
+                advance_from_group_commits(&consumer, targets, progress).await;
+            }
+            if progress.reached(targets) {
+                tracing::info!(mapping = %name, "caught up: every partition reached its end offset");
+                break;
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -422,6 +432,39 @@ fn denial(
         topic,
         principal: principal.clone(),
     })
+}
+
+/// How often `--until-caught-up` reads the group's committed offsets.
+const GROUP_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counts the group's committed offsets of the partitions still short of their target as
+/// progress (a lookup on a blocking thread; a failed one is tried again at the next interval).
+async fn advance_from_group_commits(
+    consumer: &Arc<MappingConsumer>,
+    targets: &std::collections::HashMap<(String, i32), i64>,
+    progress: &Arc<Progress>,
+) {
+    let mut behind = rdkafka::TopicPartitionList::new();
+    for ((topic, partition), end) in targets {
+        if progress
+            .next(topic, *partition)
+            .is_none_or(|next| next < *end)
+        {
+            behind.add_partition(topic, *partition);
+        }
+    }
+    let consumer = Arc::clone(consumer);
+    let committed = tokio::task::spawn_blocking(move || {
+        consumer.committed_offsets(behind, Duration::from_secs(5))
+    })
+    .await;
+    if let Ok(Ok(committed)) = committed {
+        for element in committed.elements() {
+            if let rdkafka::Offset::Offset(offset) = element.offset() {
+                progress.advance(element.topic(), element.partition(), offset);
+            }
+        }
+    }
 }
 
 /// How long leaving the group may take before the consumer is closed anyway.

@@ -290,3 +290,40 @@ fn until_caught_up_processes_what_was_there_at_start_commits_and_exits_zero() {
     );
     assert_eq!(reconcile(&topic, &produced), 0);
 }
+
+#[test]
+fn until_caught_up_ends_when_the_partitions_another_member_owns_are_committed_too() {
+    let topic = topic_name("caught-up-shared");
+    let group = group_name("caught-up-shared");
+    create_topic(&topic, 4);
+    let config = recorder_config(&topic, &group, "batch_size = 1");
+    let mut long_running = Poller::start(&format!("{topic}-run"), &config);
+    let first = produce(&topic, 4, 5, log_value);
+    wait_until(TIMEOUT, "the first wave is delivered", || {
+        seen_offsets(&topic).len() >= first.len()
+    });
+    // A slow second wave: both members are still at work when the second one has joined.
+    let second = produce(&topic, 4, 10, |p, i| {
+        format!(r#"{{"partition":{p},"index":{i},"sleep_ms":300}}"#)
+    });
+    let mut until = Poller::start_with(&format!("{topic}-until"), &config, &["--until-caught-up"]);
+    let status = until.wait(TIMEOUT);
+    assert_eq!(status.code(), Some(0), "log:\n{}", until.log_text());
+    assert!(
+        until
+            .log_text()
+            .contains("caught up: every partition reached its end offset"),
+        "log:\n{}",
+        until.log_text()
+    );
+    let mut all = first;
+    all.extend(second);
+    wait_until(TIMEOUT, "every record is delivered", || {
+        seen_offsets(&topic).len() >= all.len()
+    });
+    reconcile(&topic, &all);
+    assert_eq!(
+        long_running.terminate(Duration::from_secs(60)).code(),
+        Some(0)
+    );
+}
