@@ -40,6 +40,54 @@ pub enum MappingError {
         /// What is missing and how to grant it.
         denied: AccessDenied,
     },
+    /// `--until-caught-up` could not learn where the topics end (a broker that does not answer,
+    /// a topic that does not exist), so it cannot tell when it is done.
+    #[error(
+        "mapping[{index}] ({function}): cannot read the end offsets of {topics:?} for --until-caught-up: {source}"
+    )]
+    EndOffsets {
+        /// Mapping index.
+        index: usize,
+        /// Function.
+        function: String,
+        /// The mapping's topics.
+        topics: Vec<String>,
+        /// librdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// librdkafka refused the subscription to the mapping's topics.
+    #[error("mapping[{index}] ({function}): cannot subscribe to {topics:?}: {source}")]
+    Subscribe {
+        /// Mapping index.
+        index: usize,
+        /// Function.
+        function: String,
+        /// The mapping's topics.
+        topics: Vec<String>,
+        /// librdkafka's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The task that polls the consumer ended abnormally (a panic): the mapping's partitions are
+    /// no longer consumed, so the process must not go on as if they were.
+    #[error("mapping[{index}] ({function}): the consumer's driver stopped unexpectedly: {reason}")]
+    Driver {
+        /// Mapping index.
+        index: usize,
+        /// Function.
+        function: String,
+        /// The panic's message, or how the task ended.
+        reason: String,
+    },
+}
+
+/// Why [`drive`] stopped before it was asked to.
+enum DriveError {
+    /// The end offsets for `--until-caught-up` could not be read.
+    EndOffsets(KafkaError),
+    /// The subscription was refused.
+    Subscribe(KafkaError),
 }
 
 /// How a mapping runs.
@@ -118,6 +166,7 @@ pub async fn run_mapping<I: Invoker>(
     let runtime = tokio::runtime::Handle::current();
     let (index, function) = (mapping.index, mapping.function.clone());
     let denials = access.clone();
+    let topics = mapping.topics.clone();
     let driver = tokio::task::spawn_blocking(move || {
         let until = until_caught_up.then_some(progress);
         runtime.block_on(drive(
@@ -128,19 +177,34 @@ pub async fn run_mapping<I: Invoker>(
             drain_timeout,
             until,
             &denials,
-        ));
+        ))
     });
-    if let Err(e) = driver.await {
-        tracing::error!(error = %e, "mapping driver ended abnormally");
-    }
-    match access.first() {
-        Some(denied) => Err(MappingError::AccessDenied {
+    let driven = driver.await.map_err(|e| MappingError::Driver {
+        index,
+        function: function.clone(),
+        reason: e.to_string(),
+    })?;
+    if let Some(denied) = access.first() {
+        return Err(MappingError::AccessDenied {
             index,
             function,
             denied: denied.clone(),
-        }),
-        None => Ok(()),
+        });
     }
+    driven.map_err(|error| match error {
+        DriveError::EndOffsets(source) => MappingError::EndOffsets {
+            index,
+            function,
+            topics,
+            source,
+        },
+        DriveError::Subscribe(source) => MappingError::Subscribe {
+            index,
+            function,
+            topics,
+            source,
+        },
+    })
 }
 
 /// Next offset to process per partition, as stored by the partition workers.
@@ -260,7 +324,7 @@ async fn drive(
     drain_timeout: Duration,
     until_caught_up: Option<Arc<Progress>>,
     access: &DenialStop,
-) {
+) -> Result<(), DriveError> {
     let name = format!("mapping[{}] {}", mapping.index, mapping.function);
     if let (StartingPosition::AtTimestamp, Some(ts)) = (
         mapping.starting_position,
@@ -278,13 +342,13 @@ async fn drive(
                 Err(e) => {
                     if let Some(denied) = denial(&consumer, &mapping, &e, access.principal()) {
                         access.report(&name, denied);
-                        return;
+                        return Ok(());
                     }
                     attempt += 1;
                     tracing::error!(mapping = %name, error = %e, attempt,
                         "cannot look up AT_TIMESTAMP start offsets (is the broker reachable and do the topics exist?); retrying");
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(Duration::from_secs(2u64.pow(attempt.min(5)))) => {}
                     }
                 }
@@ -297,28 +361,27 @@ async fn drive(
         Some(_) => match end_offsets(&consumer, &mapping, Duration::from_secs(10)) {
             Ok(t) if t.is_empty() => {
                 tracing::info!(mapping = %name, "caught up: every partition is already at its end offset; nothing to do");
-                return;
+                return Ok(());
             }
             Ok(t) => {
                 tracing::info!(mapping = %name, partitions = t.len(), "running until caught up with the end offsets noted now");
                 Some(t)
             }
             Err(e) => {
-                match denial(&consumer, &mapping, &e, access.principal()) {
-                    Some(denied) => access.report(&name, denied),
-                    None => {
-                        tracing::error!(mapping = %name, error = %e, "cannot read the end offsets for --until-caught-up")
+                return match denial(&consumer, &mapping, &e, access.principal()) {
+                    Some(denied) => {
+                        access.report(&name, denied);
+                        Ok(())
                     }
-                }
-                return;
+                    None => Err(DriveError::EndOffsets(e)),
+                };
             }
         },
         None => None,
     };
     let topics: Vec<&str> = mapping.topics.iter().map(String::as_str).collect();
     if let Err(e) = consumer.subscribe(&topics) {
-        tracing::error!(mapping = %name, error = %e, "cannot subscribe to the topics");
-        return;
+        return Err(DriveError::Subscribe(e));
     }
     tracing::info!(mapping = %name, topics = ?mapping.topics, group = %mapping.consumer_group, "mapping started");
     let mut last_error: Option<(String, std::time::Instant)> = None;
@@ -389,6 +452,7 @@ async fn drive(
     leave_group(&consumer, &name).await;
     drop(consumer);
     tracing::info!(mapping = %name, "mapping stopped");
+    Ok(())
 }
 
 /// The permission a consumer error says the mapping lacks: READ on its group, or READ on a

@@ -327,3 +327,40 @@ fn until_caught_up_ends_when_the_partitions_another_member_owns_are_committed_to
         Some(0)
     );
 }
+
+#[test]
+fn until_caught_up_on_a_topic_that_does_not_exist_exits_non_zero_naming_it() {
+    let topic = topic_name("caught-up-missing");
+    let config = recorder_config(&topic, &group_name("caught-up-missing"), "");
+    let mut poller = Poller::start_with(&topic, &config, &["--until-caught-up"]);
+    let status = poller.wait(TIMEOUT);
+    let log = poller.log_text();
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(
+        log.contains("cannot read the end offsets")
+            && log.contains(&topic)
+            && log.contains("Unknown topic or partition"),
+        "the error names the topic and the cause; log:\n{log}"
+    );
+}
+
+#[test]
+fn until_caught_up_with_an_unreachable_broker_exits_non_zero_naming_it() {
+    let topic = topic_name("caught-up-unreachable");
+    let config = recorder_config(&topic, &group_name("caught-up-unreachable"), "").replacen(
+        &format!(
+            "bootstrap_servers = \"{}\"",
+            services().kafka_bootstrap_servers()
+        ),
+        "bootstrap_servers = \"127.0.0.1:1\"",
+        1,
+    );
+    let mut poller = Poller::start_with(&topic, &config, &["--until-caught-up"]);
+    let status = poller.wait(TIMEOUT);
+    let log = poller.log_text();
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(
+        log.contains("cannot read the end offsets") && log.contains(&topic),
+        "the error says what failed; log:\n{log}"
+    );
+}
