@@ -178,7 +178,21 @@ pub async fn deliver<I: Invoker>(
                     }
                 }
             }
-            InvokeOutcome::Success { .. } => {
+            InvokeOutcome::Success { payload: response } => {
+                if reports_item_failures(&response)
+                    && !shared
+                        .ignored_item_failures_logged
+                        .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        function,
+                        topic,
+                        partition,
+                        first_offset = first,
+                        last_offset = last,
+                        "the function returned batchItemFailures, which are ignored because report_batch_item_failures is false: the whole batch counts as delivered (set report_batch_item_failures = true to retry the failed records; logged once per mapping)"
+                    );
+                }
                 metrics.delivered.increment(seg.records.len() as u64);
                 done(seg.end);
                 continue;
@@ -475,6 +489,21 @@ async fn send(
         .await
 }
 
+/// Whether a function's response is a partial batch response naming at least one record.
+fn reports_item_failures(response: &[u8]) -> bool {
+    // Most responses are small and say nothing of failures: look before parsing.
+    const KEY: &[u8] = b"batchItemFailures";
+    if !response.windows(KEY.len()).any(|window| window == KEY) {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(response).is_ok_and(|value| {
+        value
+            .get("batchItemFailures")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|failures| !failures.is_empty())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +574,7 @@ mod tests {
             dead_letter: None,
             metrics: crate::telemetry::MappingMetrics::new("g", "f"),
             progress: Arc::new(Progress::default()),
+            ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
             access: Arc::new(crate::access::DenialStop::new(
                 crate::access::Principal::Anonymous,
                 tokio_util::sync::CancellationToken::new(),

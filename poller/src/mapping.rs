@@ -138,6 +138,7 @@ pub async fn run_mapping<I: Invoker>(
         metrics: metrics.clone(),
         progress: progress.clone(),
         access: access.clone(),
+        ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
         mapping: mapping.clone(),
     });
     let workers = Arc::new(PartitionWorkers::new(
