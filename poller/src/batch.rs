@@ -30,6 +30,9 @@ pub struct PolledRecord {
     pub value: Option<Vec<u8>>,
     /// Headers in record order (a null header value becomes empty).
     pub headers: Vec<Header>,
+    /// The value as read from Kafka when the input template reshaped it into `value`; the
+    /// on-failure destination receives this one, so a dead letter is the original record.
+    pub original_value: Option<Vec<u8>>,
 }
 
 impl PolledRecord {
@@ -51,13 +54,15 @@ impl PolledRecord {
             key: msg.key().map(<[u8]>::to_vec),
             value: msg.payload().map(<[u8]>::to_vec),
             headers,
+            original_value: None,
         }
     }
 
     /// Copies a record that was about to be written (the inverse of
     /// [`as_record_ref`](Self::as_record_ref)): its key, value and headers are already read
-    /// out of the message, the value perhaps reshaped by the input template.
-    pub fn from_ref(record: &RecordRef<'_>) -> Self {
+    /// out of the message, the value perhaps reshaped by the input template from
+    /// `original_value`.
+    pub fn from_ref(record: &RecordRef<'_>, original_value: Option<&[u8]>) -> Self {
         PolledRecord {
             offset: record.offset,
             timestamp: record.timestamp,
@@ -65,6 +70,7 @@ impl PolledRecord {
             key: record.key.map(<[u8]>::to_vec),
             value: record.value.map(<[u8]>::to_vec),
             headers: record.headers.to_vec(),
+            original_value: original_value.map(<[u8]>::to_vec),
         }
     }
 
@@ -185,6 +191,8 @@ pub struct BatchRecord {
     pub timestamp: i64,
     /// The record's JSON object in [`Batch::payload`].
     pub json: Range<usize>,
+    /// The value before the input template reshaped it (see [`PolledRecord::original_value`]).
+    pub original_value: Option<Box<[u8]>>,
 }
 
 impl BatchRecord {
@@ -202,6 +210,7 @@ impl BatchRecord {
             key: r.key,
             value: r.value,
             headers: r.headers,
+            original_value: self.original_value.as_deref().map(<[u8]>::to_vec),
         }
     }
 }
@@ -267,8 +276,13 @@ impl<'a> BatchBuilder<'a> {
     /// Adds a record of this batch's partition if it fits (its `topic` and `partition` are the
     /// batch's). Nothing of the record is kept but its JSON in the payload. An empty batch
     /// never answers [`Rejected::Full`]: a record that does not fit it is
-    /// [`Rejected::TooLarge`].
-    pub fn try_add(&mut self, record: &RecordRef<'_>) -> Result<(), Rejected> {
+    /// [`Rejected::TooLarge`]. `original_value` is the value before the input template made
+    /// `record.value` of it, if it did: kept for the on-failure destination.
+    pub fn try_add(
+        &mut self,
+        record: &RecordRef<'_>,
+        original_value: Option<&[u8]>,
+    ) -> Result<(), Rejected> {
         if self.records.len() >= self.max_records {
             return Err(Rejected::Full);
         }
@@ -278,6 +292,7 @@ impl<'a> BatchBuilder<'a> {
                     offset: record.offset,
                     timestamp: record.timestamp,
                     json: self.writer.last_record().unwrap_or_default(),
+                    original_value: original_value.map(Box::from),
                 });
                 Ok(())
             }
@@ -383,6 +398,7 @@ mod tests {
             key: Some(format!("k{offset}").into_bytes()),
             value: Some(vec![b'x'; size]),
             headers: vec![Header::new("h", vec![0xff, 1])],
+            original_value: None,
         }
     }
 
@@ -390,11 +406,13 @@ mod tests {
     fn a_batch_closes_at_the_record_count() {
         let h = header();
         let mut b = BatchBuilder::new(&h, "t", 3, 2, 1 << 20);
-        b.try_add(&record(0, 10).as_record_ref("t", 3)).unwrap();
-        b.try_add(&record(1, 10).as_record_ref("t", 3)).unwrap();
+        b.try_add(&record(0, 10).as_record_ref("t", 3), None)
+            .unwrap();
+        b.try_add(&record(1, 10).as_record_ref("t", 3), None)
+            .unwrap();
         assert!(b.is_full());
         assert_eq!(
-            b.try_add(&record(2, 10).as_record_ref("t", 3)),
+            b.try_add(&record(2, 10).as_record_ref("t", 3), None),
             Err(Rejected::Full)
         );
         let batch = b.finish();
@@ -414,7 +432,7 @@ mod tests {
         let mut b = BatchBuilder::new(&h, "t", 0, 10_000, limit);
         let mut offset = 0;
         let rejected = loop {
-            match b.try_add(&record(offset, 300).as_record_ref("t", 0)) {
+            match b.try_add(&record(offset, 300).as_record_ref("t", 0), None) {
                 Ok(()) => offset += 1,
                 Err(r) => break r,
             }
@@ -437,7 +455,7 @@ mod tests {
     fn a_record_larger_than_the_limit_is_reported_not_looped_on() {
         let h = header();
         let mut b = BatchBuilder::new(&h, "t", 0, 100, 1_024);
-        match b.try_add(&record(7, 5_000).as_record_ref("t", 0)) {
+        match b.try_add(&record(7, 5_000).as_record_ref("t", 0), None) {
             Err(Rejected::TooLarge { payload_bytes }) => {
                 assert!(payload_bytes > 1_024);
             }
@@ -452,7 +470,7 @@ mod tests {
         let records: Vec<PolledRecord> = (10..16).map(|o| record(o, 50 + o as usize)).collect();
         let mut b = BatchBuilder::new(&h, "t", 1, 100, 1 << 20);
         for r in &records {
-            b.try_add(&r.as_record_ref("t", 1)).unwrap();
+            b.try_add(&r.as_record_ref("t", 1), None).unwrap();
         }
         let batch = b.finish();
         let part = &batch.records[2..5];
@@ -476,10 +494,10 @@ mod tests {
         let h = header();
         let r = record(3, 20);
         let mut fresh = BatchBuilder::new(&h, "t", 0, 10, 1 << 20);
-        fresh.try_add(&r.as_record_ref("t", 0)).unwrap();
+        fresh.try_add(&r.as_record_ref("t", 0), None).unwrap();
         let used = b"stale bytes of an earlier payload".repeat(100);
         let mut reused = BatchBuilder::in_buffer(&h, "t", 0, 10, 1 << 20, used);
-        reused.try_add(&r.as_record_ref("t", 0)).unwrap();
+        reused.try_add(&r.as_record_ref("t", 0), None).unwrap();
         let (fresh, reused) = (fresh.finish(), reused.finish());
         assert_eq!(fresh.payload, reused.payload);
         assert_eq!(fresh.records, reused.records);

@@ -185,7 +185,8 @@ impl DeadLetterProducer {
             if let Some(k) = &record.key {
                 out = out.key(k.as_slice());
             }
-            if let Some(v) = &record.value {
+            // The value as read, not as the input template reshaped it.
+            if let Some(v) = record.original_value.as_ref().or(record.value.as_ref()) {
                 out = out.payload(v.as_slice());
             }
             // One at a time, so the destination keeps the source order even across retries.

@@ -128,6 +128,9 @@ pub async fn deliver<I: Invoker>(
             return Delivery::Abandoned;
         };
         seg.attempts += 1;
+        // Set when the function named the segment's first record as failed: only that record
+        // is given up when its retries run out.
+        let mut first_record_failed = false;
         let permanent = matches!(outcome, InvokeOutcome::Permanent { .. });
         let throttled = matches!(outcome, InvokeOutcome::Throttled { .. });
         let metrics = &shared.metrics;
@@ -144,7 +147,11 @@ pub async fn deliver<I: Invoker>(
                         if split > 0 {
                             metrics.delivered.increment(split as u64);
                             done(seg.records[split - 1].offset);
+                            // Progress: the budget is per record, and this one failed for
+                            // the first time.
+                            seg.retries = 0;
                         }
+                        first_record_failed = true;
                         metrics.retry(RetryReason::PartialFailure);
                         seg.records.drain(..split);
                         tracing::warn!(
@@ -264,6 +271,14 @@ pub async fn deliver<I: Invoker>(
         seg.retries += 1;
         seg.hiccups = 0;
         if m.max_retry_attempts.is_some_and(|max| seg.retries > max) {
+            // A partial response names the record that failed: it alone is given up, and the
+            // records after it, which the function never finished, are invoked again. A function
+            // error names none: the whole segment is given up (bisecting isolates the record).
+            let rest = if first_record_failed {
+                seg.records.split_off(1)
+            } else {
+                Vec::new()
+            };
             if give_up(
                 shared,
                 topic,
@@ -278,7 +293,18 @@ pub async fn deliver<I: Invoker>(
             {
                 return Delivery::Abandoned;
             }
-            done(seg.end);
+            if rest.is_empty() {
+                done(seg.end);
+            } else {
+                done(seg.last_offset());
+                segments.push_front(Segment {
+                    records: rest,
+                    payload: None,
+                    retries: 0,
+                    hiccups: 0,
+                    ..seg
+                });
+            }
             continue;
         }
         if !pause(control, backoff.delay(seg.retries - 1)).await {
@@ -593,8 +619,9 @@ mod tests {
                 key: None,
                 value: Some(format!("{{\"n\":{offset}}}").into_bytes()),
                 headers: Vec::new(),
+                original_value: None,
             };
-            b.try_add(&record.as_record_ref("t", 0)).unwrap();
+            b.try_add(&record.as_record_ref("t", 0), None).unwrap();
         }
         b.finish()
     }
@@ -730,6 +757,56 @@ mod tests {
             s.invoker.calls.lock().unwrap()[1],
             [3, 4, 5],
             "retried from the lowest failed offset"
+        );
+    }
+
+    /// A response naming every record of `poison` present in the invoked batch as failed.
+    fn failing(poison: &'static [i64]) -> impl Fn(usize, &[i64]) -> InvokeOutcome {
+        move |_, offsets| {
+            let failures: Vec<String> = offsets
+                .iter()
+                .filter(|o| poison.contains(o))
+                .map(|o| format!(r#"{{"itemIdentifier":"t-0-{o}"}}"#))
+                .collect();
+            InvokeOutcome::Success {
+                payload: format!(r#"{{"batchItemFailures":[{}]}}"#, failures.join(","))
+                    .into_bytes(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_failed_in_partial_responses_is_given_up_alone_and_the_rest_invoked_again() {
+        let s = shared(
+            "report_batch_item_failures = true\nmax_retry_attempts = 1",
+            failing(&[3]),
+        );
+        let (delivery, done) = run(&s, 0..10).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(done, [2, 3, 9], "0..=2, then 3 given up, then 4..=9");
+        let calls = s.invoker.calls.lock().unwrap().clone();
+        let expected: [Vec<i64>; 3] = [(0..10).collect(), (3..10).collect(), (4..10).collect()];
+        assert_eq!(
+            calls, expected,
+            "the rest after the given-up record is invoked again"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_failed_record_has_its_own_retry_budget() {
+        let s = shared(
+            "report_batch_item_failures = true\nmax_retry_attempts = 1",
+            failing(&[3, 6]),
+        );
+        let (delivery, done) = run(&s, 0..10).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(done, [2, 3, 5, 6, 9]);
+        let calls = s.invoker.calls.lock().unwrap().clone();
+        let firsts: Vec<i64> = calls.iter().map(|c| c[0]).collect();
+        assert_eq!(
+            firsts,
+            [0, 3, 4, 6, 7],
+            "3 and 6 each get one retry: progress to 6 resets the budget"
         );
     }
 

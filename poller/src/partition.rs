@@ -338,9 +338,10 @@ pub async fn run_worker<I: Invoker>(
         if let Some(record) = held.take() {
             deadline = Some(tokio::time::Instant::now() + m.batching_window);
             // The batch is empty: the record fits unless it is too large even alone.
-            if let Err(Rejected::TooLarge { payload_bytes }) =
-                builder.try_add(&record.as_record_ref(&topic, partition))
-            {
+            if let Err(Rejected::TooLarge { payload_bytes }) = builder.try_add(
+                &record.as_record_ref(&topic, partition),
+                record.original_value.as_deref(),
+            ) {
                 match give_up_too_large(
                     &shared,
                     &topic,
@@ -460,14 +461,15 @@ pub async fn run_worker<I: Invoker>(
                 key_schema_metadata: None,
                 value_schema_metadata: None,
             };
-            match builder.try_add(&record) {
+            let original_value = reshaped.as_ref().and(view.value);
+            match builder.try_add(&record, original_value) {
                 Ok(()) => {}
                 Err(Rejected::Full) => {
-                    held = Some(PolledRecord::from_ref(&record));
+                    held = Some(PolledRecord::from_ref(&record, original_value));
                     break;
                 }
                 Err(Rejected::TooLarge { payload_bytes }) => {
-                    let record = PolledRecord::from_ref(&record);
+                    let record = PolledRecord::from_ref(&record, original_value);
                     match give_up_too_large(
                         &shared,
                         &topic,

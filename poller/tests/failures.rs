@@ -394,3 +394,200 @@ fn an_invocation_that_times_out_is_retried_not_dropped() {
     );
     assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
 }
+
+/// Records 0..=9 of one partition, invoked as one batch; the function reports the records at
+/// `poison` as failed in every partial batch response, and `max_retry_attempts = 1`.
+/// Returns the topic, the produced records, the poison ones, and the running poller.
+fn poison_in_partial_responses(
+    name: &str,
+    poison: &[usize],
+    on_failure: Option<&str>,
+) -> (
+    String,
+    BTreeMap<(i32, i64), String>,
+    Vec<(i32, i64)>,
+    Poller,
+) {
+    let topic = topic_name(name);
+    create_topic(&topic, 1);
+    let special = poison
+        .iter()
+        .map(|&i| (i, format!(r#"{{"i":{i},"partial_times":1000}}"#)))
+        .collect();
+    let produced = produce_with(&topic, 10, &special);
+    let poison_keys = poison
+        .iter()
+        .map(|&i| produced.keys().nth(i).copied().unwrap())
+        .collect();
+    let destination = on_failure
+        .map(|dlq| format!("on_failure = \"kafka://{dlq}\""))
+        .unwrap_or_default();
+    let config = recorder_config(
+        &topic,
+        &group_name(name),
+        &format!(
+            "batch_size = 10\nbatching_window_ms = 1000\nreport_batch_item_failures = true\nmax_retry_attempts = 1\n{destination}\n{FAST_RETRIES}"
+        ),
+    );
+    let poller = Poller::start(&topic, &config);
+    (topic, produced, poison_keys, poller)
+}
+
+/// Waits until every record but the poison ones is delivered, and checks each was delivered once
+/// and the poison ones never.
+fn expect_all_but(produced: &BTreeMap<(i32, i64), String>, poison: &[(i32, i64)], topic: &str) {
+    wait_until(TIMEOUT, "every healthy record is delivered", || {
+        seen_offsets(topic).len() >= produced.len() - poison.len()
+    });
+    let mut healthy = produced.clone();
+    for p in poison {
+        healthy.remove(p);
+    }
+    assert_eq!(
+        reconcile(topic, &healthy),
+        0,
+        "the healthy records after a poison one are delivered once each"
+    );
+    for (i, p) in poison.iter().enumerate() {
+        assert!(
+            !seen_offsets(topic).contains(p),
+            "{p:?} was never processed"
+        );
+        // Each earlier poison record costs two invocations that carry this one too; then its
+        // own failure and its one retry.
+        assert_eq!(
+            attempts(topic)[p],
+            2 * i + 2,
+            "{p:?}: invocations carrying it ({:?})",
+            attempts(topic)
+        );
+    }
+}
+
+/// The source offsets of the records on a dead-letter topic.
+fn dead_offsets(dead: &[ReadRecord]) -> Vec<i64> {
+    dead.iter()
+        .map(|d| {
+            d.header("kafka-lambda-source-offset")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_record_failed_in_partial_responses_is_dead_lettered_alone_and_the_rest_delivered() {
+    let dlq = topic_name("partial-poison-dlq");
+    create_topic(&dlq, 1);
+    let (topic, produced, poison, mut poller) =
+        poison_in_partial_responses("partial-poison", &[3], Some(&dlq));
+    expect_all_but(&produced, &poison, &topic);
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(
+        dead_offsets(&dead),
+        [poison[0].1],
+        "exactly the poison record is dead-lettered"
+    );
+    assert_eq!(
+        dead[0].header("kafka-lambda-error-type").as_deref(),
+        Some("PartialBatchFailure")
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(
+        read_topic(&dlq, 2, Duration::from_secs(2)).len(),
+        1,
+        "nothing else reached the dead-letter topic"
+    );
+}
+
+#[test]
+fn a_record_failed_in_partial_responses_without_a_destination_is_skipped_alone_and_logged() {
+    let (topic, produced, poison, mut poller) =
+        poison_in_partial_responses("partial-poison-skip", &[3], None);
+    expect_all_but(&produced, &poison, &topic);
+    let log = poller.log_text();
+    let skips: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("giving up on records"))
+        .collect();
+    assert_eq!(skips.len(), 1, "one skip logged; log:\n{log}");
+    assert!(
+        skips[0].contains(&format!("first_offset={}", poison[0].1))
+            && skips[0].contains(&format!("last_offset={}", poison[0].1)),
+        "the skip names the record alone: {}",
+        skips[0]
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn two_records_failed_in_partial_responses_are_dead_lettered_each_alone() {
+    let dlq = topic_name("partial-poison2-dlq");
+    create_topic(&dlq, 1);
+    let (topic, produced, poison, mut poller) =
+        poison_in_partial_responses("partial-poison2", &[3, 6], Some(&dlq));
+    expect_all_but(&produced, &poison, &topic);
+    let dead = read_topic(&dlq, 2, TIMEOUT);
+    assert_eq!(
+        dead_offsets(&dead),
+        [poison[0].1, poison[1].1],
+        "exactly the two poison records are dead-lettered, in order"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(read_topic(&dlq, 3, Duration::from_secs(2)).len(), 2);
+}
+
+#[test]
+fn a_dead_letter_is_the_original_record_not_the_value_the_input_template_made() {
+    let topic = topic_name("template-dlq-original");
+    let dlq = topic_name("template-dlq-original-dlq");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    // Whitespace, key order and a field the template drops: a reshaped value differs from it.
+    let original = r#"{ "extra": [1, 2],   "eventId": 1 }"#;
+    produce_one(&topic, 0, r#"{"eventId":0}"#, None, &[]);
+    let poison = produce_one(
+        &topic,
+        0,
+        original,
+        None,
+        &[("x-fail", "true"), ("trace", "abc")],
+    );
+    produce_one(&topic, 0, r#"{"eventId":2}"#, None, &[]);
+    let config = recorder_config(
+        &topic,
+        &group_name("template-dlq-original"),
+        &format!(
+            "batch_size = 1\nmax_retry_attempts = 0\ninput_template = '{{\"id\": \"$.eventId\"}}'\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(TIMEOUT, "the other records are delivered", || {
+        seen_offsets(&topic).len() >= 2
+    });
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let d = &dead[0];
+    assert_eq!(
+        d.header("kafka-lambda-source-offset"),
+        Some(poison.to_string())
+    );
+    assert_eq!(
+        d.value.as_deref(),
+        Some(original.as_bytes()),
+        "the value as produced, byte for byte"
+    );
+    assert_eq!(d.key.as_deref(), Some(b"k".as_slice()));
+    assert_eq!(d.header("x-fail").as_deref(), Some("true"));
+    assert_eq!(d.header("trace").as_deref(), Some("abc"));
+    assert_eq!(
+        &d.headers[..2],
+        &[
+            ("x-fail".to_owned(), b"true".to_vec()),
+            ("trace".to_owned(), b"abc".to_vec())
+        ],
+        "the original headers come first, in order"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
