@@ -485,7 +485,7 @@ mod tests {
         for (b, r) in batch.records.iter().zip(&records) {
             assert_eq!((b.offset, b.timestamp), (r.offset, r.timestamp));
             assert_eq!(&b.to_polled(&batch.payload), r);
-            assert_eq!(&PolledRecord::from_ref(&r.as_record_ref("t", 1)), r);
+            assert_eq!(&PolledRecord::from_ref(&r.as_record_ref("t", 1), None), r);
         }
     }
 

@@ -395,19 +395,22 @@ fn an_invocation_that_times_out_is_retried_not_dropped() {
     assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 
+/// A running scenario of [`poison_in_partial_responses`].
+struct PoisonScenario {
+    topic: String,
+    produced: BTreeMap<(i32, i64), String>,
+    /// The records the function always reports as failed.
+    poison: Vec<(i32, i64)>,
+    poller: Poller,
+}
+
 /// Records 0..=9 of one partition, invoked as one batch; the function reports the records at
 /// `poison` as failed in every partial batch response, and `max_retry_attempts = 1`.
-/// Returns the topic, the produced records, the poison ones, and the running poller.
 fn poison_in_partial_responses(
     name: &str,
     poison: &[usize],
     on_failure: Option<&str>,
-) -> (
-    String,
-    BTreeMap<(i32, i64), String>,
-    Vec<(i32, i64)>,
-    Poller,
-) {
+) -> PoisonScenario {
     let topic = topic_name(name);
     create_topic(&topic, 1);
     let special = poison
@@ -415,7 +418,7 @@ fn poison_in_partial_responses(
         .map(|&i| (i, format!(r#"{{"i":{i},"partial_times":1000}}"#)))
         .collect();
     let produced = produce_with(&topic, 10, &special);
-    let poison_keys = poison
+    let poison = poison
         .iter()
         .map(|&i| produced.keys().nth(i).copied().unwrap())
         .collect();
@@ -430,7 +433,12 @@ fn poison_in_partial_responses(
         ),
     );
     let poller = Poller::start(&topic, &config);
-    (topic, produced, poison_keys, poller)
+    PoisonScenario {
+        topic,
+        produced,
+        poison,
+        poller,
+    }
 }
 
 /// Waits until every record but the poison ones is delivered, and checks each was delivered once
@@ -480,8 +488,12 @@ fn dead_offsets(dead: &[ReadRecord]) -> Vec<i64> {
 fn a_record_failed_in_partial_responses_is_dead_lettered_alone_and_the_rest_delivered() {
     let dlq = topic_name("partial-poison-dlq");
     create_topic(&dlq, 1);
-    let (topic, produced, poison, mut poller) =
-        poison_in_partial_responses("partial-poison", &[3], Some(&dlq));
+    let PoisonScenario {
+        topic,
+        produced,
+        poison,
+        mut poller,
+    } = poison_in_partial_responses("partial-poison", &[3], Some(&dlq));
     expect_all_but(&produced, &poison, &topic);
     let dead = read_topic(&dlq, 1, TIMEOUT);
     assert_eq!(
@@ -503,8 +515,12 @@ fn a_record_failed_in_partial_responses_is_dead_lettered_alone_and_the_rest_deli
 
 #[test]
 fn a_record_failed_in_partial_responses_without_a_destination_is_skipped_alone_and_logged() {
-    let (topic, produced, poison, mut poller) =
-        poison_in_partial_responses("partial-poison-skip", &[3], None);
+    let PoisonScenario {
+        topic,
+        produced,
+        poison,
+        mut poller,
+    } = poison_in_partial_responses("partial-poison-skip", &[3], None);
     expect_all_but(&produced, &poison, &topic);
     let log = poller.log_text();
     let skips: Vec<&str> = log
@@ -525,8 +541,12 @@ fn a_record_failed_in_partial_responses_without_a_destination_is_skipped_alone_a
 fn two_records_failed_in_partial_responses_are_dead_lettered_each_alone() {
     let dlq = topic_name("partial-poison2-dlq");
     create_topic(&dlq, 1);
-    let (topic, produced, poison, mut poller) =
-        poison_in_partial_responses("partial-poison2", &[3, 6], Some(&dlq));
+    let PoisonScenario {
+        topic,
+        produced,
+        poison,
+        mut poller,
+    } = poison_in_partial_responses("partial-poison2", &[3, 6], Some(&dlq));
     expect_all_but(&produced, &poison, &topic);
     let dead = read_topic(&dlq, 2, TIMEOUT);
     assert_eq!(
