@@ -327,6 +327,8 @@ async fn drive(
     access: &DenialStop,
 ) -> Result<(), DriveError> {
     let name = format!("mapping[{}] {}", mapping.index, mapping.function);
+    // Every lookup below needs an authenticated connection, hence the token first.
+    source::serve_first_token(&consumer, Duration::from_secs(30)).await;
     if let (StartingPosition::AtTimestamp, Some(ts)) = (
         mapping.starting_position,
         mapping.starting_position_timestamp_ms,

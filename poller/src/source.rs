@@ -7,6 +7,7 @@ use crate::partition::{PartitionWorkers, WorkerFactory};
 use crate::telemetry::{Health, MappingMetrics};
 use kafka_lambda_client::MskIamTokenProvider;
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -108,6 +109,8 @@ pub struct MappingContext {
     factory: Arc<dyn WorkerFactory>,
     drain_timeout: Duration,
     token_provider: Option<Arc<MskIamTokenProvider>>,
+    /// Set once librdkafka asked for an OAUTHBEARER token (see [`serve_first_token`]).
+    token_asked: std::sync::atomic::AtomicBool,
     index: usize,
     metrics: MappingMetrics,
     health: Arc<Health>,
@@ -128,6 +131,7 @@ impl MappingContext {
             factory,
             drain_timeout,
             token_provider: None,
+            token_asked: std::sync::atomic::AtomicBool::new(false),
             index: mapping.index,
             metrics: MappingMetrics::new(&mapping.consumer_group, &mapping.function),
             health: Arc::new(Health::new(mapping.index + 1)),
@@ -205,6 +209,8 @@ impl ClientContext for MappingContext {
         &self,
         _oauthbearer_config: Option<&str>,
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.token_asked
+            .store(true, std::sync::atomic::Ordering::Release);
         kafka_lambda_client::generate_oauth_token(self.token_provider.as_ref())
     }
 }
@@ -286,6 +292,40 @@ fn committed(tpl: &TopicPartitionList) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// With MSK IAM: serves the consumer's queue until librdkafka has asked for its first token
+/// (or `limit` passes). librdkafka raises the OAUTHBEARER refresh only through the queue a poll
+/// serves, and authenticates no connection before it has a token: a metadata, committed-offset or
+/// offsets-for-times lookup made before the first poll waits for nothing but its timeout. Called
+/// before subscribing, when no record can arrive; does nothing without MSK IAM.
+pub async fn serve_first_token(consumer: &MappingConsumer, limit: Duration) {
+    let context = consumer.context();
+    if context.token_provider.is_none() {
+        return;
+    }
+    let asked = || {
+        context
+            .token_asked
+            .load(std::sync::atomic::Ordering::Acquire)
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    while !asked() && tokio::time::Instant::now() < deadline {
+        tokio::select! {
+            received = consumer.recv() => match received {
+                Ok(message) => {
+                    // Not subscribed yet: nothing can be fetched, and nothing is lost by this.
+                    tracing::debug!(mapping = %context.mapping, topic = message.topic(),
+                        "unexpected record before subscribing; it is fetched again later")
+                }
+                Err(e) => tracing::debug!(mapping = %context.mapping, error = %e, "while waiting for the first MSK IAM token"),
+            },
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    if !asked() {
+        tracing::warn!(mapping = %context.mapping, "librdkafka has not asked for an MSK IAM token yet; going on");
+    }
 }
 
 /// For `AT_TIMESTAMP`: before the group first joins, commits for every partition without a

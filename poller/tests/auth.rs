@@ -208,6 +208,16 @@ fn check_rejects_librdkafka_options_that_would_override_kafka_auth() {
 /// Starts `kafka-lambda-poller run`; `env` is added after the defaults (fake AWS keys, no
 /// instance metadata, debug logs) and wins over them.
 fn start_poller(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Killed, PathBuf) {
+    start_poller_with(dir, config, env, &[])
+}
+
+/// [`start_poller`] with extra `run` arguments.
+fn start_poller_with(
+    dir: &Path,
+    config: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Killed, PathBuf) {
     let path = dir
         .join(kafka_lambda_tests::unique_name("poller"))
         .with_extension("toml");
@@ -216,6 +226,7 @@ fn start_poller(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Killed, Path
     let child = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
         .args(["run", "--config"])
         .arg(&path)
+        .args(args)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -504,4 +515,74 @@ event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
         !log.contains(SECRET_KEY) && !log.contains(&token),
         "a credential is in the poller's log:\n{log}"
     );
+}
+
+/// A poller config for MSK IAM against the mock MSK broker on `port`; `extra` goes into the mapping.
+fn msk_iam_config(port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "127.0.0.1:{port}"
+
+[kafka.auth.tls]
+
+[kafka.auth.sasl]
+mechanism = "AWS_MSK_IAM"
+region = "eu-north-1"
+
+[lambda]
+region = "eu-north-1"
+endpoint_url = "http://127.0.0.1:9"
+
+[[mapping]]
+function = "test-recorder"
+topics = ["orders"]
+event_source = "aws:kafka"
+event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
+{extra}
+"#
+    )
+}
+
+/// Starts a poller with MSK IAM against a fresh **mock MSK broker** and waits for the first token
+/// it receives. The mock serves no metadata or offsets, so every lookup the poller makes before
+/// subscribing times out (10 s) even once authenticated. The token must come while the poller
+/// is still in its first lookup — not never, and not only when the poller gives up and closes
+/// its consumer (which serves the queue one last time).
+fn first_token_with(name: &str, extra: &str, args: &[&str]) {
+    let dir = scratch(name);
+    let mock = mock_msk::MockMsk::start(&dir);
+    let (mut poller, log) = start_poller_with(
+        &dir,
+        &msk_iam_config(mock.port, extra),
+        &[("SSL_CERT_FILE", mock.ca_file.to_str().expect("utf-8"))],
+        args,
+    );
+    if mock.tokens.recv_timeout(Duration::from_secs(25)).is_err() {
+        panic!(
+            "the mock MSK broker got no token; poller log:\n{}",
+            read_log(&log)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let exited = poller.0.try_wait().expect("wait");
+    let text = read_log(&log);
+    assert!(
+        exited.is_none() && !text.contains("cannot read") && !text.contains("cannot look up"),
+        "the token came only after the lookups failed (exit: {exited:?}); poller log:\n{text}"
+    );
+}
+
+#[test]
+fn an_at_timestamp_start_authenticates_with_msk_iam_before_looking_up_its_offsets() {
+    first_token_with(
+        "msk-iam-at-timestamp",
+        "starting_position = \"AT_TIMESTAMP\"\nstarting_position_timestamp = 1700000000",
+        &[],
+    );
+}
+
+#[test]
+fn until_caught_up_authenticates_with_msk_iam_before_reading_end_offsets() {
+    first_token_with("msk-iam-until-caught-up", "", &["--until-caught-up"]);
 }
