@@ -359,12 +359,25 @@ pub fn commit_start_offsets_at_timestamp(
     let found = consumer.offsets_for_times(lookup, timeout)?;
     let mut start = TopicPartitionList::new();
     for e in found.elements() {
+        // The lookup as a whole can succeed while a partition failed (no leader, say): that
+        // partition keeps an error and the offset it was asked with, the timestamp itself. Only
+        // a partition that answered "none" (`End`) has no record this recent.
+        e.error().inspect_err(|error| {
+            tracing::warn!(topic = e.topic(), partition = e.partition(), %error,
+                "no AT_TIMESTAMP start offset for this partition yet")
+        })?;
         let offset = match e.offset() {
             Offset::Offset(o) => o,
-            _ => {
+            Offset::End => {
                 consumer
                     .fetch_watermarks(e.topic(), e.partition(), timeout)?
                     .1
+            }
+            // No answer for the partition: looked up again with the others.
+            _ => {
+                return Err(KafkaError::OffsetFetch(
+                    rdkafka::types::RDKafkaErrorCode::Fail,
+                ));
             }
         };
         start.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset))?;

@@ -173,6 +173,58 @@ fn the_only_broker_killed_and_restarted_loses_no_record_and_readyz_reports_the_o
 /// `test-recorder` on `topic` of `cluster`, in batches of up to 1,000 records (50,000 records
 /// in a few dozen invocations), with `/readyz` on `telemetry_port` and readiness re-evaluated
 /// every second (the lowest `lag_interval_ms`).
+/// Three brokers, three partitions of one replica each: partition 0's broker is dead when a poller
+/// starts with `AT_TIMESTAMP`. The start-offset lookup answers for the other partitions only; the
+/// poller must look it up again until partition 0 has a leader — not take the missing answer as
+/// "no record this recent", which commits a start past records that must be delivered.
+#[test]
+fn an_at_timestamp_start_waits_for_a_partition_without_a_leader_and_skips_none_of_it() {
+    let mut cluster = KafkaCluster::start(3);
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = topic_name("at-timestamp-leaderless");
+    let partitions = 3;
+    kafka_lambda_tests::create_topic_on(
+        &bootstrap,
+        &topic,
+        partitions,
+        1,
+        &[("min.insync.replicas", "1")],
+    );
+    let produced = produce_to(&bootstrap, &topic, partitions, 0, 300);
+    let victim = cluster.leader_of(&topic, 0).unwrap();
+    cluster.kill(victim);
+    wait_until(TIMEOUT, "partition 0 has no leader", || {
+        cluster.leader_of(&topic, 0).is_none()
+    });
+    let an_hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    let config = poller_config(&cluster, &topic, free_port()).replace(
+        "batch_size = 1000",
+        &format!(
+            "batch_size = 1000\nstarting_position = \"AT_TIMESTAMP\"\nstarting_position_timestamp = {an_hour_ago}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    const RETRIED: &str = "cannot look up AT_TIMESTAMP start offsets";
+    const COMMITTED: &str = "AT_TIMESTAMP start offsets committed";
+    wait_until(TIMEOUT, "the start-offset lookup ends or fails", || {
+        let log = poller.log_text();
+        log.contains(RETRIED) || log.contains(COMMITTED)
+    });
+    let log = poller.log_text();
+    assert!(
+        log.contains(RETRIED) && !log.contains(COMMITTED),
+        "start offsets were committed without partition 0's; log:\n{log}"
+    );
+    cluster.restart(victim);
+    wait_for_delivery(&topic, &produced, &poller);
+    assert_eq!(reconcile(&topic, &produced), 0);
+    assert_eq!(poller.terminate(Duration::from_secs(60)).code(), Some(0));
+}
+
 fn poller_config(cluster: &KafkaCluster, topic: &str, telemetry_port: u16) -> String {
     recorder_config(
         topic,
