@@ -2,6 +2,7 @@
 //! with their original key, value and headers plus headers describing the failure.
 
 use crate::batch::PolledRecord;
+use crate::telemetry::DeadLetterWriteError;
 use kafka_lambda_client::KafkaClientContext;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -24,12 +25,98 @@ pub mod headers {
     pub const FUNCTION: &str = "kafka-lambda-function";
     /// Error type (`errorType` of the function, or the poller's reason).
     pub const ERROR_TYPE: &str = "kafka-lambda-error-type";
-    /// Error message.
+    /// Error message, at most [`MAX_ERROR_MESSAGE_BYTES`](super::MAX_ERROR_MESSAGE_BYTES).
     pub const ERROR_MESSAGE: &str = "kafka-lambda-error-message";
     /// Invocation attempts made.
     pub const ATTEMPTS: &str = "kafka-lambda-attempts";
     /// When the record was given up (epoch ms).
     pub const FAILED_AT: &str = "kafka-lambda-failed-at";
+}
+
+/// The longest `kafka-lambda-error-message` header, in bytes: a function's error message can be
+/// as long as its response (6 MB), and every byte of it counts against the destination topic's
+/// record size limit. A longer message is cut at a character boundary and ends with
+/// [`CUT_MARKER`].
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+/// Ends an error message that was cut to [`MAX_ERROR_MESSAGE_BYTES`].
+pub const CUT_MARKER: &str = "… [cut]";
+
+/// The largest record librdkafka's consumer accepts by default (its `receive.message.max.bytes`):
+/// the dead-letter producer is sized for it, since any record the mapping read may be given up.
+const LARGEST_RECORD_BYTES: u64 = 100_000_000;
+
+/// Room for the failure headers on top of the record, when comparing size limits.
+const FAILURE_HEADERS_BYTES: u64 = MAX_ERROR_MESSAGE_BYTES as u64 + 4096;
+
+/// `message` cut to at most [`MAX_ERROR_MESSAGE_BYTES`] bytes, marked when cut.
+pub fn bounded_error_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return message.into();
+    }
+    let mut end = MAX_ERROR_MESSAGE_BYTES - CUT_MARKER.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &message[..end]).into()
+}
+
+/// What a failed write to the destination means, and what an operator must do about it when
+/// retrying alone will not help.
+pub fn write_problem(
+    error: &KafkaError,
+    topic: &str,
+    bytes: usize,
+) -> (DeadLetterWriteError, String) {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    match error.rdkafka_error_code() {
+        Some(Code::MessageSizeTooLarge | Code::MessageBatchTooLarge) => (
+            DeadLetterWriteError::TooLarge,
+            format!(
+                "the record ({bytes} bytes with its failure headers) is larger than the dead-letter topic {topic} accepts: raise the topic's max.message.bytes (kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config max.message.bytes=N) and, if needed, the brokers' message.max.bytes"
+            ),
+        ),
+        Some(Code::UnknownTopicOrPartition | Code::UnknownTopic) => (
+            DeadLetterWriteError::NoTopic,
+            format!("the dead-letter topic {topic} does not exist: create it"),
+        ),
+        Some(Code::TopicAuthorizationFailed | Code::ClusterAuthorizationFailed) => (
+            DeadLetterWriteError::Denied,
+            format!("the principal may not write to the dead-letter topic {topic}"),
+        ),
+        _ => (
+            DeadLetterWriteError::Other,
+            "the destination did not acknowledge the record (broker down or slow?)".to_owned(),
+        ),
+    }
+}
+
+/// The `max.message.bytes` of each of `topics`, read with `config`'s cluster and credentials.
+pub async fn max_message_bytes(
+    config: &ClientConfig,
+    context: KafkaClientContext,
+    topics: &[String],
+) -> Result<Vec<(String, u64)>, KafkaError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<KafkaClientContext> = config.create_with_context(context)?;
+    let specifiers: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin.describe_configs(&specifiers, &options).await?;
+    let mut limits = Vec::new();
+    for (topic, result) in topics.iter().zip(described) {
+        let resource = result.map_err(KafkaError::AdminOp)?;
+        if let Some(limit) = resource
+            .get("max.message.bytes")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.parse().ok())
+        {
+            limits.push((topic.clone(), limit));
+        }
+    }
+    // Dropping an admin client joins librdkafka's threads: not on the runtime.
+    tokio::task::spawn_blocking(move || drop(admin));
+    Ok(limits)
 }
 
 /// Why records are given up.
@@ -55,11 +142,24 @@ pub struct DeadLetterProducer {
 impl DeadLetterProducer {
     /// A producer for `topic` with `config` (bootstrap and auth of the destination cluster);
     /// idempotent, `acks=all`. `context` answers MSK IAM token refreshes.
+    ///
+    /// Its record size limit (`message.max.bytes`) is the largest record the mapping's consumer
+    /// can read (`receive.message.max.bytes`, librdkafka's default 100 MB), so that no given-up
+    /// record is refused by the producer itself; the destination topic may still refuse it (see
+    /// [`max_message_bytes`]). A `message.max.bytes` in `config` is kept.
     pub fn new(
         mut config: ClientConfig,
         context: KafkaClientContext,
         topic: String,
     ) -> Result<Self, KafkaError> {
+        if config.get("message.max.bytes").is_none() {
+            let largest = config
+                .get("receive.message.max.bytes")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(LARGEST_RECORD_BYTES)
+                .clamp(1_000_000, 1_000_000_000);
+            config.set("message.max.bytes", largest.to_string());
+        }
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -76,6 +176,52 @@ impl DeadLetterProducer {
     /// The destination topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Warns when the destination topic takes smaller records than the largest of `sources`
+    /// (name and `max.message.bytes`, read from the source cluster): such a record, once given
+    /// up, would wait until the destination's limit is raised. Only logs; a limit that cannot be read
+    /// (no DescribeConfigs permission, say) is logged at debug.
+    pub async fn warn_if_smaller_than(&self, mapping: &str, sources: &[(String, u64)]) {
+        let Some((source, largest)) = sources.iter().max_by_key(|(_, limit)| *limit) else {
+            return;
+        };
+        let topics = [self.topic.clone()];
+        match max_message_bytes(&self.config, self.context.clone(), &topics).await {
+            Ok(limits) => {
+                for (topic, limit) in limits {
+                    // Equal limits are the usual case (the broker's default on both) and
+                    // only a record within a few KiB of the limit would not fit: no warning.
+                    if limit < *largest {
+                        tracing::warn!(mapping, topic, limit, source_topic = %source, source_limit = largest,
+                            "the dead-letter topic takes records up to max.message.bytes = {limit} bytes, but the source topic {source} holds records up to {largest} bytes: a larger record given up would wait (blocking its partition) until the dead-letter topic's max.message.bytes is raised to at least {}",
+                            largest + FAILURE_HEADERS_BYTES);
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::debug!(mapping, topic = %self.topic, %error, "cannot read the dead-letter topic's max.message.bytes")
+            }
+        }
+    }
+
+    /// The bytes a record takes on the destination with its failure headers (about: what the
+    /// broker compares with `max.message.bytes`).
+    pub fn written_size(record: &PolledRecord, failure: &FailureInfo) -> usize {
+        let headers: usize = record
+            .headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len())
+            .sum();
+        record.key.as_ref().map_or(0, Vec::len)
+            + record
+                .original_value
+                .as_ref()
+                .or(record.value.as_ref())
+                .map_or(0, Vec::len)
+            + headers
+            + bounded_error_message(&failure.message).len()
+            + 512
     }
 
     /// Writes `records` (of `source_topic`/`partition`) in order; returns once every one is
@@ -154,6 +300,7 @@ impl DeadLetterProducer {
             .map_or(0, |d| d.as_millis() as i64)
             .to_string();
         let attempts = failure.attempts.to_string();
+        let message = bounded_error_message(&failure.message);
         let partition_text = partition.to_string();
         for record in records {
             let offset = record.offset.to_string();
@@ -172,7 +319,7 @@ impl DeadLetterProducer {
                 (headers::SOURCE_TIMESTAMP, &timestamp),
                 (headers::FUNCTION, function),
                 (headers::ERROR_TYPE, &failure.error_type),
-                (headers::ERROR_MESSAGE, &failure.message),
+                (headers::ERROR_MESSAGE, &message),
                 (headers::ATTEMPTS, &attempts),
                 (headers::FAILED_AT, &failed_at),
             ] {
@@ -196,5 +343,50 @@ impl DeadLetterProducer {
                 .map_err(|(e, _)| e)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_error_message_is_cut_at_a_character_boundary_and_marked() {
+        assert_eq!(bounded_error_message("short"), "short");
+        let exact = "x".repeat(MAX_ERROR_MESSAGE_BYTES);
+        assert_eq!(bounded_error_message(&exact), exact);
+        let long = "é".repeat(MAX_ERROR_MESSAGE_BYTES);
+        let cut = bounded_error_message(&long);
+        assert!(cut.len() <= MAX_ERROR_MESSAGE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with(CUT_MARKER));
+        assert!(cut.trim_end_matches(CUT_MARKER).chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn refusals_name_what_to_fix() {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        let (kind, fix) = write_problem(
+            &KafkaError::MessageProduction(Code::MessageSizeTooLarge),
+            "dlq",
+            2_000_000,
+        );
+        assert_eq!(kind, DeadLetterWriteError::TooLarge);
+        assert!(
+            fix.contains("max.message.bytes") && fix.contains("dlq") && fix.contains("2000000"),
+            "{fix}"
+        );
+        let (kind, fix) = write_problem(
+            &KafkaError::MessageProduction(Code::UnknownTopicOrPartition),
+            "dlq",
+            1,
+        );
+        assert_eq!(kind, DeadLetterWriteError::NoTopic);
+        assert!(fix.contains("create it"), "{fix}");
+        let (kind, _) = write_problem(
+            &KafkaError::MessageProduction(Code::MessageTimedOut),
+            "dlq",
+            1,
+        );
+        assert_eq!(kind, DeadLetterWriteError::Other);
     }
 }

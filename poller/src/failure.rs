@@ -10,7 +10,7 @@
 use crate::access::{AccessDenied, Denied};
 use crate::backoff::Backoff;
 use crate::batch::{Batch, BatchRecord, PolledRecord, encode_part};
-use crate::deadletter::{DeadLetterProducer, FailureInfo};
+use crate::deadletter::{DeadLetterProducer, FailureInfo, write_problem};
 use crate::invoke::{InvokeOutcome, Invoker};
 use crate::partition::{MappingShared, WorkerControl};
 use crate::telemetry::RetryReason;
@@ -464,6 +464,8 @@ pub async fn give_up<I: Invoker>(
         return Delivery::Done;
     };
     let mut attempt = 0;
+    // Held while the partition waits for the destination: `/readyz` reports it.
+    let mut stuck = None;
     loop {
         let sent = tokio::select! {
             biased;
@@ -480,19 +482,25 @@ pub async fn give_up<I: Invoker>(
                 return Delivery::Done;
             }
             Err(e) => {
-                if e.rdkafka_error_code().and_then(Denied::of).is_some() {
-                    let denied = AccessDenied::WriteDeadLetter {
+                stuck.get_or_insert_with(|| shared.health.stuck_partition());
+                let bytes = records
+                    .iter()
+                    .map(|r| DeadLetterProducer::written_size(r, failure))
+                    .max()
+                    .unwrap_or(0);
+                let (kind, fix) = write_problem(&e, destination.topic(), bytes);
+                shared.metrics.dead_letter_write_error(kind);
+                let fix = match e.rdkafka_error_code().and_then(Denied::of) {
+                    Some(_) => AccessDenied::WriteDeadLetter {
                         topic: destination.topic().to_owned(),
                         principal: shared.access.principal().clone(),
-                    };
-                    tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
-                        destination = destination.topic(), attempt, error = %e,
-                        "cannot write to the on_failure destination: {denied}; the partition waits and retries (nothing is committed)");
-                } else {
-                    tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
-                        destination = destination.topic(), attempt, error = %e,
-                        "cannot write to the on_failure destination; the partition waits and retries (nothing is committed)");
-                }
+                    }
+                    .to_string(),
+                    None => fix,
+                };
+                tracing::error!(function, topic, partition, first_offset = first, last_offset = last,
+                    destination = destination.topic(), attempt, error = %e,
+                    "cannot write to the on_failure destination: {fix}; the partition waits and retries (nothing is committed past the record)");
                 if !pause(control, backoff.delay(attempt)).await {
                     return Delivery::Abandoned;
                 }
@@ -601,6 +609,7 @@ mod tests {
             metrics: crate::telemetry::MappingMetrics::new("g", "f"),
             progress: Arc::new(Progress::default()),
             ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
+            health: Arc::new(crate::telemetry::Health::new(1)),
             access: Arc::new(crate::access::DenialStop::new(
                 crate::access::Principal::Anonymous,
                 tokio_util::sync::CancellationToken::new(),

@@ -138,9 +138,11 @@ pub async fn run_mapping<I: Invoker>(
         metrics: metrics.clone(),
         progress: progress.clone(),
         access: access.clone(),
+        health: health.clone(),
         ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
         mapping: mapping.clone(),
     });
+    check_dead_letter_limit(&config, &shared);
     let workers = Arc::new(PartitionWorkers::new(
         tokio::runtime::Handle::current(),
         shutdown.child_token(),
@@ -289,6 +291,20 @@ fn end_offsets(
     Ok(targets)
 }
 
+/// Client settings for a producer or admin client of the source cluster: its bootstrap servers,
+/// `[kafka.auth]` and the `[kafka.options]` that are not the consumer's own.
+fn non_consumer_config(config: &ValidatedConfig) -> rdkafka::ClientConfig {
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", &config.raw.kafka.bootstrap_servers);
+    for (key, value) in &config.raw.kafka.options {
+        if !key.starts_with("fetch.") && !key.starts_with("queued.") && key != "auto.offset.reset" {
+            client.set(key, value);
+        }
+    }
+    config.auth.apply(&mut client);
+    client
+}
+
 /// The on-failure producer: the source cluster's client settings unless another cluster is named.
 fn dead_letter(
     config: &ValidatedConfig,
@@ -297,24 +313,42 @@ fn dead_letter(
     let Some(topic) = &mapping.on_failure else {
         return Ok(None);
     };
-    let mut client = rdkafka::ClientConfig::new();
-    client.set("bootstrap.servers", &config.raw.kafka.bootstrap_servers);
-    for (key, value) in &config.raw.kafka.options {
-        if !key.starts_with("fetch.") && !key.starts_with("queued.") && key != "auto.offset.reset" {
-            client.set(key, value);
-        }
-    }
+    // The destination is written with the source cluster's credentials ([kafka.auth]).
+    let mut client = non_consumer_config(config);
     if let Some(servers) = &mapping.on_failure_bootstrap_servers {
         client.set("bootstrap.servers", servers);
     }
-    // The destination is written with the source cluster's credentials ([kafka.auth]).
-    config.auth.apply(&mut client);
     client.set(
         "client.id",
         format!("kafka-lambda-poller-{}-dlq", mapping.consumer_group),
     );
     let context = KafkaClientContext::new(config.auth.token_provider().cloned());
     DeadLetterProducer::new(client, context, topic.clone()).map(Some)
+}
+
+/// In the background: warns when the mapping's dead-letter topic takes smaller records than its
+/// source topics hold (see [`DeadLetterProducer::warn_if_smaller_than`]).
+fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<MappingShared<I>>) {
+    if shared.dead_letter.is_none() {
+        return;
+    }
+    let mapping = &shared.mapping;
+    let name = format!("mapping[{}] {}", mapping.index, mapping.function);
+    let source = non_consumer_config(config);
+    let context = KafkaClientContext::new(config.auth.token_provider().cloned());
+    let (shared, topics) = (shared.clone(), mapping.topics.clone());
+    tokio::spawn(async move {
+        match crate::deadletter::max_message_bytes(&source, context, &topics).await {
+            Ok(sources) => {
+                if let Some(destination) = &shared.dead_letter {
+                    destination.warn_if_smaller_than(&name, &sources).await;
+                }
+            }
+            Err(error) => {
+                tracing::debug!(mapping = %name, %error, "cannot read the source topics' max.message.bytes")
+            }
+        }
+    });
 }
 
 async fn drive(

@@ -197,6 +197,8 @@ pub struct MappingShared<I> {
     pub progress: Arc<crate::mapping::Progress>,
     /// Where a worker reports a topic the principal may not read; that stops the mapping.
     pub access: Arc<DenialStop>,
+    /// Readiness, which a partition stuck on its on-failure destination turns off.
+    pub health: Arc<crate::telemetry::Health>,
     /// Set once a `batchItemFailures` list was ignored (`report_batch_item_failures = false`),
     /// so that the warning is logged once per mapping, not once per batch.
     pub ignored_item_failures_logged: std::sync::atomic::AtomicBool,

@@ -13,7 +13,7 @@ use axum::routing::get;
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Metric names, so dashboards and tests share one spelling.
 pub mod names {
@@ -45,6 +45,8 @@ pub mod names {
     pub const REBALANCES: &str = "kafka_lambda_rebalances_total";
     /// High watermark minus committed offset, per partition.
     pub const OFFSET_LAG: &str = "kafka_lambda_offset_lag";
+    /// Failed writes to the on-failure destination (each is retried), by `reason`.
+    pub const DEAD_LETTER_WRITE_ERRORS: &str = "kafka_lambda_dead_letter_write_errors_total";
 }
 
 /// Why a batch is retried.
@@ -94,6 +96,30 @@ pub struct MappingMetrics {
     retries: [Counter; 5],
 }
 
+/// Why a write to the on-failure destination failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterWriteError {
+    /// The record is larger than the destination topic or its broker accepts.
+    TooLarge,
+    /// The destination topic does not exist.
+    NoTopic,
+    /// The principal may not write to it.
+    Denied,
+    /// Anything else (broker down, timeout): usually passes.
+    Other,
+}
+
+impl DeadLetterWriteError {
+    fn label(self) -> &'static str {
+        match self {
+            DeadLetterWriteError::TooLarge => "too_large",
+            DeadLetterWriteError::NoTopic => "no_topic",
+            DeadLetterWriteError::Denied => "denied",
+            DeadLetterWriteError::Other => "other",
+        }
+    }
+}
+
 impl MappingMetrics {
     /// Registers the metrics of the mapping with consumer group `group` invoking `function`.
     pub fn new(group: &str, function: &str) -> Self {
@@ -138,6 +164,12 @@ impl MappingMetrics {
             .increment(1);
     }
 
+    /// Counts one failed write to the on-failure destination.
+    pub fn dead_letter_write_error(&self, reason: DeadLetterWriteError) {
+        counter!(names::DEAD_LETTER_WRITE_ERRORS, "group" => self.group.clone(), "function" => self.function.clone(), "reason" => reason.label())
+            .increment(1);
+    }
+
     /// Sets the offset lag of a partition.
     pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
         gauge!(names::OFFSET_LAG, "group" => self.group.clone(), "topic" => topic.to_owned(), "partition" => partition.to_string())
@@ -146,11 +178,13 @@ impl MappingMetrics {
 }
 
 /// Readiness of the process: every mapping joined its group and reaches the brokers it needs
-/// ([`brokers_reachable`]).
+/// ([`brokers_reachable`]), and no partition is stuck on a record its on-failure destination
+/// refuses.
 #[derive(Debug, Default)]
 pub struct Health {
     joined: Vec<AtomicBool>,
     brokers_down: Vec<AtomicBool>,
+    stuck: AtomicUsize,
 }
 
 impl Health {
@@ -159,6 +193,7 @@ impl Health {
         Health {
             joined: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
             brokers_down: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
+            stuck: AtomicUsize::new(0),
         }
     }
 
@@ -178,10 +213,44 @@ impl Health {
         }
     }
 
-    /// Whether every mapping is in its group with brokers reachable.
+    /// A partition cannot go on until its on-failure destination takes a record; it is counted
+    /// as stuck until the returned guard is dropped.
+    pub fn stuck_partition(self: &Arc<Self>) -> StuckPartition {
+        self.stuck.fetch_add(1, Ordering::Relaxed);
+        StuckPartition(self.clone())
+    }
+
+    /// Why the process is not ready, `None` when it is.
+    pub fn not_ready(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if !self.joined.iter().all(|j| j.load(Ordering::Relaxed)) {
+            why.push("a mapping has not joined its consumer group".to_owned());
+        }
+        if self.brokers_down.iter().any(|d| d.load(Ordering::Relaxed)) {
+            why.push("a mapping cannot reach the brokers of its partitions".to_owned());
+        }
+        let stuck = self.stuck.load(Ordering::Relaxed);
+        if stuck > 0 {
+            why.push(format!(
+                "{stuck} partition(s) wait for the on_failure destination to take a record (see the log)"
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
+    /// Whether every mapping is in its group with brokers reachable and no partition is stuck.
     pub fn is_ready(&self) -> bool {
-        self.joined.iter().all(|j| j.load(Ordering::Relaxed))
-            && self.brokers_down.iter().all(|d| !d.load(Ordering::Relaxed))
+        self.not_ready().is_none()
+    }
+}
+
+/// A partition counted as stuck by [`Health::stuck_partition`] while this lives.
+#[derive(Debug)]
+pub struct StuckPartition(Arc<Health>);
+
+impl Drop for StuckPartition {
+    fn drop(&mut self) {
+        self.0.stuck.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -243,13 +312,12 @@ pub fn router(metrics: PrometheusHandle, health: Arc<Health>) -> Router {
         .route(
             "/readyz",
             get(|State(e): State<Endpoints>| async move {
-                if e.health.is_ready() {
-                    (StatusCode::OK, "ready\n")
-                } else {
-                    (
+                match e.health.not_ready() {
+                    None => (StatusCode::OK, "ready\n".to_owned()),
+                    Some(why) => (
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "not ready: a mapping has not joined its group or brokers are down\n",
-                    )
+                        format!("not ready: {why}\n"),
+                    ),
                 }
             }),
         )
@@ -283,6 +351,14 @@ mod tests {
         h.set_brokers_down(1, true);
         assert!(!h.is_ready());
         h.set_brokers_down(1, false);
+        assert!(h.is_ready());
+        let h = Arc::new(h);
+        let stuck = h.stuck_partition();
+        assert!(
+            h.not_ready()
+                .is_some_and(|why| why.contains("1 partition(s)"))
+        );
+        drop(stuck);
         assert!(h.is_ready());
     }
 

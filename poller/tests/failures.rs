@@ -611,3 +611,190 @@ fn a_dead_letter_is_the_original_record_not_the_value_the_input_template_made() 
     );
     assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
 }
+
+/// Source topics whose records may be up to 3 MB (above the broker's 1 MB default).
+const LARGE_TOPIC: &[(&str, &str)] = &[("max.message.bytes", "3000000")];
+
+/// Produces to partition 0 of `topic`, with a producer that takes records up to 3 MB:
+/// `values[i]` with header `x-fail: true` where `fail[i]`. Returns the offsets.
+fn produce_large(topic: &str, values: &[Vec<u8>], fail: &[bool]) -> Vec<i64> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .set("message.max.bytes", "3000000")
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut offsets = Vec::new();
+    for (value, fail) in values.iter().zip(fail) {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "x-fail",
+            value: Some(if *fail { "true" } else { "false" }),
+        });
+        let record = FutureRecord::to(topic)
+            .partition(0)
+            .key("k")
+            .payload(value.as_slice())
+            .headers(headers);
+        let delivered = runtime
+            .block_on(producer.send(record, Duration::from_secs(30)))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        offsets.push(delivered.offset);
+    }
+    offsets
+}
+
+/// A 2 MB value that is not JSON (its bytes cover every byte value).
+fn two_megabytes() -> Vec<u8> {
+    (0..2_000_000u32).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn a_two_megabyte_record_given_up_is_dead_lettered_whole() {
+    let topic = topic_name("large-poison");
+    let dlq = topic_name("large-poison-dlq");
+    kafka_lambda_tests::create_topic_on(
+        services().kafka_bootstrap_servers(),
+        &topic,
+        1,
+        1,
+        LARGE_TOPIC,
+    );
+    kafka_lambda_tests::create_topic_on(
+        services().kafka_bootstrap_servers(),
+        &dlq,
+        1,
+        1,
+        LARGE_TOPIC,
+    );
+    let large = two_megabytes();
+    let offsets = produce_large(
+        &topic,
+        &[b"{}".to_vec(), large.clone(), b"{}".to_vec()],
+        &[false, true, false],
+    );
+    let config = recorder_config(
+        &topic,
+        &group_name("large-poison"),
+        &format!(
+            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(
+        TIMEOUT,
+        "the records around the large one are delivered",
+        || seen_offsets(&topic).len() >= 2,
+    );
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1, "log:\n{}", poller.log_text());
+    assert_eq!(
+        dead[0].header("kafka-lambda-source-offset"),
+        Some(offsets[1].to_string())
+    );
+    assert!(
+        dead[0].value.as_deref() == Some(large.as_slice()),
+        "the 2 MB value, byte for byte"
+    );
+    assert!(
+        !poller.log_text().contains("max.message.bytes = "),
+        "no size warning: the topics agree"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until_raised() {
+    let topic = topic_name("small-dlq");
+    let dlq = topic_name("small-dlq-dlq");
+    let bootstrap = services().kafka_bootstrap_servers();
+    kafka_lambda_tests::create_topic_on(bootstrap, &topic, 1, 1, LARGE_TOPIC);
+    // The broker's default limit (about 1 MB): the 2 MB record cannot be written there.
+    create_topic(&dlq, 1);
+    let offsets = produce_large(
+        &topic,
+        &[b"{}".to_vec(), two_megabytes(), b"{}".to_vec()],
+        &[false, true, false],
+    );
+    let port = kafka_lambda_tests::free_port();
+    let config = recorder_config(
+        &topic,
+        &group_name("small-dlq"),
+        &format!(
+            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    )
+    .replace(
+        "[shutdown]",
+        &format!("[telemetry]\nlisten = \"127.0.0.1:{port}\"\n\n[shutdown]"),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    // At start: the mismatch is named, with the topic, its limit and the mapping.
+    wait_until(TIMEOUT, "the size warning", || {
+        poller.log_text().lines().any(|l| {
+            l.contains("WARN")
+                && l.contains(&dlq)
+                && l.contains("max.message.bytes = ")
+                && l.contains("mapping[0] test-recorder")
+        })
+    });
+    // The write is refused for good: logged with what to fix, counted, retried; /readyz says so.
+    wait_until(TIMEOUT, "the refused write is logged", || {
+        poller.log_text().lines().any(|l| {
+            l.contains("ERROR")
+                && l.contains("cannot write to the on_failure destination")
+                && l.contains("raise the topic's max.message.bytes")
+        })
+    });
+    wait_until(TIMEOUT, "/readyz reports the stuck partition", || {
+        let (status, body) = http_get(port, "/readyz");
+        status == 503 && body.contains("on_failure destination")
+    });
+    wait_until(TIMEOUT, "the refusals are counted", || {
+        let (_, body) = http_get(port, "/metrics");
+        metric(
+            &body,
+            "kafka_lambda_dead_letter_write_errors_total",
+            &["reason=\"too_large\""],
+        )
+        .is_some_and(|n| n >= 2.0)
+    });
+    assert!(
+        !seen_offsets(&topic).contains(&(0, offsets[2])),
+        "nothing after the stuck record is delivered"
+    );
+
+    // The operator raises the limit: the record goes through and the partition moves on.
+    kafka_lambda_tests::kafka_tool(
+        "org.apache.kafka.tools.ConfigCommand",
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            &dlq,
+            "--add-config",
+            "max.message.bytes=3000000",
+        ],
+    );
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("kafka-lambda-source-offset"),
+        Some(offsets[1].to_string())
+    );
+    wait_until(TIMEOUT, "the record after it is delivered", || {
+        seen_offsets(&topic).contains(&(0, offsets[2]))
+    });
+    wait_until(TIMEOUT, "/readyz is 200 again", || {
+        http_get(port, "/readyz").0 == 200
+    });
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
