@@ -4,6 +4,7 @@ mod auth;
 mod config;
 mod context;
 mod error;
+mod headers;
 mod msk_iam;
 mod secret;
 mod tls;
@@ -15,6 +16,7 @@ pub use config::{
 };
 pub use context::KafkaClientContext;
 pub use error::{ClientError, ConfigError, TokenError};
+pub use headers::{add_raw_header, raw_headers};
 pub use msk_iam::{
     DEFAULT_TOKEN_TIMEOUT, MskIamConfig, MskIamToken, MskIamTokenProvider, generate_oauth_token,
 };

@@ -107,7 +107,7 @@ fn record_from_aws(r: aws::KafkaRecord) -> Result<KafkaRecord, FromAwsEventError
             entries
         })
         .map(|(name, bytes)| Header {
-            name,
+            name: name.into(),
             value: bytes.into_iter().map(|b| b as u8).collect(),
         })
         .collect();
@@ -155,7 +155,12 @@ fn record_to_aws(r: KafkaRecord) -> aws::KafkaRecord {
     out.headers = r
         .headers
         .into_iter()
-        .map(|h| HashMap::from([(h.name, h.value.into_iter().map(|b| b as i8).collect())]))
+        .map(|h| {
+            HashMap::from([(
+                h.name.to_string_lossy().into_owned(),
+                h.value.into_iter().map(|b| b as i8).collect(),
+            )])
+        })
         .collect();
     out
 }

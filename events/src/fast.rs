@@ -351,7 +351,7 @@ impl<'a> Cursor<'a> {
                     c.byte_list(&mut value)?;
                 }
                 headers.push(Header {
-                    name: text(name)?.to_owned(),
+                    name: text(name)?.into(),
                     value,
                 });
                 Some(())

@@ -53,7 +53,7 @@ pub mod writer;
 pub use compat::FromAwsEventError;
 pub use error::{DecodeError, EventParseError, Field, RecordId};
 pub use event::{EventBuilder, EventSource, KafkaEvent};
-pub use header::Header;
+pub use header::{Header, HeaderName};
 pub use record::{DataFormat, KafkaRecord, SchemaMetadata, TimestampType};
 pub use response::{BatchItemFailure, ItemIdentifier, KafkaBatchResponse, ResponseParseError};
 pub use topic_partition::{ParseTopicPartitionError, TopicPartition};

@@ -1,7 +1,7 @@
 //! One Kafka record as it appears in the event, with decoding helpers.
 
 use crate::error::{DecodeError, Field, RecordId};
-use crate::header::Header;
+use crate::header::{Header, HeaderName};
 use crate::topic_partition::TopicPartition;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -170,8 +170,8 @@ impl KafkaRecord {
         Ok(self.with_value(serde_json::to_vec(value)?))
     }
 
-    /// Appends a header.
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
+    /// Appends a header (a name as text or bytes).
+    pub fn with_header(mut self, name: impl Into<HeaderName>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push(Header::new(name, value));
         self
     }

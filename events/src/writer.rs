@@ -332,7 +332,7 @@ impl EventWriter {
                 buf.push(b',');
             }
             buf.push(b'{');
-            json::write_str(buf, &h.name);
+            h.name.write_json(buf);
             buf.push(b':');
             json::write_java_bytes(buf, &h.value);
             buf.push(b'}');

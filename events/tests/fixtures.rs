@@ -220,7 +220,7 @@ fn edge_cases_read_field_by_field() {
     let headers: Vec<(&str, &[u8])> = headers_record
         .headers()
         .iter()
-        .map(|h| (h.name.as_str(), h.value.as_slice()))
+        .map(|h| (h.name.as_str().expect("UTF-8 names"), h.value.as_slice()))
         .collect();
     assert_eq!(
         headers,

@@ -10,7 +10,7 @@ use kafka_lambda_events::{
     EventSource, EventWriter, Header, KafkaRecord, RecordRef, TimestampType,
 };
 use rdkafka::Message;
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use std::ops::Range;
 
 /// One record taken off a partition queue, owned. Only records that leave the fast path are
@@ -39,14 +39,9 @@ impl PolledRecord {
     /// Copies a message out of librdkafka's buffer.
     pub fn from_message(msg: &BorrowedMessage<'_>) -> Self {
         let (timestamp, timestamp_type) = timestamp(msg);
-        let headers = msg
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header::new(h.key, h.value.unwrap_or_default()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = kafka_lambda_client::raw_headers(msg)
+            .map(|(name, value)| Header::new(name, value.unwrap_or_default()))
+            .collect();
         PolledRecord {
             offset: msg.offset(),
             timestamp,
@@ -112,20 +107,18 @@ impl HeaderScratch {
     /// Copies `msg`'s headers in (a null value becomes empty) and returns them.
     pub fn fill(&mut self, msg: &BorrowedMessage<'_>) -> &[Header] {
         self.len = 0;
-        if let Some(hs) = msg.headers() {
-            for h in hs.iter() {
-                let value = h.value.unwrap_or_default();
-                match self.headers.get_mut(self.len) {
-                    Some(slot) => {
-                        slot.name.clear();
-                        slot.name.push_str(h.key);
-                        slot.value.clear();
-                        slot.value.extend_from_slice(value);
-                    }
-                    None => self.headers.push(Header::new(h.key, value)),
+        // Names as bytes: a name that is not UTF-8 is carried, not a panic.
+        for (name, value) in kafka_lambda_client::raw_headers(msg) {
+            let value = value.unwrap_or_default();
+            match self.headers.get_mut(self.len) {
+                Some(slot) => {
+                    slot.name.set_bytes(name);
+                    slot.value.clear();
+                    slot.value.extend_from_slice(value);
                 }
-                self.len += 1;
+                None => self.headers.push(Header::new(name, value)),
             }
+            self.len += 1;
         }
         self.get()
     }

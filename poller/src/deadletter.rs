@@ -211,7 +211,7 @@ impl DeadLetterProducer {
         let headers: usize = record
             .headers
             .iter()
-            .map(|h| h.name.len() + h.value.len())
+            .map(|h| h.name.as_bytes().len() + h.value.len())
             .sum();
         record.key.as_ref().map_or(0, Vec::len)
             + record
@@ -307,10 +307,8 @@ impl DeadLetterProducer {
             let timestamp = record.timestamp.to_string();
             let mut hs = OwnedHeaders::new_with_capacity(record.headers.len() + 9);
             for h in &record.headers {
-                hs = hs.insert(Header {
-                    key: &h.name,
-                    value: Some(&h.value),
-                });
+                // The name as read, bytes and all.
+                hs = kafka_lambda_client::add_raw_header(hs, h.name.as_bytes(), Some(&h.value));
             }
             for (key, value) in [
                 (headers::SOURCE_TOPIC, source_topic),

@@ -610,6 +610,8 @@ mod tests {
             progress: Arc::new(Progress::default()),
             ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
             health: Arc::new(crate::telemetry::Health::new(1)),
+            stop: CancellationToken::new(),
+            worker_died: std::sync::OnceLock::new(),
             access: Arc::new(crate::access::DenialStop::new(
                 crate::access::Principal::Anonymous,
                 tokio_util::sync::CancellationToken::new(),
@@ -831,6 +833,32 @@ mod tests {
         assert_eq!(delivery, Delivery::Done);
         assert_eq!(done, [2], "given up (skipped: no destination) as a whole");
         assert_eq!(s.invoker.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_partition_worker_that_panics_stops_the_mapping_and_turns_readiness_off() {
+        let s = shared("", |_, _| ok());
+        s.health.set_joined(0, true);
+        assert!(s.health.is_ready());
+        crate::partition::supervise(&s, "t", 4, async { panic!("boom at offset 7") }).await;
+        assert!(s.stop.is_cancelled(), "the mapping is stopped");
+        assert_eq!(
+            s.worker_died.get().map(String::as_str),
+            Some("the worker of partition t-4 panicked: boom at offset 7")
+        );
+        assert!(
+            s.health
+                .not_ready()
+                .is_some_and(|why| why.contains("partition worker stopped"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partition_worker_that_ends_normally_stops_nothing() {
+        let s = shared("", |_, _| ok());
+        crate::partition::supervise(&s, "t", 4, async {}).await;
+        assert!(!s.stop.is_cancelled());
+        assert!(s.worker_died.get().is_none());
     }
 
     #[tokio::test]

@@ -80,6 +80,17 @@ pub enum MappingError {
         /// The panic's message, or how the task ended.
         reason: String,
     },
+    /// A partition worker panicked: its partition was no longer consumed, so the mapping
+    /// stopped (committing what was done) for the process to be restarted.
+    #[error("mapping[{index}] ({function}): {reason}")]
+    WorkerDied {
+        /// Mapping index.
+        index: usize,
+        /// Function.
+        function: String,
+        /// Which partition, and the panic's message.
+        reason: String,
+    },
 }
 
 /// Why [`drive`] stopped before it was asked to.
@@ -139,6 +150,8 @@ pub async fn run_mapping<I: Invoker>(
         progress: progress.clone(),
         access: access.clone(),
         health: health.clone(),
+        stop: shutdown.clone(),
+        worker_died: std::sync::OnceLock::new(),
         ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
         mapping: mapping.clone(),
     });
@@ -187,6 +200,13 @@ pub async fn run_mapping<I: Invoker>(
         function: function.clone(),
         reason: e.to_string(),
     })?;
+    if let Some(reason) = shared.worker_died.get() {
+        return Err(MappingError::WorkerDied {
+            index,
+            function,
+            reason: reason.clone(),
+        });
+    }
     if let Some(denied) = access.first() {
         return Err(MappingError::AccessDenied {
             index,

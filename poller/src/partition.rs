@@ -199,6 +199,10 @@ pub struct MappingShared<I> {
     pub access: Arc<DenialStop>,
     /// Readiness, which a partition stuck on its on-failure destination turns off.
     pub health: Arc<crate::telemetry::Health>,
+    /// The mapping's shutdown: cancelled when a partition worker dies.
+    pub stop: CancellationToken,
+    /// Why the first partition worker that died did, if one did (see [`Workers`]).
+    pub worker_died: std::sync::OnceLock<String>,
     /// Set once a `batchItemFailures` list was ignored (`report_batch_item_failures = false`),
     /// so that the warning is logged once per mapping, not once per batch.
     pub ignored_item_failures_logged: std::sync::atomic::AtomicBool,
@@ -219,9 +223,37 @@ impl<I: Invoker> WorkerFactory for Workers<I> {
         let shared = self.0.clone();
         runtime.spawn(async move {
             let span = tracing::info_span!("partition", function = %shared.invoker.function(), %topic, partition);
-            run_worker(shared, topic, partition, queue, control).instrument(span).await;
+            let worker = run_worker(shared.clone(), topic.clone(), partition, queue, control)
+                .instrument(span);
+            supervise(&shared, &topic, partition, worker).await;
         })
     }
+}
+
+/// Runs a partition's `worker`. A worker that dies (panics) leaves its partition unconsumed
+/// while the group thinks it is owned: the mapping is stopped (what was done is committed, the
+/// process exits non-zero and its supervisor restarts it) and `/readyz` turns 503.
+pub(crate) async fn supervise<I: Invoker>(
+    shared: &MappingShared<I>,
+    topic: &str,
+    partition: i32,
+    worker: impl std::future::Future<Output = ()>,
+) {
+    let Err(panic) = std::panic::AssertUnwindSafe(worker).catch_unwind().await else {
+        return;
+    };
+    let reason = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    tracing::error!(function = %shared.invoker.function(), %topic, partition, %reason,
+        "the partition worker panicked; stopping the mapping (what was delivered is committed) so that the process exits 1 and is restarted");
+    shared.health.set_worker_died();
+    let _ = shared.worker_died.set(format!(
+        "the worker of partition {topic}-{partition} panicked: {reason}"
+    ));
+    shared.stop.cancel();
 }
 
 /// What becomes of a record taken off the queue.

@@ -185,6 +185,7 @@ pub struct Health {
     joined: Vec<AtomicBool>,
     brokers_down: Vec<AtomicBool>,
     stuck: AtomicUsize,
+    worker_died: AtomicBool,
 }
 
 impl Health {
@@ -194,6 +195,7 @@ impl Health {
             joined: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
             brokers_down: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
             stuck: AtomicUsize::new(0),
+            worker_died: AtomicBool::new(false),
         }
     }
 
@@ -213,6 +215,11 @@ impl Health {
         }
     }
 
+    /// A partition worker died: not ready until the process is restarted.
+    pub fn set_worker_died(&self) {
+        self.worker_died.store(true, Ordering::Relaxed);
+    }
+
     /// A partition cannot go on until its on-failure destination takes a record; it is counted
     /// as stuck until the returned guard is dropped.
     pub fn stuck_partition(self: &Arc<Self>) -> StuckPartition {
@@ -228,6 +235,9 @@ impl Health {
         }
         if self.brokers_down.iter().any(|d| d.load(Ordering::Relaxed)) {
             why.push("a mapping cannot reach the brokers of its partitions".to_owned());
+        }
+        if self.worker_died.load(Ordering::Relaxed) {
+            why.push("a partition worker stopped unexpectedly (see the log)".to_owned());
         }
         let stuck = self.stuck.load(Ordering::Relaxed);
         if stuck > 0 {

@@ -798,3 +798,96 @@ fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until
     });
     assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
 }
+
+/// Produces one record per entry of `headers` to partition 0 of `topic`, each with those
+/// headers, names given as bytes (any bytes, as a client other than librdkafka may write them).
+fn produce_with_raw_header_names(topic: &str, headers: &[Vec<(&[u8], &str)>]) -> Vec<i64> {
+    use rdkafka::message::OwnedHeaders;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", services().kafka_bootstrap_servers())
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut offsets = Vec::new();
+    for (i, record_headers) in headers.iter().enumerate() {
+        let owned = record_headers
+            .iter()
+            .fold(OwnedHeaders::new(), |hs, (name, value)| {
+                kafka_lambda_client::add_raw_header(hs, name, Some(value.as_bytes()))
+            });
+        let value = format!(r#"{{"i":{i}}}"#);
+        let record = FutureRecord::to(topic)
+            .partition(0)
+            .key("k")
+            .payload(&value)
+            .headers(owned);
+        let delivered = runtime
+            .block_on(producer.send(record, Duration::from_secs(30)))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        offsets.push(delivered.offset);
+    }
+    offsets
+}
+
+#[test]
+fn header_names_that_are_not_utf8_reach_the_function_and_the_dead_letter_topic_byte_for_byte() {
+    let topic = topic_name("foreign-headers");
+    let dlq = topic_name("foreign-headers-dlq");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    let offsets = produce_with_raw_header_names(
+        &topic,
+        &[
+            vec![(b"ok".as_slice(), "1")],
+            vec![
+                (b"trace\xff\xfe".as_slice(), "t"),
+                (b"x-fail".as_slice(), "true"),
+            ],
+            vec![(b"\xc3".as_slice(), ""), (b"caf\xc3\xa9".as_slice(), "v")],
+        ],
+    );
+    let config = recorder_config(
+        &topic,
+        &group_name("foreign-headers"),
+        &format!(
+            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    wait_until(
+        TIMEOUT,
+        "the records that do not fail are delivered",
+        || seen_offsets(&topic).len() >= 2,
+    );
+    // The function got the name's bytes back from the event (the recorder writes them out).
+    let third = seen(&topic)
+        .into_iter()
+        .find(|s| s.offset() == offsets[2])
+        .unwrap();
+    let names: Vec<Vec<u8>> = third.0["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| serde_json::from_value(h[2].clone()).unwrap())
+        .collect();
+    assert_eq!(names, [b"\xc3".to_vec(), "café".as_bytes().to_vec()]);
+    // The dead letter carries the failed record's header names as they were written.
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("kafka-lambda-source-offset"),
+        Some(offsets[1].to_string())
+    );
+    assert_eq!(
+        &dead[0].header_names[..2],
+        [b"trace\xff\xfe".to_vec(), b"x-fail".to_vec()]
+    );
+    assert!(poller.is_running(), "log:\n{}", poller.log_text());
+    assert!(!poller.log_text().contains("panicked"));
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}

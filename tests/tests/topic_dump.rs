@@ -89,7 +89,7 @@ fn copies_every_record_once_per_batch_with_key_value_headers_and_timestamp() {
         let headers: Vec<(String, Vec<u8>)> = original
             .headers()
             .iter()
-            .map(|h| (h.name.clone(), h.value.clone()))
+            .map(|h| (h.name.to_string(), h.value.clone()))
             .collect();
         assert_eq!(copy.headers, headers, "headers of {}", original.id());
         assert_eq!(

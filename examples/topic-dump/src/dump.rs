@@ -6,7 +6,7 @@ use kafka_lambda_handler::{
     Batch, Bytes, FailureReason, HandlerError, KafkaBatchResponse, Nullable, Record, RecordFailure,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::time::{Duration, Instant};
 
@@ -148,11 +148,13 @@ impl Dumper {
         if !record.headers().is_empty() {
             let headers = record.headers().iter().fold(
                 OwnedHeaders::new_with_capacity(record.headers().len()),
+                // Names as bytes: a copy keeps a name that is not UTF-8 as it was.
                 |headers, header| {
-                    headers.insert(Header {
-                        key: &header.name,
-                        value: Some(&header.value),
-                    })
+                    kafka_lambda_client::add_raw_header(
+                        headers,
+                        header.name.as_bytes(),
+                        Some(&header.value),
+                    )
                 },
             );
             out = out.headers(headers);

@@ -367,7 +367,10 @@ pub struct ReadRecord {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    /// Names read lossily as text.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The same names' bytes.
+    pub header_names: Vec<Vec<u8>>,
 }
 
 impl ReadRecord {
@@ -399,7 +402,6 @@ pub fn read_topic_from(
     timeout: Duration,
 ) -> Vec<ReadRecord> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Headers;
     use rdkafka::{Message, Offset, TopicPartitionList};
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -428,14 +430,17 @@ pub fn read_topic_from(
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
+                headers: kafka_lambda_client::raw_headers(&m)
+                    .map(|(name, value)| {
+                        (
+                            String::from_utf8_lossy(name).into_owned(),
+                            value.unwrap_or_default().to_vec(),
+                        )
                     })
-                    .unwrap_or_default(),
+                    .collect(),
+                header_names: kafka_lambda_client::raw_headers(&m)
+                    .map(|(name, _)| name.to_vec())
+                    .collect(),
             });
         }
     }

@@ -4,7 +4,8 @@
 //! (default dir `/tmp/kafka-lambda-recorder`): how often each record was *invoked*. Records the
 //! function *processed* — all of them on success; with a partial batch response, those before the
 //! first failed record of each partition — are then appended to `<topic>.jsonl` with their
-//! coordinates, contents and the shape of the event they came in. Each file gets a single `write`
+//! coordinates, contents (headers as `[name, value, name bytes]`, text read lossily) and the shape
+//! of the event they came in. Each file gets a single `write`
 //! per invocation so concurrent invocations never interleave lines.
 //!
 //! Failures are scripted by the record value (JSON) or headers:
@@ -17,6 +18,7 @@
 
 use kafka_lambda_events::{ItemIdentifier, KafkaBatchResponse, KafkaEvent, KafkaRecord};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -78,9 +80,11 @@ fn number(v: &Option<Value>, field: &str) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
-async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let raw = serde_json::to_vec(&event.payload)?;
-    let parsed = KafkaEvent::from_slice(&raw)?;
+/// The payload is taken as raw JSON: a `serde_json::Value` cannot hold a header name that is not
+/// UTF-8 (a lone surrogate escape), which the events crate reads into bytes.
+async fn handle(event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
+    let raw = event.payload.get().as_bytes();
+    let parsed = KafkaEvent::from_slice(raw)?;
     let invocation = event.context.request_id.clone();
     let dir = recorder_dir();
     std::fs::create_dir_all(&dir)?;
@@ -157,7 +161,13 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 let headers: Vec<Value> = record
                     .headers()
                     .iter()
-                    .map(|h| json!([h.name, String::from_utf8_lossy(&h.value)]))
+                    .map(|h| {
+                        json!([
+                            h.name.to_string_lossy(),
+                            String::from_utf8_lossy(&h.value),
+                            h.name.as_bytes()
+                        ])
+                    })
                     .collect();
                 let line = json!({
                     "invocation": invocation,
