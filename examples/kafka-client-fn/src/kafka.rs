@@ -15,7 +15,7 @@ use kafka_lambda_client::{ClientError, KafkaClientContext, SaslConfig};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use serde::Serialize;
@@ -432,11 +432,17 @@ fn record(message: &BorrowedMessage<'_>, format: Format) -> Result<ConsumedRecor
     let key = encode(message.key(), &|| "key".to_owned())?;
     let value = encode(message.payload(), &|| "value".to_owned())?;
     let mut headers = Vec::new();
-    if let Some(all) = message.headers() {
-        for header in all.iter() {
-            let value = encode(header.value, &|| format!("header `{}`", header.key))?;
-            headers.push(BTreeMap::from([(header.key.to_owned(), value)]));
-        }
+    // Names as bytes (rdkafka's own reader panics on a name that is not UTF-8): such a name
+    // cannot be a key of the JSON answer, so the read fails naming the record.
+    for (name, value) in kafka_lambda_client::raw_headers(message) {
+        let name = std::str::from_utf8(name).map_err(|_| {
+            not_text(format!(
+                "header name `{}` (not UTF-8, in any format)",
+                String::from_utf8_lossy(name)
+            ))
+        })?;
+        let value = encode(value, &|| format!("header `{name}`"))?;
+        headers.push(BTreeMap::from([(name.to_owned(), value)]));
     }
     let (timestamp, timestamp_type) = match message.timestamp() {
         Timestamp::NotAvailable => (None, None),
