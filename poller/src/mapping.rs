@@ -465,9 +465,10 @@ async fn drive(
             // a missed wakeup must not stall the group (see `partition::recv`).
             _ = tokio::time::sleep(crate::partition::REPOLL_INTERVAL) => {}
             msg = consumer.recv() => match msg {
-                // Every assigned partition has its own queue, so the main queue only serves
-                // rebalances and errors. A record here arrived before its queue was split: rewind
-                // the partition so its worker reads it rather than lose it.
+                // Every assigned partition has its own queue, split off before its assignment
+                // takes effect (`MappingContext::pre_rebalance`), so the main queue only serves
+                // rebalances and errors. Should a record reach it all the same, the partition is
+                // rewound so that its worker reads it rather than lose it.
                 Ok(msg) => {
                     use rdkafka::Message;
                     let (topic, partition, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());

@@ -111,6 +111,10 @@ pub struct MappingContext {
     token_provider: Option<Arc<MskIamTokenProvider>>,
     /// Set once librdkafka asked for an OAUTHBEARER token (see [`serve_first_token`]).
     token_asked: std::sync::atomic::AtomicBool,
+    /// Queues split before an assignment takes effect, for its workers (see `pre_rebalance`).
+    split: std::sync::Mutex<
+        std::collections::HashMap<(String, i32), crate::partition::PartitionQueue>,
+    >,
     index: usize,
     metrics: MappingMetrics,
     health: Arc<Health>,
@@ -132,6 +136,7 @@ impl MappingContext {
             drain_timeout,
             token_provider: None,
             token_asked: std::sync::atomic::AtomicBool::new(false),
+            split: std::sync::Mutex::default(),
             index: mapping.index,
             metrics: MappingMetrics::new(&mapping.consumer_group, &mapping.function),
             health: Arc::new(Health::new(mapping.index + 1)),
@@ -217,6 +222,22 @@ impl ClientContext for MappingContext {
 
 impl ConsumerContext for MappingContext {
     fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Each partition's queue is split off before librdkafka starts fetching it: split after,
+        // the records of its first fetch could reach the main queue, ahead of those the worker
+        // reads from its own queue, and be skipped.
+        if let Rebalance::Assign(tpl) = rebalance
+            && let Some(consumer) = self.consumer.get().and_then(Weak::upgrade)
+        {
+            let mut split = self
+                .split
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (topic, partition) in partitions(tpl) {
+                if let Some(queue) = consumer.split_partition_queue(&topic, partition) {
+                    split.insert((topic, partition), queue);
+                }
+            }
+        }
         if let Rebalance::Revoke(tpl) = rebalance {
             self.metrics.revoked.increment(1);
             let revoked = partitions(tpl);
@@ -244,8 +265,17 @@ impl ConsumerContext for MappingContext {
                     tracing::error!(mapping = %self.mapping, "consumer gone during assignment");
                     return;
                 };
+                let mut split = std::mem::take(
+                    &mut *self
+                        .split
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
                 for (topic, partition) in assigned {
-                    match consumer.split_partition_queue(&topic, partition) {
+                    let queue = split
+                        .remove(&(topic.clone(), partition))
+                        .or_else(|| consumer.split_partition_queue(&topic, partition));
+                    match queue {
                         Some(queue) => self.workers.start(&*self.factory, topic, partition, queue),
                         None => {
                             tracing::error!(mapping = %self.mapping, %topic, partition, "could not split the partition queue; partition not consumed")

@@ -173,6 +173,110 @@ fn the_only_broker_killed_and_restarted_loses_no_record_and_readyz_reports_the_o
 /// `test-recorder` on `topic` of `cluster`, in batches of up to 1,000 records (50,000 records
 /// in a few dozen invocations), with `/readyz` on `telemetry_port` and readiness re-evaluated
 /// every second (the lowest `lag_interval_ms`).
+/// Three pollers of one group join and leave while 50,000 records of six partitions flow: every
+/// hand-over of a partition must be exact. Checked in delivery order, not only at the end: per
+/// partition, no batch may start past the highest offset delivered so far plus one (going back
+/// is a redelivery, allowed; going forward past a record is a skip, even if that record comes
+/// later). The broker is Apache Kafka, whose fetches at an offset inside a batch return the
+/// whole batch.
+#[test]
+fn pollers_joining_and_leaving_under_load_hand_partitions_over_without_a_gap() {
+    members_join_and_leave_under_load("classic");
+}
+
+#[test]
+fn under_kip_848_pollers_joining_and_leaving_under_load_hand_partitions_over_without_a_gap() {
+    members_join_and_leave_under_load("consumer");
+}
+
+fn members_join_and_leave_under_load(protocol: &str) {
+    let bootstrap = services().kafka_bootstrap_servers().to_owned();
+    let topic = topic_name(&format!("handover-{protocol}"));
+    let partitions = 6;
+    create_topic(&topic, partitions);
+    // Records flow the whole time: produced in rounds until the last member change is done and
+    // at least 50,000 are written.
+    let rebalanced = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (bootstrap, topic, rebalanced) = (bootstrap.clone(), topic.clone(), rebalanced.clone());
+        std::thread::spawn(move || {
+            let mut produced = BTreeMap::new();
+            while produced.len() < 50_000 || !rebalanced.load(Ordering::Relaxed) {
+                produced.extend(produce_to(
+                    &bootstrap,
+                    &topic,
+                    partitions,
+                    produced.len(),
+                    500,
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            produced
+        })
+    };
+    let config = with_kafka_setting(
+        &recorder_config(
+            &topic,
+            &group_name(&format!("handover-{protocol}")),
+            "batch_size = 200\nbatching_window_ms = 50",
+        ),
+        &format!("group_protocol = \"{protocol}\""),
+    );
+    let start = |name: &str| Poller::start(&format!("{topic}-{name}"), &config);
+    let owns = |poller: &Poller| {
+        poller
+            .log_text()
+            .lines()
+            .any(|l| l.contains("partitions assigned") && l.contains("partitions=[(\""))
+    };
+    // Each step waits for the group to settle and for more records to be delivered.
+    let progress = |what: &str| {
+        let before = recorded_lines(&topic);
+        wait_until(TIMEOUT, what, || recorded_lines(&topic) >= before + 1_000);
+    };
+    let mut a = start("a");
+    progress("a delivers");
+    let mut b = start("b");
+    wait_until(TIMEOUT, "b owns partitions", || owns(&b));
+    progress("a and b deliver");
+    let mut c = start("c");
+    wait_until(TIMEOUT, "c owns partitions", || owns(&c));
+    progress("a, b and c deliver");
+    assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
+    progress("a and c deliver");
+    let mut b = start("b2");
+    wait_until(TIMEOUT, "b2 owns partitions", || owns(&b));
+    progress("a, b2 and c deliver");
+    assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
+    progress("b2 and c deliver");
+    rebalanced.store(true, Ordering::Relaxed);
+    let produced = producer.join().unwrap();
+    wait_for_delivery(&topic, &produced, &c);
+
+    let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut skips = Vec::new();
+    for s in seen(&topic) {
+        let (partition, offset) = (s.partition(), s.offset());
+        let next = highest.get(&partition).map_or(0, |h| h + 1);
+        if offset > next {
+            skips.push((partition, next, offset));
+        }
+        highest
+            .entry(partition)
+            .and_modify(|h| *h = (*h).max(offset))
+            .or_insert(offset);
+    }
+    assert!(
+        skips.is_empty(),
+        "a partition was read past records not yet delivered, (partition, expected, got): {:?}",
+        &skips[..skips.len().min(20)]
+    );
+    let duplicates = reconcile(&topic, &produced);
+    eprintln!("{protocol}: duplicates across the hand-overs: {duplicates}");
+    assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
+    assert_eq!(c.terminate(Duration::from_secs(60)).code(), Some(0));
+}
+
 /// Three brokers, three partitions of one replica each: partition 0's broker is dead when a poller
 /// starts with `AT_TIMESTAMP`. The start-offset lookup answers for the other partitions only; the
 /// poller must look it up again until partition 0 has a leader — not take the missing answer as
