@@ -43,9 +43,11 @@ pub struct KafkaConfig {
     /// Comma-separated `host:port` list of bootstrap brokers. Also sent to the function as the
     /// event's `bootstrapServers`.
     pub bootstrap_servers: String,
-    /// How often stored offsets are committed, in milliseconds (librdkafka
-    /// `auto.commit.interval.ms`; default 5000). Offsets are only ever stored after their records
-    /// were delivered, so a commit never runs ahead of delivery.
+    /// The periodic commit of stored offsets, in milliseconds (librdkafka
+    /// `auto.commit.interval.ms`; default 5000): a backstop, since each batch's offsets are also
+    /// committed asynchronously right after it finishes (at most one commit request per 20 ms).
+    /// Offsets are only ever stored after their records were delivered, so a commit never runs
+    /// ahead of delivery.
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: u64,
     /// How long a fetch waits for data on the broker, in milliseconds (librdkafka

@@ -609,6 +609,7 @@ mod tests {
             metrics: crate::telemetry::MappingMetrics::new("g", "f"),
             progress: Arc::new(Progress::default()),
             ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
+            stored: tokio::sync::Notify::new(),
             health: Arc::new(crate::telemetry::Health::new(1)),
             stop: CancellationToken::new(),
             worker_died: std::sync::OnceLock::new(),

@@ -153,6 +153,7 @@ pub async fn run_mapping<I: Invoker>(
         stop: shutdown.clone(),
         worker_died: std::sync::OnceLock::new(),
         ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
+        stored: tokio::sync::Notify::new(),
         mapping: mapping.clone(),
     });
     check_dead_letter_limit(&config, &shared);
@@ -176,6 +177,11 @@ pub async fn run_mapping<I: Invoker>(
     consumer.context().attach(&consumer);
     let _ = shared.consumer.set(Arc::downgrade(&consumer));
 
+    let committer = tokio::spawn(commit_soon(
+        Arc::downgrade(&consumer),
+        shared.clone(),
+        shutdown.child_token(),
+    ));
     let drain_timeout = config.drain_timeout();
     // The consumer is polled on a blocking thread: rebalance callbacks run there and may block
     // while partition workers drain, which must not stall the async runtime.
@@ -195,7 +201,9 @@ pub async fn run_mapping<I: Invoker>(
             &denials,
         ))
     });
-    let driven = driver.await.map_err(|e| MappingError::Driver {
+    let driven = driver.await;
+    committer.abort();
+    let driven = driven.map_err(|e| MappingError::Driver {
         index,
         function: function.clone(),
         reason: e.to_string(),
@@ -310,6 +318,43 @@ fn end_offsets(
     });
     Ok(targets)
 }
+
+/// Commits stored offsets soon after each batch finishes, asynchronously and coalesced: a commit
+/// is requested as soon as an offset is stored, then none for [`COMMIT_SPACING`]; offsets stored
+/// meanwhile go into the next one. A crash then repeats the batches in flight and those that
+/// finished within the spacing, and a busy mapping sends at most one commit request per spacing.
+/// librdkafka's periodic commit (`commit_interval_ms`) stays as the backstop; rebalances and
+/// shutdown commit synchronously as before.
+async fn commit_soon<I>(
+    consumer: std::sync::Weak<MappingConsumer>,
+    shared: Arc<MappingShared<I>>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = shared.stored.notified() => {}
+        }
+        let Some(consumer) = consumer.upgrade() else {
+            return;
+        };
+        match consumer.commit_consumer_state(CommitMode::Async) {
+            Ok(())
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "could not request a commit; the periodic commit will")
+            }
+        }
+        drop(consumer);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(COMMIT_SPACING) => {}
+        }
+    }
+}
+
+/// The least time between two commits [`commit_soon`] requests.
+const COMMIT_SPACING: Duration = Duration::from_millis(20);
 
 /// Client settings for a producer or admin client of the source cluster: its bootstrap servers,
 /// `[kafka.auth]` and the `[kafka.options]` that are not the consumer's own.

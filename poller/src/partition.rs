@@ -206,6 +206,8 @@ pub struct MappingShared<I> {
     /// Set once a `batchItemFailures` list was ignored (`report_batch_item_failures = false`),
     /// so that the warning is logged once per mapping, not once per batch.
     pub ignored_item_failures_logged: std::sync::atomic::AtomicBool,
+    /// Woken when an offset is stored, so that it is committed soon (see [`commit_soon`]).
+    pub stored: tokio::sync::Notify,
 }
 
 /// Spawns [`run_worker`] tasks for a mapping.
@@ -623,7 +625,10 @@ fn store_offset<I>(shared: &MappingShared<I>, topic: &str, partition: i32, offse
     };
     // `store_offset` stores `offset + 1`: the next record to read.
     match consumer.store_offset(topic, partition, offset) {
-        Ok(()) => shared.progress.advance(topic, partition, offset + 1),
+        Ok(()) => {
+            shared.progress.advance(topic, partition, offset + 1);
+            shared.stored.notify_one();
+        }
         Err(e) => tracing::warn!(%topic, partition, offset, error = %e,
             "could not store the offset (partition no longer assigned?); the records may be delivered again"),
     }
