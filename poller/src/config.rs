@@ -103,9 +103,11 @@ pub struct LambdaConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownConfig {
-    /// How long in-flight invocations may take to finish when partitions are revoked or the
-    /// process is asked to stop (SIGINT/SIGTERM), in milliseconds. Default 30000. After it, the
-    /// offsets of finished work are committed and the rest will be delivered again.
+    /// How long the batches in flight may take to finish (their invocations, retries, backoff
+    /// waits and dead-letter writes) when partitions are revoked or the process is asked to stop
+    /// (SIGINT/SIGTERM), in milliseconds. Default 30000; must be below librdkafka's
+    /// `max.poll.interval.ms` (300000 unless set in `[kafka.options]`). After it, the offsets of
+    /// finished work are committed and the rest will be delivered again.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
 }
@@ -368,6 +370,9 @@ fn check_range<T: PartialOrd + fmt::Display>(
     Ok(())
 }
 
+/// librdkafka's default `max.poll.interval.ms`.
+const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+
 /// librdkafka properties the poller owns: overriding them would break at-least-once delivery.
 /// `group.protocol` is `[kafka] group_protocol`'s, so that the assignor settings match it.
 const RESERVED_OPTIONS: &[&str] = &[
@@ -477,6 +482,24 @@ impl Config {
             0,
             900_000,
         )?;
+        // A revocation drains inside librdkafka's rebalance callback, which blocks the poll
+        // loop: a drain as long as max.poll.interval.ms would get the member thrown out of its
+        // group mid-drain (its partitions then handed over while batches are still in flight).
+        let max_poll_interval = self
+            .kafka
+            .options
+            .get("max.poll.interval.ms")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(LIBRDKAFKA_MAX_POLL_INTERVAL_MS);
+        if self.shutdown.drain_timeout_ms >= max_poll_interval {
+            return Err(invalid(
+                "shutdown.drain_timeout_ms",
+                format!(
+                    "is {}, not below max.poll.interval.ms ({max_poll_interval}): a revocation drains while the consumer cannot poll, so the group would evict the member mid-drain; lower it, or raise \"max.poll.interval.ms\" in [kafka.options]",
+                    self.shutdown.drain_timeout_ms
+                ),
+            ));
+        }
         if let Some(t) = self.lambda.invoke_timeout_s {
             check_range("lambda.invoke_timeout_s".into(), t, 1, 3600)?;
         }

@@ -332,18 +332,17 @@ fn is_older_than(record: &BatchRecord, age: Duration) -> bool {
     record.timestamp >= 0 && now - record.timestamp > age.as_millis() as i64
 }
 
-/// Waits `delay` unless the worker is stopped or aborted first (then `false`).
+/// Waits `delay` unless the worker is aborted first (then `false`). A stopped worker waits on:
+/// the drain window covers the batch in flight, backoff waits included.
 async fn pause(control: &WorkerControl, delay: Duration) -> bool {
     tokio::select! {
         biased;
         _ = control.abort.cancelled() => false,
-        _ = control.stop.cancelled() => false,
         _ = tokio::time::sleep(delay) => true,
     }
 }
 
-/// One invocation under the mapping's concurrency limit; `None` when aborted (or stopped
-/// before a retry started).
+/// One invocation under the mapping's concurrency limit; `None` when aborted.
 async fn invoke<I: Invoker>(
     shared: &MappingShared<I>,
     topic: &str,
@@ -355,7 +354,6 @@ async fn invoke<I: Invoker>(
     let _permit = tokio::select! {
         biased;
         _ = control.abort.cancelled() => return None,
-        _ = control.stop.cancelled(), if seg.attempts > 0 || seg.hiccups > 0 => return None,
         p = shared.in_flight.acquire() => p.ok()?,
     };
     let metrics = &shared.metrics;
@@ -470,7 +468,6 @@ pub async fn give_up<I: Invoker>(
         let sent = tokio::select! {
             biased;
             _ = control.abort.cancelled() => return Delivery::Abandoned,
-            _ = control.stop.cancelled() => return Delivery::Abandoned,
             sent = send(destination, topic, partition, function, records, failure) => sent,
         };
         match sent {
@@ -863,13 +860,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_stop_during_backoff_abandons_without_marking_anything_done() {
+    async fn a_stop_lets_the_batch_in_flight_finish_its_backoff_and_retry() {
+        let s = shared("", |n, _| if n == 0 { error() } else { ok() });
+        let control = control();
+        control.stop.cancel();
+        let mut done = Vec::new();
+        let delivery = deliver(&s, "t", 0, batch(&s, 0..3), &control, &mut None, |o| {
+            done.push(o)
+        })
+        .await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(done, [2]);
+        assert_eq!(s.invoker.calls.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_abort_during_backoff_abandons_without_marking_anything_done() {
         let s = shared(
             "retry_backoff_base_ms = 60000\nretry_backoff_max_ms = 60000",
             |_, _| error(),
         );
         let control = control();
-        control.stop.cancel();
+        control.abort.cancel();
         let mut done = Vec::new();
         let delivery = deliver(&s, "t", 0, batch(&s, 0..3), &control, &mut None, |o| {
             done.push(o)

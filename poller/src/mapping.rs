@@ -546,8 +546,10 @@ async fn drive(
         let _ = join.await;
     }
     match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => tracing::info!(mapping = %name, "final offsets committed"),
-        Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+        // NoOffset: each batch was committed as it finished, nothing is left.
+        Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
+            tracing::info!(mapping = %name, "final offsets committed")
+        }
         Err(e) => {
             tracing::warn!(mapping = %name, error = %e, "final commit failed; some records may be delivered again")
         }

@@ -43,7 +43,8 @@ impl Drop for DoneGuard {
 /// What a worker is told and tells back.
 #[derive(Debug)]
 pub struct WorkerControl {
-    /// Stop taking new records; finish the batch in flight.
+    /// Stop taking new records; finish the batch in flight (its retries, backoff waits and
+    /// dead-letter writes included) unless `abort` comes first.
     pub stop: CancellationToken,
     /// Give up the batch in flight now (drain timeout passed); do not store its offset.
     pub abort: CancellationToken,

@@ -254,3 +254,23 @@ fn a_secret_never_reaches_stderr_when_librdkafka_or_toml_refuses_it() {
         );
     }
 }
+
+#[test]
+fn a_drain_timeout_not_below_max_poll_interval_is_refused_naming_both() {
+    let config = format!("{BASE}\n[shutdown]\ndrain_timeout_ms = 300000\n");
+    let (code, _, stderr) = check(&config);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("shutdown.drain_timeout_ms")
+            && stderr.contains("max.poll.interval.ms (300000)"),
+        "{stderr}"
+    );
+    // Allowed once the poll interval is raised above it.
+    let raised = config.replacen(
+        "[kafka]\n",
+        "[kafka]\noptions = { \"max.poll.interval.ms\" = \"600000\" }\n",
+        1,
+    );
+    let (code, _, stderr) = check(&raised);
+    assert_eq!(code, 0, "{stderr}");
+}

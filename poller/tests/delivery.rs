@@ -241,6 +241,42 @@ fn sigterm_lets_the_batch_in_flight_finish_and_commits_it_before_exiting() {
 }
 
 #[test]
+fn sigterm_during_a_retry_backoff_lets_the_retry_finish_within_the_drain_window() {
+    let topic = topic_name("drain-backoff");
+    let group = group_name("drain-backoff");
+    create_topic(&topic, 1);
+    // Fails its first invocation; the retry waits 3 s of backoff, then succeeds.
+    let mut produced = produce(&topic, 1, 1, |_, _| r#"{"fail_times":1}"#.to_owned());
+    let config = recorder_config(
+        &topic,
+        &group,
+        "batch_size = 1\nretry_backoff_base_ms = 3000\nretry_backoff_max_ms = 3000",
+    );
+    let mut poller = Poller::start(&format!("{topic}-a"), &config);
+    wait_until(DELIVERY_TIMEOUT, "the first invocation failed", || {
+        poller.log_text().contains("function returned an error")
+    });
+    let status = poller.terminate(Duration::from_secs(30));
+    let log = poller.log_text();
+    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    assert_eq!(
+        reconcile(&topic, &produced),
+        0,
+        "the retry ran within the drain window; log:\n{log}"
+    );
+    // And its offset was committed: a new poller starts after it.
+    produced.extend(produce(&topic, 1, 1, |_, _| {
+        r#"{"marker":true}"#.to_owned()
+    }));
+    let mut next = Poller::start(&format!("{topic}-b"), &config);
+    wait_until(DELIVERY_TIMEOUT, "the marker is delivered", || {
+        seen_offsets(&topic).len() >= produced.len()
+    });
+    assert_eq!(reconcile(&topic, &produced), 0);
+    assert_eq!(next.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
 fn a_crash_mid_stream_then_a_restart_loses_nothing() {
     let topic = topic_name("crash");
     let group = group_name("crash");
