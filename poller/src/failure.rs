@@ -88,7 +88,9 @@ pub async fn deliver<I: Invoker>(
         hiccups: 0,
     }]);
     while let Some(mut seg) = segments.pop_front() {
-        if seg.attempts > 0
+        // Checked before every invocation but the first: retries after a function error, and
+        // attempts after a throttle or a service failure, however long those go on.
+        if (seg.attempts > 0 || seg.hiccups > 0)
             && let Some(max_age) = m.max_record_age
             && seg.records.iter().any(|r| is_older_than(r, max_age))
         {
@@ -700,6 +702,18 @@ mod tests {
             5,
             "3 hiccups + 1 error + the retry that succeeded"
         );
+    }
+
+    #[tokio::test]
+    async fn record_age_is_checked_while_the_invocation_is_throttled() {
+        // The test batch's records are from 2023: older than any max_record_age_s.
+        let s = shared("max_record_age_s = 60", |_, _| InvokeOutcome::Throttled {
+            message: "slow down".into(),
+        });
+        let (delivery, done) = run(&s, 0..2).await;
+        assert_eq!(delivery, Delivery::Done);
+        assert_eq!(done, [1], "given up (skipped) once too old");
+        assert_eq!(s.invoker.calls.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -269,6 +269,46 @@ fn records_older_than_max_record_age_are_not_retried_but_dead_lettered() {
 }
 
 #[test]
+fn record_age_is_checked_while_invocations_keep_timing_out() {
+    let topic = topic_name("max-age-timeout");
+    let dlq = topic_name("max-age-timeout-dlq");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    // Two minutes old, and every invocation of it outlasts the 1 s invoke timeout: a service
+    // failure each time, which uses no retry, so only its age can end it.
+    let old = produce_one(
+        &topic,
+        0,
+        r#"{"sleep_ms":2500}"#,
+        Some(now_ms() - 120_000),
+        &[],
+    );
+    let config = recorder_config(
+        &topic,
+        &group_name("max-age-timeout"),
+        &format!(
+            "batch_size = 1\nmax_record_age_s = 60\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    )
+    .replace(
+        "region = \"us-east-1\"",
+        "region = \"us-east-1\"\ninvoke_timeout_s = 1",
+    );
+    let mut poller = Poller::start(&topic, &config);
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1, "log:\n{}", poller.log_text());
+    assert_eq!(
+        dead[0].header("kafka-lambda-source-offset"),
+        Some(old.to_string())
+    );
+    assert_eq!(
+        dead[0].header("kafka-lambda-error-type").as_deref(),
+        Some("RecordAgeExceeded")
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
 fn an_unavailable_destination_blocks_the_partition_until_it_is_back_and_loses_nothing() {
     let topic = topic_name("dlq-down");
     let dlq = topic_name("dlq-down-dlq");
