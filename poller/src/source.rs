@@ -191,8 +191,9 @@ impl ClientContext for MappingContext {
         let reachable = crate::telemetry::brokers_reachable(&statistics);
         self.health.set_brokers_down(self.index, !reachable);
         for topic in statistics.topics.values() {
+            // Only the partitions assigned now: librdkafka keeps reporting a revoked one.
             for p in topic.partitions.values() {
-                if p.partition >= 0 && p.consumer_lag >= 0 {
+                if p.partition >= 0 && p.desired && p.consumer_lag >= 0 {
                     self.metrics
                         .set_lag(&topic.topic, p.partition, p.consumer_lag);
                 }
@@ -242,6 +243,9 @@ impl ConsumerContext for MappingContext {
             self.metrics.revoked.increment(1);
             let revoked = partitions(tpl);
             tracing::info!(mapping = %self.mapping, partitions = ?revoked, "partitions revoked: draining in-flight batches");
+            for (topic, partition) in &revoked {
+                self.metrics.clear_lag(topic, *partition);
+            }
             self.workers.drain(&revoked, self.drain_timeout);
             // Commit what the drained workers stored while the partitions are still ours.
             match base.commit_consumer_state(CommitMode::Sync) {

@@ -170,6 +170,13 @@ impl MappingMetrics {
             .increment(1);
     }
 
+    /// Zeroes the offset lag of a partition this mapping no longer owns: its new owner reports
+    /// it, and a stale value would count it twice in a sum across pollers (the exporter cannot
+    /// drop one series).
+    pub fn clear_lag(&self, topic: &str, partition: i32) {
+        self.set_lag(topic, partition, 0);
+    }
+
     /// Sets the offset lag of a partition.
     pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
         gauge!(names::OFFSET_LAG, "group" => self.group.clone(), "topic" => topic.to_owned(), "partition" => partition.to_string())

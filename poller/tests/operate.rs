@@ -334,3 +334,71 @@ fn until_caught_up_with_an_unreachable_broker_exits_non_zero_naming_it() {
         "the error says what failed; log:\n{log}"
     );
 }
+
+#[test]
+fn the_lag_of_a_partition_handed_to_another_poller_is_no_longer_reported() {
+    let topic = topic_name("lag-handover");
+    let group = group_name("lag-handover");
+    create_topic(&topic, 2);
+    // A backlog that drains slowly: the lag of both partitions stays well above zero.
+    produce(&topic, 2, 200, |_, i| {
+        format!(r#"{{"i":{i},"sleep_ms":200}}"#)
+    });
+    let port = kafka_lambda_tests::free_port();
+    let config = recorder_config(&topic, &group, "batch_size = 1").replace(
+        "[shutdown]",
+        &format!(
+            "[telemetry]\nlisten = \"127.0.0.1:{port}\"\nlag_interval_ms = 1000\n\n[shutdown]"
+        ),
+    );
+    let lag = |partition: i32| {
+        let (_, body) = http_get(port, "/metrics");
+        metric(
+            &body,
+            "kafka_lambda_offset_lag",
+            &[
+                &format!("partition=\"{partition}\""),
+                &format!("topic=\"{topic}\""),
+            ],
+        )
+    };
+    let mut a = Poller::start(&format!("{topic}-a"), &config);
+    wait_until(TIMEOUT, "the telemetry endpoint listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    wait_until(TIMEOUT, "both partitions report lag", || {
+        lag(0).is_some_and(|l| l > 50.0) && lag(1).is_some_and(|l| l > 50.0)
+    });
+    // A second member takes one partition over.
+    let other = recorder_config(&topic, &group, "batch_size = 1");
+    let mut b = Poller::start(&format!("{topic}-b"), &other);
+    wait_until(
+        TIMEOUT,
+        "a partition is revoked from the first poller",
+        || a.log_text().contains("partitions revoked"),
+    );
+    let log = a.log_text();
+    let revoked_line = log
+        .lines()
+        .find(|l| l.contains("partitions revoked"))
+        .unwrap();
+    let revoked = if revoked_line.contains(&format!("(\"{topic}\", 0)")) {
+        0
+    } else {
+        1
+    };
+    wait_until(
+        TIMEOUT,
+        "the revoked partition's lag is no longer counted",
+        || lag(revoked).is_none_or(|l| l == 0.0),
+    );
+    // The partition it kept is still reported, from later statistics.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        lag(1 - revoked).is_some_and(|l| l > 0.0),
+        "the kept partition's lag is reported"
+    );
+    assert_eq!(lag(revoked).unwrap_or(0.0), 0.0, "and stays unreported");
+    assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
+    assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
+}
