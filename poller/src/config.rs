@@ -257,9 +257,16 @@ pub struct MappingConfig {
     /// (such records are skipped and logged at error).
     #[serde(default)]
     pub on_failure: Option<String>,
-    /// Bootstrap servers of the destination's cluster. Default: the source cluster.
+    /// Bootstrap servers of the destination's cluster. Default: the source cluster (reached with
+    /// `[kafka]`'s settings and credentials).
     #[serde(default)]
     pub on_failure_bootstrap_servers: Option<String>,
+    /// Client authentication for the cluster of `on_failure_bootstrap_servers`, in the shape of
+    /// `[kafka.auth]` (`[mapping.on_failure_auth.sasl]`, `[mapping.on_failure_auth.tls]`).
+    /// Without it that cluster is reached without authentication: the source cluster's
+    /// credentials are never sent to another cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure_auth: Option<AuthConfig>,
     /// Event-filtering patterns (the Lambda `FilterCriteria` language, up to 5, ORed) over the
     /// record's `value` (as JSON when it is a JSON object, else as a string) and, beyond the
     /// native trigger, `key`, `headers`, `topic` and `partition`. Records matching none are not
@@ -701,6 +708,19 @@ impl MappingConfig {
                 "is only used with on_failure = \"kafka://TOPIC\"",
             ));
         }
+        let on_failure_auth = match (&self.on_failure_auth, &self.on_failure_bootstrap_servers) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    f("on_failure_auth"),
+                    "is only used with on_failure_bootstrap_servers (a destination on the source cluster uses [kafka.auth])",
+                ));
+            }
+            (Some(auth), Some(_)) => Some(
+                auth.resolve_at(&f("on_failure_auth"))
+                    .map_err(from_client)?,
+            ),
+        };
         let filter = crate::filter::Filter::parse(&self.filters)
             .map_err(|e| invalid(f("filters"), format!("is invalid: {e}")))?;
         let input_template = self
@@ -742,6 +762,7 @@ impl MappingConfig {
             report_batch_item_failures: self.report_batch_item_failures,
             on_failure,
             on_failure_bootstrap_servers: self.on_failure_bootstrap_servers.clone(),
+            on_failure_auth,
             filter,
             input_template,
         })
@@ -857,6 +878,8 @@ pub struct Mapping {
     pub on_failure: Option<String>,
     /// Dead-letter cluster, when not the source.
     pub on_failure_bootstrap_servers: Option<String>,
+    /// Its authentication, secrets read (none: unauthenticated).
+    pub on_failure_auth: Option<ResolvedAuth>,
     /// Which records are invoked (empty: all).
     pub filter: crate::filter::Filter,
     /// Reshapes values before invoking.

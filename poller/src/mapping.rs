@@ -378,16 +378,26 @@ fn dead_letter(
     let Some(topic) = &mapping.on_failure else {
         return Ok(None);
     };
-    // The destination is written with the source cluster's credentials ([kafka.auth]).
-    let mut client = non_consumer_config(config);
-    if let Some(servers) = &mapping.on_failure_bootstrap_servers {
-        client.set("bootstrap.servers", servers);
-    }
+    // On the source cluster, with its settings and credentials; on another, with that cluster's
+    // own (`on_failure_auth`, none by default): a credential never goes to another cluster.
+    let (mut client, token_provider) = match &mapping.on_failure_bootstrap_servers {
+        None => (
+            non_consumer_config(config),
+            config.auth.token_provider().cloned(),
+        ),
+        Some(servers) => {
+            let mut client = rdkafka::ClientConfig::new();
+            client.set("bootstrap.servers", servers);
+            let auth = mapping.on_failure_auth.clone().unwrap_or_default();
+            auth.apply(&mut client);
+            (client, auth.token_provider().cloned())
+        }
+    };
     client.set(
         "client.id",
         format!("kafka-lambda-poller-{}-dlq", mapping.consumer_group),
     );
-    let context = KafkaClientContext::new(config.auth.token_provider().cloned());
+    let context = KafkaClientContext::new(token_provider);
     DeadLetterProducer::new(client, context, topic.clone()).map(Some)
 }
 

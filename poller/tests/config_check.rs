@@ -274,3 +274,17 @@ fn a_drain_timeout_not_below_max_poll_interval_is_refused_naming_both() {
     let (code, _, stderr) = check(&raised);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn on_failure_auth_needs_another_cluster() {
+    let config = format!(
+        "{BASE}on_failure = \"kafka://dlq\"\n[mapping.on_failure_auth.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"u\"\npassword = {{ env = \"KL_UNSET_PASSWORD\" }}\n"
+    );
+    let (code, _, stderr) = check(&config);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("mapping[0].on_failure_auth")
+            && stderr.contains("on_failure_bootstrap_servers"),
+        "{stderr}"
+    );
+}

@@ -931,3 +931,39 @@ fn header_names_that_are_not_utf8_reach_the_function_and_the_dead_letter_topic_b
     assert!(!poller.log_text().contains("panicked"));
     assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
 }
+
+#[test]
+fn a_dead_letter_topic_on_another_cluster_is_written_with_that_clusters_own_credentials() {
+    let topic = topic_name("dlq-elsewhere");
+    let dlq = topic_name("dlq-elsewhere-dlq");
+    create_topic(&topic, 1);
+    create_topic(&dlq, 1);
+    let poison = produce_one(&topic, 0, r#"{"fail":true}"#, None, &[]);
+    // "Another cluster": the broker's SCRAM listener, while the source is read without
+    // authentication. The source's (absent) credentials would be refused there.
+    let (user, password) = kafka_lambda_tests::users::SCRAM;
+    let password_file = std::env::temp_dir().join(topic_name("dlq-password"));
+    std::fs::write(&password_file, password).unwrap();
+    let destination = &services().listeners().sasl_plaintext;
+    let config = recorder_config(
+        &topic,
+        &group_name("dlq-elsewhere"),
+        &format!(
+            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\non_failure_bootstrap_servers = \"{destination}\"\n{FAST_RETRIES}\n\
+             [mapping.on_failure_auth.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"{user}\"\npassword = {{ file = \"{}\" }}\n",
+            password_file.display()
+        ),
+    );
+    let mut poller = Poller::start(&topic, &config);
+    let dead = read_topic(&dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1, "log:\n{}", poller.log_text());
+    assert_eq!(
+        dead[0].header("kafka-lambda-source-offset"),
+        Some(poison.to_string())
+    );
+    assert!(
+        !poller.log_text().contains(password),
+        "the password is not logged"
+    );
+    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+}
