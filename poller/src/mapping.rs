@@ -426,6 +426,11 @@ fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<Ma
     });
 }
 
+/// Fault injection for the tests of what the process does when its driver panics or its
+/// subscription is refused (`driver-panic`, `subscribe-error`): neither can be caused from the
+/// outside. Unset, it changes nothing.
+const FAULT_VARIABLE: &str = "KAFKA_LAMBDA_POLLER_FAULT";
+
 async fn drive(
     consumer: Arc<MappingConsumer>,
     mapping: Mapping,
@@ -491,6 +496,15 @@ async fn drive(
         },
         None => None,
     };
+    match std::env::var(FAULT_VARIABLE).as_deref() {
+        Ok("driver-panic") => panic!("fault injected by {FAULT_VARIABLE}=driver-panic"),
+        Ok("subscribe-error") => {
+            return Err(DriveError::Subscribe(KafkaError::Subscription(format!(
+                "fault injected by {FAULT_VARIABLE}=subscribe-error"
+            ))));
+        }
+        _ => {}
+    }
     let topics: Vec<&str> = mapping.topics.iter().map(String::as_str).collect();
     if let Err(e) = consumer.subscribe(&topics) {
         return Err(DriveError::Subscribe(e));

@@ -402,3 +402,40 @@ fn the_lag_of_a_partition_handed_to_another_poller_is_no_longer_reported() {
     assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
     assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
 }
+
+/// Runs a poller with the fault `fault` injected (`KAFKA_LAMBDA_POLLER_FAULT`, see
+/// `mapping::FAULT_VARIABLE`): neither a refused subscription nor a panicking driver can be
+/// caused from outside the process.
+fn run_with_fault(fault: &str) -> (Option<i32>, String) {
+    let topic = topic_name(&format!("fault-{fault}"));
+    create_topic(&topic, 1);
+    let config = recorder_config(&topic, &group_name("fault"), "");
+    let mut poller = Poller::start_with_env(
+        &topic,
+        &config,
+        &[],
+        &[("KAFKA_LAMBDA_POLLER_FAULT", fault)],
+    );
+    let status = poller.wait(TIMEOUT);
+    (status.code(), poller.log_text())
+}
+
+#[test]
+fn a_refused_subscription_exits_non_zero_naming_it() {
+    let (code, log) = run_with_fault("subscribe-error");
+    assert_eq!(code, Some(1), "log:\n{log}");
+    assert!(
+        log.contains("cannot subscribe to") && log.contains("subscribe-error"),
+        "log:\n{log}"
+    );
+}
+
+#[test]
+fn a_panic_in_the_driver_exits_non_zero_naming_it() {
+    let (code, log) = run_with_fault("driver-panic");
+    assert_eq!(code, Some(1), "log:\n{log}");
+    assert!(
+        log.contains("the consumer's driver stopped unexpectedly") && log.contains("driver-panic"),
+        "log:\n{log}"
+    );
+}

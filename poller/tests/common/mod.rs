@@ -213,6 +213,11 @@ impl Poller {
 
     /// [`Poller::start`] with extra `run` arguments (e.g. `--until-caught-up`).
     pub fn start_with(name: &str, config: &str, args: &[&str]) -> Poller {
+        Self::start_with_env(name, config, args, &[])
+    }
+
+    /// [`Poller::start_with`] with extra environment variables.
+    pub fn start_with_env(name: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Poller {
         let dir = scratch_dir();
         let config_path = dir.join(format!("{name}.toml"));
         std::fs::write(&config_path, config).expect("write config");
@@ -233,6 +238,7 @@ impl Poller {
                     "info,kafka_lambda_poller=debug"
                 },
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
