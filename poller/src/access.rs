@@ -146,7 +146,7 @@ fn fix(principal: &Principal, operation: &str, flag: &str, name: &str, iam: &str
 
 /// What kind of resource an authorization error code is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
+pub(crate) enum Denied {
     /// `TOPIC_AUTHORIZATION_FAILED`.
     Topic,
     /// `GROUP_AUTHORIZATION_FAILED`.
@@ -157,7 +157,7 @@ pub enum Denied {
 
 impl Denied {
     /// The kind of `code`, when it is an authorization error the poller can name a fix for.
-    pub fn of(code: RDKafkaErrorCode) -> Option<Denied> {
+    pub(crate) fn of(code: RDKafkaErrorCode) -> Option<Denied> {
         match code {
             RDKafkaErrorCode::TopicAuthorizationFailed => Some(Denied::Topic),
             RDKafkaErrorCode::GroupAuthorizationFailed => Some(Denied::Group),
@@ -168,7 +168,10 @@ impl Denied {
 
     /// The kind of authorization error `error` reports. A client that stopped on a fatal error
     /// reports only `Fatal`; the code that stopped it is asked from `client`.
-    pub fn of_error<C: ClientContext>(error: &KafkaError, client: &Client<C>) -> Option<Denied> {
+    pub(crate) fn of_error<C: ClientContext>(
+        error: &KafkaError,
+        client: &Client<C>,
+    ) -> Option<Denied> {
         match error.rdkafka_error_code()? {
             RDKafkaErrorCode::Fatal => Denied::of(client.fatal_error()?.0),
             code => Denied::of(code),
@@ -182,7 +185,7 @@ impl Denied {
 /// Stopping, rather than waiting for the ACL, makes the missing permission as visible as a
 /// crash to the supervisor, and loses nothing: no offset past a delivered record is committed.
 #[derive(Debug)]
-pub struct DenialStop {
+pub(crate) struct DenialStop {
     principal: Principal,
     first: OnceLock<AccessDenied>,
     stop: CancellationToken,
@@ -190,7 +193,7 @@ pub struct DenialStop {
 
 impl DenialStop {
     /// Reports for `principal`, and cancels `stop` (the mapping's shutdown) on the first report.
-    pub fn new(principal: Principal, stop: CancellationToken) -> Self {
+    pub(crate) fn new(principal: Principal, stop: CancellationToken) -> Self {
         DenialStop {
             principal,
             first: OnceLock::new(),
@@ -199,13 +202,13 @@ impl DenialStop {
     }
 
     /// Who the mapping's clients authenticate as.
-    pub fn principal(&self) -> &Principal {
+    pub(crate) fn principal(&self) -> &Principal {
         &self.principal
     }
 
     /// Logs `denied` at error and stops the mapping; a later report (each partition of a
     /// refused topic reports it) is logged at debug only.
-    pub fn report(&self, mapping: &str, denied: AccessDenied) {
+    pub(crate) fn report(&self, mapping: &str, denied: AccessDenied) {
         let text = denied.to_string();
         if self.first.set(denied).is_ok() {
             tracing::error!(%mapping, "{text}; stopping the mapping: in-flight batches finish, what was delivered is committed, nothing else");
@@ -216,7 +219,7 @@ impl DenialStop {
     }
 
     /// The first authorization error reported, if any.
-    pub fn first(&self) -> Option<&AccessDenied> {
+    pub(crate) fn first(&self) -> Option<&AccessDenied> {
         self.first.get()
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Exponential backoff: attempt `n` waits a random time in `0..=min(max, base * 2^n)` ("full
 /// jitter"), so many partitions retrying at once spread out instead of hammering together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// Ceiling of the first wait.
     pub base: Duration,
     /// Largest ceiling.
@@ -15,14 +15,14 @@ pub struct Backoff {
 
 impl Backoff {
     /// The ceiling for retry number `attempt` (0-based), before jitter.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.max)
     }
 
     /// A jittered wait for retry number `attempt` (0-based); never below 1 ms so a tight loop
     /// cannot form.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let ceiling = self.ceiling(attempt).as_millis().max(1) as u64;
         Duration::from_millis(rand::rng().random_range(1..=ceiling))
     }

@@ -17,7 +17,7 @@ use std::ops::Range;
 /// copied into one: the record that starts the next batch, and a record given up before it is
 /// in a batch (too large, or the input template does not apply).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolledRecord {
+pub(crate) struct PolledRecord {
     /// Offset.
     pub offset: i64,
     /// Epoch milliseconds, `-1` when the record has none.
@@ -37,7 +37,7 @@ pub struct PolledRecord {
 
 impl PolledRecord {
     /// Copies a message out of librdkafka's buffer.
-    pub fn from_message(msg: &BorrowedMessage<'_>) -> Self {
+    pub(crate) fn from_message(msg: &BorrowedMessage<'_>) -> Self {
         let (timestamp, timestamp_type) = timestamp(msg);
         let headers = kafka_lambda_client::raw_headers(msg)
             .map(|(name, value)| Header::new(name, value.unwrap_or_default()))
@@ -57,7 +57,7 @@ impl PolledRecord {
     /// [`as_record_ref`](Self::as_record_ref)): its key, value and headers are already read
     /// out of the message, the value perhaps reshaped by the input template from
     /// `original_value`.
-    pub fn from_ref(record: &RecordRef<'_>, original_value: Option<&[u8]>) -> Self {
+    pub(crate) fn from_ref(record: &RecordRef<'_>, original_value: Option<&[u8]>) -> Self {
         PolledRecord {
             offset: record.offset,
             timestamp: record.timestamp,
@@ -70,7 +70,7 @@ impl PolledRecord {
     }
 
     /// A view for the event writer.
-    pub fn as_record_ref<'a>(&'a self, topic: &'a str, partition: i32) -> RecordRef<'a> {
+    pub(crate) fn as_record_ref<'a>(&'a self, topic: &'a str, partition: i32) -> RecordRef<'a> {
         RecordRef {
             topic,
             partition,
@@ -87,7 +87,7 @@ impl PolledRecord {
 }
 
 /// A message's timestamp in the event's terms: epoch milliseconds (`-1` for none) and its type.
-pub fn timestamp(msg: &BorrowedMessage<'_>) -> (i64, TimestampType) {
+pub(crate) fn timestamp(msg: &BorrowedMessage<'_>) -> (i64, TimestampType) {
     match msg.timestamp() {
         rdkafka::Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
         rdkafka::Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
@@ -98,14 +98,14 @@ pub fn timestamp(msg: &BorrowedMessage<'_>) -> (i64, TimestampType) {
 /// The headers of the message being looked at, in buffers reused from one message to the next:
 /// once they have grown to the usual header sizes, reading a message's headers allocates nothing.
 #[derive(Debug, Default)]
-pub struct HeaderScratch {
+pub(crate) struct HeaderScratch {
     headers: Vec<Header>,
     len: usize,
 }
 
 impl HeaderScratch {
     /// Copies `msg`'s headers in (a null value becomes empty) and returns them.
-    pub fn fill(&mut self, msg: &BorrowedMessage<'_>) -> &[Header] {
+    pub(crate) fn fill(&mut self, msg: &BorrowedMessage<'_>) -> &[Header] {
         self.len = 0;
         // Names as bytes: a name that is not UTF-8 is carried, not a panic.
         for (name, value) in kafka_lambda_client::raw_headers(msg) {
@@ -124,14 +124,14 @@ impl HeaderScratch {
     }
 
     /// The headers of the last [`fill`](Self::fill).
-    pub fn get(&self) -> &[Header] {
+    pub(crate) fn get(&self) -> &[Header] {
         &self.headers[..self.len]
     }
 }
 
 /// The event's top-level fields, the same for every batch of a mapping.
 #[derive(Debug, Clone)]
-pub struct EventHeader {
+pub(crate) struct EventHeader {
     /// `eventSource`.
     pub source: EventSource,
     /// `eventSourceArn` (MSK).
@@ -142,12 +142,12 @@ pub struct EventHeader {
 
 impl EventHeader {
     /// An empty event with these top-level fields and `capacity` bytes reserved.
-    pub fn writer(&self, capacity: usize) -> EventWriter {
+    pub(crate) fn writer(&self, capacity: usize) -> EventWriter {
         self.writer_in(Vec::with_capacity(capacity))
     }
 
     /// An empty event with these top-level fields, written into `buf` (cleared).
-    pub fn writer_in(&self, buf: Vec<u8>) -> EventWriter {
+    pub(crate) fn writer_in(&self, buf: Vec<u8>) -> EventWriter {
         EventWriter::with_buffer(
             &self.source,
             self.arn.as_deref(),
@@ -165,7 +165,7 @@ const OVERFLOW_ROOM: usize = 64 * 1024;
 
 /// Why a record was not added to a batch; the batch is unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejected {
+pub(crate) enum Rejected {
     /// The batch is full (by count or bytes); the record starts the next batch.
     Full,
     /// The record alone exceeds the payload limit: it can never be delivered as is.
@@ -177,7 +177,7 @@ pub enum Rejected {
 
 /// One record of a batch: what the poller decides on, and where its JSON is in the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchRecord {
+pub(crate) struct BatchRecord {
     /// Offset.
     pub offset: i64,
     /// Epoch milliseconds, `-1` when the record has none.
@@ -191,7 +191,7 @@ pub struct BatchRecord {
 impl BatchRecord {
     /// The record read back from its JSON in `payload` (the batch's), for the rare paths that
     /// need its key, value and headers again (the on-failure destination).
-    pub fn to_polled(&self, payload: &[u8]) -> PolledRecord {
+    pub(crate) fn to_polled(&self, payload: &[u8]) -> PolledRecord {
         // The poller wrote these bytes with `EventWriter`, whose output always parses (the
         // events crate's round-trip property tests).
         let r: KafkaRecord = serde_json::from_slice(&payload[self.json.clone()])
@@ -210,33 +210,24 @@ impl BatchRecord {
 
 /// Gathers a batch of one partition and encodes it as it goes.
 #[derive(Debug)]
-pub struct BatchBuilder<'a> {
-    topic: &'a str,
-    partition: i32,
+pub(crate) struct BatchBuilder {
     max_records: usize,
     max_bytes: usize,
     writer: EventWriter,
     records: Vec<BatchRecord>,
 }
 
-impl<'a> BatchBuilder<'a> {
-    /// An empty batch for `topic`/`partition` with the given limits.
-    pub fn new(
-        header: &EventHeader,
-        topic: &'a str,
-        partition: i32,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Self {
-        Self::in_buffer(header, topic, partition, max_records, max_bytes, Vec::new())
+impl BatchBuilder {
+    /// An empty batch with the given limits.
+    #[cfg(test)]
+    pub(crate) fn new(header: &EventHeader, max_records: usize, max_bytes: usize) -> Self {
+        Self::in_buffer(header, max_records, max_bytes, Vec::new())
     }
 
-    /// An empty batch like [`new`](Self::new) whose payload is written into `buf` (the buffer
-    /// of an earlier batch, reused).
-    pub fn in_buffer(
+    /// An empty batch whose payload is written into `buf` (the buffer of an earlier batch,
+    /// reused).
+    pub(crate) fn in_buffer(
         header: &EventHeader,
-        topic: &'a str,
-        partition: i32,
         max_records: usize,
         max_bytes: usize,
         mut buf: Vec<u8>,
@@ -247,8 +238,6 @@ impl<'a> BatchBuilder<'a> {
         buf.clear();
         buf.reserve(max_bytes + OVERFLOW_ROOM);
         BatchBuilder {
-            topic,
-            partition,
             max_records,
             max_bytes,
             writer: header.writer_in(buf),
@@ -256,22 +245,12 @@ impl<'a> BatchBuilder<'a> {
         }
     }
 
-    /// The topic.
-    pub fn topic(&self) -> &'a str {
-        self.topic
-    }
-
-    /// The partition.
-    pub fn partition(&self) -> i32 {
-        self.partition
-    }
-
     /// Adds a record of this batch's partition if it fits (its `topic` and `partition` are the
     /// batch's). Nothing of the record is kept but its JSON in the payload. An empty batch
     /// never answers [`Rejected::Full`]: a record that does not fit it is
     /// [`Rejected::TooLarge`]. `original_value` is the value before the input template made
     /// `record.value` of it, if it did: kept for the on-failure destination.
-    pub fn try_add(
+    pub(crate) fn try_add(
         &mut self,
         record: &RecordRef<'_>,
         original_value: Option<&[u8]>,
@@ -297,28 +276,24 @@ impl<'a> BatchBuilder<'a> {
     }
 
     /// Whether the batch holds `max_records` records.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.records.len() >= self.max_records
     }
 
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
     /// Whether the batch has no records.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
 
     /// The finished batch.
-    pub fn finish(self) -> Batch {
+    #[cfg(test)]
+    pub(crate) fn finish(self) -> Batch {
         self.finish_covering(None)
     }
 
     /// The finished batch, also covering offsets up to `covered` that were finished without
     /// being invoked (filtered out, or given up) while it was gathered.
-    pub fn finish_covering(self, covered: Option<i64>) -> Batch {
+    pub(crate) fn finish_covering(self, covered: Option<i64>) -> Batch {
         let last = self.records.last().map_or(-1, |r| r.offset);
         Batch {
             payload: self.writer.finish(),
@@ -330,7 +305,7 @@ impl<'a> BatchBuilder<'a> {
 
 /// A batch ready to invoke: its records (in offset order) and the exact payload.
 #[derive(Debug, Clone)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// The records, in offset order.
     pub records: Vec<BatchRecord>,
     /// The serialized Kafka event.
@@ -340,21 +315,9 @@ pub struct Batch {
     pub end: i64,
 }
 
-impl Batch {
-    /// First offset in the batch.
-    pub fn first_offset(&self) -> i64 {
-        self.records.first().map_or(-1, |r| r.offset)
-    }
-
-    /// Last offset in the batch.
-    pub fn last_offset(&self) -> i64 {
-        self.records.last().map_or(-1, |r| r.offset)
-    }
-}
-
 /// An event of some records of a batch (of `topic`/`partition`), by copying their JSON out of
 /// the batch's `payload`: byte for byte what encoding the same records again would give.
-pub fn encode_part(
+pub(crate) fn encode_part(
     header: &EventHeader,
     topic: &str,
     partition: i32,
@@ -398,7 +361,7 @@ mod tests {
     #[test]
     fn a_batch_closes_at_the_record_count() {
         let h = header();
-        let mut b = BatchBuilder::new(&h, "t", 3, 2, 1 << 20);
+        let mut b = BatchBuilder::new(&h, 2, 1 << 20);
         b.try_add(&record(0, 10).as_record_ref("t", 3), None)
             .unwrap();
         b.try_add(&record(1, 10).as_record_ref("t", 3), None)
@@ -422,7 +385,7 @@ mod tests {
     fn a_batch_closes_at_the_byte_limit_and_never_exceeds_it() {
         let h = header();
         let limit = 2_000;
-        let mut b = BatchBuilder::new(&h, "t", 0, 10_000, limit);
+        let mut b = BatchBuilder::new(&h, 10_000, limit);
         let mut offset = 0;
         let rejected = loop {
             match b.try_add(&record(offset, 300).as_record_ref("t", 0), None) {
@@ -447,7 +410,7 @@ mod tests {
     #[test]
     fn a_record_larger_than_the_limit_is_reported_not_looped_on() {
         let h = header();
-        let mut b = BatchBuilder::new(&h, "t", 0, 100, 1_024);
+        let mut b = BatchBuilder::new(&h, 100, 1_024);
         match b.try_add(&record(7, 5_000).as_record_ref("t", 0), None) {
             Err(Rejected::TooLarge { payload_bytes }) => {
                 assert!(payload_bytes > 1_024);
@@ -461,7 +424,7 @@ mod tests {
     fn a_part_of_a_batch_is_the_event_of_its_records_and_reads_back_as_them() {
         let h = header();
         let records: Vec<PolledRecord> = (10..16).map(|o| record(o, 50 + o as usize)).collect();
-        let mut b = BatchBuilder::new(&h, "t", 1, 100, 1 << 20);
+        let mut b = BatchBuilder::new(&h, 100, 1 << 20);
         for r in &records {
             b.try_add(&r.as_record_ref("t", 1), None).unwrap();
         }
@@ -486,10 +449,10 @@ mod tests {
     fn a_batch_written_into_a_used_buffer_is_the_same_batch() {
         let h = header();
         let r = record(3, 20);
-        let mut fresh = BatchBuilder::new(&h, "t", 0, 10, 1 << 20);
+        let mut fresh = BatchBuilder::new(&h, 10, 1 << 20);
         fresh.try_add(&r.as_record_ref("t", 0), None).unwrap();
         let used = b"stale bytes of an earlier payload".repeat(100);
-        let mut reused = BatchBuilder::in_buffer(&h, "t", 0, 10, 1 << 20, used);
+        let mut reused = BatchBuilder::in_buffer(&h, 10, 1 << 20, used);
         reused.try_add(&r.as_record_ref("t", 0), None).unwrap();
         let (fresh, reused) = (fresh.finish(), reused.finish());
         assert_eq!(fresh.payload, reused.payload);

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Largest payload of a synchronous (`RequestResponse`) Lambda invocation: 6 MiB.
-pub const SYNC_INVOKE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+pub(crate) const SYNC_INVOKE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

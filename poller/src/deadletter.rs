@@ -12,35 +12,35 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Header names added to a dead-lettered record (all prefixed `kafka-lambda-`).
-pub mod headers {
+pub(crate) mod headers {
     /// Topic the record was read from.
-    pub const SOURCE_TOPIC: &str = "kafka-lambda-source-topic";
+    pub(crate) const SOURCE_TOPIC: &str = "kafka-lambda-source-topic";
     /// Its partition.
-    pub const SOURCE_PARTITION: &str = "kafka-lambda-source-partition";
+    pub(crate) const SOURCE_PARTITION: &str = "kafka-lambda-source-partition";
     /// Its offset.
-    pub const SOURCE_OFFSET: &str = "kafka-lambda-source-offset";
+    pub(crate) const SOURCE_OFFSET: &str = "kafka-lambda-source-offset";
     /// Its original timestamp (epoch ms).
-    pub const SOURCE_TIMESTAMP: &str = "kafka-lambda-source-timestamp";
+    pub(crate) const SOURCE_TIMESTAMP: &str = "kafka-lambda-source-timestamp";
     /// The function that failed.
-    pub const FUNCTION: &str = "kafka-lambda-function";
+    pub(crate) const FUNCTION: &str = "kafka-lambda-function";
     /// Error type (`errorType` of the function, or the poller's reason).
-    pub const ERROR_TYPE: &str = "kafka-lambda-error-type";
+    pub(crate) const ERROR_TYPE: &str = "kafka-lambda-error-type";
     /// Error message, at most [`MAX_ERROR_MESSAGE_BYTES`](super::MAX_ERROR_MESSAGE_BYTES).
-    pub const ERROR_MESSAGE: &str = "kafka-lambda-error-message";
+    pub(crate) const ERROR_MESSAGE: &str = "kafka-lambda-error-message";
     /// Invocation attempts made.
-    pub const ATTEMPTS: &str = "kafka-lambda-attempts";
+    pub(crate) const ATTEMPTS: &str = "kafka-lambda-attempts";
     /// When the record was given up (epoch ms).
-    pub const FAILED_AT: &str = "kafka-lambda-failed-at";
+    pub(crate) const FAILED_AT: &str = "kafka-lambda-failed-at";
 }
 
 /// The longest `kafka-lambda-error-message` header, in bytes: a function's error message can be
 /// as long as its response (6 MB), and every byte of it counts against the destination topic's
 /// record size limit. A longer message is cut at a character boundary and ends with
 /// [`CUT_MARKER`].
-pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
 
 /// Ends an error message that was cut to [`MAX_ERROR_MESSAGE_BYTES`].
-pub const CUT_MARKER: &str = "… [cut]";
+pub(crate) const CUT_MARKER: &str = "… [cut]";
 
 /// The largest record librdkafka's consumer accepts by default (its `receive.message.max.bytes`):
 /// the dead-letter producer is sized for it, since any record the mapping read may be given up.
@@ -50,7 +50,7 @@ const LARGEST_RECORD_BYTES: u64 = 100_000_000;
 const FAILURE_HEADERS_BYTES: u64 = MAX_ERROR_MESSAGE_BYTES as u64 + 4096;
 
 /// `message` cut to at most [`MAX_ERROR_MESSAGE_BYTES`] bytes, marked when cut.
-pub fn bounded_error_message(message: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn bounded_error_message(message: &str) -> std::borrow::Cow<'_, str> {
     if message.len() <= MAX_ERROR_MESSAGE_BYTES {
         return message.into();
     }
@@ -63,7 +63,7 @@ pub fn bounded_error_message(message: &str) -> std::borrow::Cow<'_, str> {
 
 /// What a failed write to the destination means, and what an operator must do about it when
 /// retrying alone will not help.
-pub fn write_problem(
+pub(crate) fn write_problem(
     error: &KafkaError,
     topic: &str,
     bytes: usize,
@@ -92,7 +92,7 @@ pub fn write_problem(
 }
 
 /// The `max.message.bytes` of each of `topics`, read with `config`'s cluster and credentials.
-pub async fn max_message_bytes(
+pub(crate) async fn max_message_bytes(
     config: &ClientConfig,
     context: KafkaClientContext,
     topics: &[String],
@@ -121,7 +121,7 @@ pub async fn max_message_bytes(
 
 /// Why records are given up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailureInfo {
+pub(crate) struct FailureInfo {
     /// Error type, e.g. the function's `errorType`, `RecordAgeExceeded`, `RecordTooLarge`.
     pub error_type: String,
     /// Human-readable message.
@@ -131,7 +131,7 @@ pub struct FailureInfo {
 }
 
 /// Writes failed records to the destination topic and waits for the broker's acknowledgement.
-pub struct DeadLetterProducer {
+pub(crate) struct DeadLetterProducer {
     /// Replaced after an authorization error (see [`DeadLetterProducer::send`]).
     producer: Mutex<FutureProducer<KafkaClientContext>>,
     config: ClientConfig,
@@ -147,7 +147,7 @@ impl DeadLetterProducer {
     /// can read (`receive.message.max.bytes`, librdkafka's default 100 MB), so that no given-up
     /// record is refused by the producer itself; the destination topic may still refuse it (see
     /// [`max_message_bytes`]). A `message.max.bytes` in `config` is kept.
-    pub fn new(
+    pub(crate) fn new(
         mut config: ClientConfig,
         context: KafkaClientContext,
         topic: String,
@@ -174,7 +174,7 @@ impl DeadLetterProducer {
     }
 
     /// The destination topic.
-    pub fn topic(&self) -> &str {
+    pub(crate) fn topic(&self) -> &str {
         &self.topic
     }
 
@@ -182,7 +182,7 @@ impl DeadLetterProducer {
     /// (name and `max.message.bytes`, read from the source cluster): such a record, once given
     /// up, would wait until the destination's limit is raised. Only logs; a limit that cannot be read
     /// (no DescribeConfigs permission, say) is logged at debug.
-    pub async fn warn_if_smaller_than(&self, mapping: &str, sources: &[(String, u64)]) {
+    pub(crate) async fn warn_if_smaller_than(&self, mapping: &str, sources: &[(String, u64)]) {
         let Some((source, largest)) = sources.iter().max_by_key(|(_, limit)| *limit) else {
             return;
         };
@@ -207,7 +207,7 @@ impl DeadLetterProducer {
 
     /// The bytes a record takes on the destination with its failure headers (about: what the
     /// broker compares with `max.message.bytes`).
-    pub fn written_size(record: &PolledRecord, failure: &FailureInfo) -> usize {
+    pub(crate) fn written_size(record: &PolledRecord, failure: &FailureInfo) -> usize {
         let headers: usize = record
             .headers
             .iter()
@@ -233,7 +233,7 @@ impl DeadLetterProducer {
     /// producer id (`CLUSTER_AUTHORIZATION_FAILED`), which librdkafka never asks for again; only
     /// a new producer sees a WRITE granted meanwhile. A refused topic alone needs no new one:
     /// librdkafka asks for its metadata again.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         source_topic: &str,
         partition: i32,

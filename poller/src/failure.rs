@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How a batch's delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Every record is delivered, dead-lettered or skipped by policy.
     Done,
     /// The worker was stopped or aborted first; only offsets reported through `done` are done.
@@ -56,7 +56,7 @@ impl Segment {
 /// Delivers `batch`; `done(offset)` is called each time every record up to `offset` is finished.
 /// Once delivered, the batch's payload buffer is handed back through `spare` (when nothing else
 /// holds it any more), for the next batch to be written into.
-pub async fn deliver<I: Invoker>(
+pub(crate) async fn deliver<I: Invoker>(
     shared: &MappingShared<I>,
     topic: &str,
     partition: i32,
@@ -442,7 +442,7 @@ fn failed_offset(
 /// Gives up records: writes them to the on-failure destination (retrying until the broker
 /// acknowledges: the partition blocks rather than lose them), or skips them with an error log
 /// when no destination is configured.
-pub async fn give_up<I: Invoker>(
+pub(crate) async fn give_up<I: Invoker>(
     shared: &MappingShared<I>,
     topic: &str,
     partition: i32,
@@ -621,7 +621,7 @@ mod tests {
     }
 
     fn batch(shared: &MappingShared<Scripted>, offsets: std::ops::Range<i64>) -> Batch {
-        let mut b = BatchBuilder::new(&shared.header, "t", 0, 10_000, 1 << 20);
+        let mut b = BatchBuilder::new(&shared.header, 10_000, 1 << 20);
         for offset in offsets {
             let record = PolledRecord {
                 offset,

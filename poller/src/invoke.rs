@@ -258,7 +258,7 @@ impl HttpResponseParts for aws_smithy_runtime_api::http::Response {
 }
 
 /// An error and its sources, joined with `: `.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -2,24 +2,29 @@
 //! functions with exactly the event the native MSK / self-managed Kafka trigger sends, so one
 //! handler runs unchanged behind either.
 //!
-//! Data flows one way through roles, each a module:
-//! [`config`] → [`mapping`] → [`source`] → [`partition`] → [`batch`] → [`invoke`], with
-//! [`backoff`] for retries, and [`access`] to name the ACL an authorization error asks for.
-//! Offsets are stored only after a batch is delivered and committed by librdkafka periodically,
-//! on revoke and at shutdown: at-least-once, in order per partition.
+//! The library is the binary's: its modules are private, and what `main` needs is re-exported
+//! here ([`Config`] → [`ValidatedConfig`] → [`run_mapping`] with a [`LambdaInvoker`], plus the
+//! telemetry endpoint). [`filter`] and [`template`] are public for their languages' documented
+//! examples. Data flows one way: `config` → `mapping` → `source` → `partition` → `batch` →
+//! `failure` → `invoke` / `deadletter`, with `backoff`, `telemetry` and `access` beside. Offsets
+//! are stored only after a batch is delivered and committed soon after: at-least-once, in order
+//! per partition.
 
-pub mod access;
-pub mod backoff;
-pub mod batch;
-pub mod config;
-pub mod deadletter;
-pub mod failure;
+mod access;
+mod backoff;
+mod batch;
+mod config;
+mod deadletter;
+mod failure;
 pub mod filter;
-pub mod invoke;
-pub mod mapping;
-pub mod partition;
-pub mod source;
-pub mod telemetry;
+mod invoke;
+mod mapping;
+mod partition;
+mod source;
+mod telemetry;
 pub mod template;
 
 pub use config::{Config, ConfigError, ValidatedConfig};
+pub use invoke::{LambdaInvoker, lambda_client};
+pub use mapping::{MappingError, RunOptions, run_mapping};
+pub use telemetry::{Health, install_recorder, serve};

@@ -2,10 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use kafka_lambda_poller::config::Config;
-use kafka_lambda_poller::invoke::{LambdaInvoker, lambda_client};
-use kafka_lambda_poller::mapping::{RunOptions, run_mapping};
-use kafka_lambda_poller::telemetry::{self, Health};
+use kafka_lambda_poller::{Config, Health, LambdaInvoker, RunOptions, lambda_client, run_mapping};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -125,7 +122,8 @@ async fn run(
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
     let health = Arc::new(Health::new(config.mappings.len()));
-    let metrics = telemetry::install_recorder().context("cannot install the metrics recorder")?;
+    let metrics =
+        kafka_lambda_poller::install_recorder().context("cannot install the metrics recorder")?;
     if let Some(listen) = &config.raw.telemetry.listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -133,7 +131,7 @@ async fn run(
         tracing::info!(%listen, "serving /metrics, /healthz and /readyz");
         let (health, stop) = (health.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(e) = telemetry::serve(listener, metrics, health, stop).await {
+            if let Err(e) = kafka_lambda_poller::serve(listener, metrics, health, stop).await {
                 tracing::error!(error = %e, "telemetry listener failed");
             }
         });

@@ -102,6 +102,7 @@ enum DriveError {
 }
 
 /// How a mapping runs.
+#[derive(Debug)]
 pub struct RunOptions {
     /// Cancelled to stop (SIGINT/SIGTERM).
     pub shutdown: CancellationToken,
@@ -240,11 +241,11 @@ pub async fn run_mapping<I: Invoker>(
 
 /// Next offset to process per partition, as stored by the partition workers.
 #[derive(Debug, Default)]
-pub struct Progress(std::sync::Mutex<std::collections::HashMap<(String, i32), i64>>);
+pub(crate) struct Progress(std::sync::Mutex<std::collections::HashMap<(String, i32), i64>>);
 
 impl Progress {
     /// Records that everything before `next` is done on `topic`/`partition`.
-    pub fn advance(&self, topic: &str, partition: i32, next: i64) {
+    pub(crate) fn advance(&self, topic: &str, partition: i32, next: i64) {
         let mut map = self
             .0
             .lock()
@@ -254,7 +255,7 @@ impl Progress {
     }
 
     /// The next offset to do on `topic`/`partition`, if any was recorded.
-    pub fn next(&self, topic: &str, partition: i32) -> Option<i64> {
+    pub(crate) fn next(&self, topic: &str, partition: i32) -> Option<i64> {
         let map = self
             .0
             .lock()
@@ -263,7 +264,7 @@ impl Progress {
     }
 
     /// Whether every partition of `targets` reached its target next offset.
-    pub fn reached(&self, targets: &std::collections::HashMap<(String, i32), i64>) -> bool {
+    pub(crate) fn reached(&self, targets: &std::collections::HashMap<(String, i32), i64>) -> bool {
         let map = self
             .0
             .lock()

@@ -28,11 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// The partition queue type workers read.
-pub type PartitionQueue = StreamPartitionQueue<MappingContext>;
+pub(crate) type PartitionQueue = StreamPartitionQueue<MappingContext>;
 
 /// Signals on drop that a worker has finished (also when it panicked).
 #[derive(Debug)]
-pub struct DoneGuard(pub(crate) SyncSender<()>);
+pub(crate) struct DoneGuard(pub(crate) SyncSender<()>);
 
 impl Drop for DoneGuard {
     fn drop(&mut self) {
@@ -42,18 +42,22 @@ impl Drop for DoneGuard {
 
 /// What a worker is told and tells back.
 #[derive(Debug)]
-pub struct WorkerControl {
+pub(crate) struct WorkerControl {
     /// Stop taking new records; finish the batch in flight (its retries, backoff waits and
     /// dead-letter writes included) unless `abort` comes first.
     pub stop: CancellationToken,
     /// Give up the batch in flight now (drain timeout passed); do not store its offset.
     pub abort: CancellationToken,
     /// Dropped when the worker ends.
+    #[expect(
+        dead_code,
+        reason = "never read: dropping it with the worker is the signal"
+    )]
     pub done: DoneGuard,
 }
 
 /// Starts a worker task for a newly assigned partition.
-pub trait WorkerFactory: Send + Sync {
+pub(crate) trait WorkerFactory: Send + Sync {
     /// Spawns the worker on `runtime`.
     fn spawn(
         &self,
@@ -73,7 +77,7 @@ struct WorkerHandle {
 }
 
 /// The running workers of one mapping, by topic-partition.
-pub struct PartitionWorkers {
+pub(crate) struct PartitionWorkers {
     runtime: tokio::runtime::Handle,
     workers: Mutex<HashMap<(String, i32), WorkerHandle>>,
     /// Cancelled at shutdown: workers spawned afterwards stop at once.
@@ -82,7 +86,7 @@ pub struct PartitionWorkers {
 
 impl PartitionWorkers {
     /// An empty set spawning on `runtime`.
-    pub fn new(runtime: tokio::runtime::Handle, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(runtime: tokio::runtime::Handle, shutdown: CancellationToken) -> Self {
         PartitionWorkers {
             runtime,
             workers: Mutex::new(HashMap::new()),
@@ -97,7 +101,7 @@ impl PartitionWorkers {
     }
 
     /// Starts the worker of a newly assigned partition.
-    pub fn start(
+    pub(crate) fn start(
         &self,
         factory: &dyn WorkerFactory,
         topic: String,
@@ -129,7 +133,11 @@ impl PartitionWorkers {
     /// Stops the workers of `partitions` and waits (blocking the calling thread, which is the
     /// consumer's poll thread during a rebalance) until they finish their batch in flight or
     /// `timeout` passes; stragglers are aborted and their batch will be delivered again.
-    pub fn drain(&self, partitions: &[(String, i32)], timeout: Duration) -> Vec<JoinHandle<()>> {
+    pub(crate) fn drain(
+        &self,
+        partitions: &[(String, i32)],
+        timeout: Duration,
+    ) -> Vec<JoinHandle<()>> {
         let handles: Vec<_> = {
             let mut map = self.lock();
             partitions
@@ -141,7 +149,7 @@ impl PartitionWorkers {
     }
 
     /// Stops and drains every worker (shutdown).
-    pub fn drain_all(&self, timeout: Duration) -> Vec<JoinHandle<()>> {
+    pub(crate) fn drain_all(&self, timeout: Duration) -> Vec<JoinHandle<()>> {
         let handles: Vec<_> = self.lock().drain().collect();
         Self::stop_and_wait(handles, timeout)
     }
@@ -168,18 +176,13 @@ impl PartitionWorkers {
     }
 
     /// Number of partitions with a running worker.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether no partition is assigned.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// What every worker of a mapping shares.
-pub struct MappingShared<I> {
+pub(crate) struct MappingShared<I> {
     /// The mapping.
     pub mapping: Mapping,
     /// The event's top-level fields.
@@ -212,7 +215,7 @@ pub struct MappingShared<I> {
 }
 
 /// Spawns [`run_worker`] tasks for a mapping.
-pub struct Workers<I>(pub Arc<MappingShared<I>>);
+pub(crate) struct Workers<I>(pub Arc<MappingShared<I>>);
 
 impl<I: Invoker> WorkerFactory for Workers<I> {
     fn spawn(
@@ -335,7 +338,7 @@ async fn give_up_too_large<I: Invoker>(
 ///
 /// Records are encoded into the batch's payload straight from librdkafka's buffers; only a
 /// record that starts the next batch or is given up before it is in one is copied.
-pub async fn run_worker<I: Invoker>(
+pub(crate) async fn run_worker<I: Invoker>(
     shared: Arc<MappingShared<I>>,
     topic: String,
     partition: i32,
@@ -362,8 +365,6 @@ pub async fn run_worker<I: Invoker>(
     'batches: loop {
         let mut builder = BatchBuilder::in_buffer(
             &shared.header,
-            &topic,
-            partition,
             m.batch_size,
             m.max_payload_bytes,
             spare.take().unwrap_or_default(),
@@ -597,7 +598,7 @@ async fn store_skipped_offsets<I>(
 }
 
 /// How often a waiting receive polls its queue again even without a wakeup.
-pub const REPOLL_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const REPOLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Receives from a partition queue. rdkafka wakes a waiting receiver when the queue becomes
 /// non-empty, but a wakeup can be missed around rebalances (seen: a partition assigned right

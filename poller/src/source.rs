@@ -19,12 +19,12 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 /// The consumer type every mapping uses.
-pub type MappingConsumer = StreamConsumer<MappingContext>;
+pub(crate) type MappingConsumer = StreamConsumer<MappingContext>;
 
 /// librdkafka settings for a mapping. The poller's own choices and `[kafka.auth]` come first;
 /// `[kafka.options]` can override them (except the reserved ones and, when `[kafka.auth]` is
 /// set, the `security.protocol`/`sasl.*`/`ssl.*` ones, rejected at validation).
-pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfig {
+pub(crate) fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfig {
     let kafka = &config.raw.kafka;
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &kafka.bootstrap_servers)
@@ -87,22 +87,22 @@ pub fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfi
 }
 
 /// Smallest prefetch per partition queue, in KiB (librdkafka's `queued.max.messages.kbytes`).
-pub const MIN_QUEUED_KBYTES: usize = 1024;
+pub(crate) const MIN_QUEUED_KBYTES: usize = 1024;
 
 /// librdkafka `fetch.queue.backoff.ms` set by the poller (librdkafka's default: 1000).
-pub const FETCH_QUEUE_BACKOFF_MS: u64 = 5;
+pub(crate) const FETCH_QUEUE_BACKOFF_MS: u64 = 5;
 
 /// The prefetch limit of one partition queue, in KiB: the record bytes of two full batches
 /// (base64 makes the payload 4/3 of its records, so 2 × 3/4 of `max_payload_bytes`), at least
 /// [`MIN_QUEUED_KBYTES`]; 9,216 KiB for the default 6 MiB payload limit. With room for only
 /// one batch, a worker that has just taken a batch waits for the next fetches before it can
 /// fill another (0.83× the throughput of a plain consumer against 0.96× here, BENCHMARKS.md).
-pub fn queued_max_kbytes(mapping: &Mapping) -> usize {
+pub(crate) fn queued_max_kbytes(mapping: &Mapping) -> usize {
     (mapping.max_payload_bytes / 1024 * 3 / 2).max(MIN_QUEUED_KBYTES)
 }
 
 /// Context of a mapping's consumer.
-pub struct MappingContext {
+pub(crate) struct MappingContext {
     mapping: String,
     consumer: OnceLock<Weak<MappingConsumer>>,
     workers: Arc<PartitionWorkers>,
@@ -122,7 +122,7 @@ pub struct MappingContext {
 
 impl MappingContext {
     /// A context that starts workers with `factory` and drains them within `drain_timeout`.
-    pub fn new(
+    pub(crate) fn new(
         mapping: &Mapping,
         workers: Arc<PartitionWorkers>,
         factory: Arc<dyn WorkerFactory>,
@@ -144,20 +144,23 @@ impl MappingContext {
     }
 
     /// Reports readiness and metrics through `health` and `metrics`.
-    pub fn with_telemetry(mut self, metrics: MappingMetrics, health: Arc<Health>) -> Self {
+    pub(crate) fn with_telemetry(mut self, metrics: MappingMetrics, health: Arc<Health>) -> Self {
         self.metrics = metrics;
         self.health = health;
         self
     }
 
     /// Answers librdkafka's OAUTHBEARER token refreshes with `provider` (MSK IAM).
-    pub fn with_token_provider(mut self, provider: Option<Arc<MskIamTokenProvider>>) -> Self {
+    pub(crate) fn with_token_provider(
+        mut self,
+        provider: Option<Arc<MskIamTokenProvider>>,
+    ) -> Self {
         self.token_provider = provider;
         self
     }
 
     /// Gives the context a handle on its own consumer (needed to split partition queues).
-    pub fn attach(&self, consumer: &Arc<MappingConsumer>) {
+    pub(crate) fn attach(&self, consumer: &Arc<MappingConsumer>) {
         let _ = self.consumer.set(Arc::downgrade(consumer));
     }
 }
@@ -333,7 +336,7 @@ fn committed(tpl: &TopicPartitionList) -> Vec<String> {
 /// serves, and authenticates no connection before it has a token: a metadata, committed-offset or
 /// offsets-for-times lookup made before the first poll waits for nothing but its timeout. Called
 /// before subscribing, when no record can arrive; does nothing without MSK IAM.
-pub async fn serve_first_token(consumer: &MappingConsumer, limit: Duration) {
+pub(crate) async fn serve_first_token(consumer: &MappingConsumer, limit: Duration) {
     let context = consumer.context();
     if context.token_provider.is_none() {
         return;
@@ -365,7 +368,7 @@ pub async fn serve_first_token(consumer: &MappingConsumer, limit: Duration) {
 /// For `AT_TIMESTAMP`: before the group first joins, commits for every partition without a
 /// committed offset the first offset at or after the timestamp (or the end of the partition when
 /// no record is that recent). Partitions with a committed offset are left alone.
-pub fn commit_start_offsets_at_timestamp(
+pub(crate) fn commit_start_offsets_at_timestamp(
     consumer: &MappingConsumer,
     topics: &[String],
     timestamp_ms: i64,

@@ -16,42 +16,42 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Metric names, so dashboards and tests share one spelling.
-pub mod names {
+pub(crate) mod names {
     /// Records taken off partition queues.
-    pub const RECORDS_RECEIVED: &str = "kafka_lambda_records_received_total";
+    pub(crate) const RECORDS_RECEIVED: &str = "kafka_lambda_records_received_total";
     /// Records dropped by the mapping's filters (committed, not invoked).
-    pub const RECORDS_FILTERED: &str = "kafka_lambda_records_filtered_total";
+    pub(crate) const RECORDS_FILTERED: &str = "kafka_lambda_records_filtered_total";
     /// Records the function processed successfully.
-    pub const RECORDS_DELIVERED: &str = "kafka_lambda_records_delivered_total";
+    pub(crate) const RECORDS_DELIVERED: &str = "kafka_lambda_records_delivered_total";
     /// Records given up and skipped (no on-failure destination).
-    pub const RECORDS_FAILED: &str = "kafka_lambda_records_failed_total";
+    pub(crate) const RECORDS_FAILED: &str = "kafka_lambda_records_failed_total";
     /// Records written to the on-failure destination.
-    pub const RECORDS_DEAD_LETTERED: &str = "kafka_lambda_records_dead_lettered_total";
+    pub(crate) const RECORDS_DEAD_LETTERED: &str = "kafka_lambda_records_dead_lettered_total";
     /// Invocations, by `outcome`.
-    pub const INVOCATIONS: &str = "kafka_lambda_invocations_total";
+    pub(crate) const INVOCATIONS: &str = "kafka_lambda_invocations_total";
     /// Records per invocation.
-    pub const BATCH_RECORDS: &str = "kafka_lambda_batch_records";
+    pub(crate) const BATCH_RECORDS: &str = "kafka_lambda_batch_records";
     /// Payload bytes per invocation.
-    pub const BATCH_BYTES: &str = "kafka_lambda_batch_bytes";
+    pub(crate) const BATCH_BYTES: &str = "kafka_lambda_batch_bytes";
     /// Invocation latency in seconds.
-    pub const INVOKE_SECONDS: &str = "kafka_lambda_invoke_duration_seconds";
+    pub(crate) const INVOKE_SECONDS: &str = "kafka_lambda_invoke_duration_seconds";
     /// Retries, by `reason`.
-    pub const RETRIES: &str = "kafka_lambda_retries_total";
+    pub(crate) const RETRIES: &str = "kafka_lambda_retries_total";
     /// Throttled invocations.
-    pub const THROTTLES: &str = "kafka_lambda_throttles_total";
+    pub(crate) const THROTTLES: &str = "kafka_lambda_throttles_total";
     /// Invocations in flight.
-    pub const IN_FLIGHT: &str = "kafka_lambda_invocations_in_flight";
+    pub(crate) const IN_FLIGHT: &str = "kafka_lambda_invocations_in_flight";
     /// Rebalance events, by `kind` (`assign`, `revoke`).
-    pub const REBALANCES: &str = "kafka_lambda_rebalances_total";
+    pub(crate) const REBALANCES: &str = "kafka_lambda_rebalances_total";
     /// High watermark minus committed offset, per partition.
-    pub const OFFSET_LAG: &str = "kafka_lambda_offset_lag";
+    pub(crate) const OFFSET_LAG: &str = "kafka_lambda_offset_lag";
     /// Failed writes to the on-failure destination (each is retried), by `reason`.
-    pub const DEAD_LETTER_WRITE_ERRORS: &str = "kafka_lambda_dead_letter_write_errors_total";
+    pub(crate) const DEAD_LETTER_WRITE_ERRORS: &str = "kafka_lambda_dead_letter_write_errors_total";
 }
 
 /// Why a batch is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryReason {
+pub(crate) enum RetryReason {
     /// The function returned an error.
     FunctionError,
     /// The function reported some records as failed.
@@ -66,7 +66,7 @@ pub enum RetryReason {
 
 /// Metric handles of one mapping, registered once so the hot path only increments.
 #[derive(Clone)]
-pub struct MappingMetrics {
+pub(crate) struct MappingMetrics {
     group: String,
     function: String,
     /// Records taken off partition queues.
@@ -98,7 +98,7 @@ pub struct MappingMetrics {
 
 /// Why a write to the on-failure destination failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadLetterWriteError {
+pub(crate) enum DeadLetterWriteError {
     /// The record is larger than the destination topic or its broker accepts.
     TooLarge,
     /// The destination topic does not exist.
@@ -122,7 +122,7 @@ impl DeadLetterWriteError {
 
 impl MappingMetrics {
     /// Registers the metrics of the mapping with consumer group `group` invoking `function`.
-    pub fn new(group: &str, function: &str) -> Self {
+    pub(crate) fn new(group: &str, function: &str) -> Self {
         let labels = [
             ("group", group.to_owned()),
             ("function", function.to_owned()),
@@ -154,18 +154,18 @@ impl MappingMetrics {
     }
 
     /// Counts one retry.
-    pub fn retry(&self, reason: RetryReason) {
+    pub(crate) fn retry(&self, reason: RetryReason) {
         self.retries[reason as usize].increment(1);
     }
 
     /// Counts one invocation by outcome.
-    pub fn invocation(&self, outcome: &'static str) {
+    pub(crate) fn invocation(&self, outcome: &'static str) {
         counter!(names::INVOCATIONS, "group" => self.group.clone(), "function" => self.function.clone(), "outcome" => outcome)
             .increment(1);
     }
 
     /// Counts one failed write to the on-failure destination.
-    pub fn dead_letter_write_error(&self, reason: DeadLetterWriteError) {
+    pub(crate) fn dead_letter_write_error(&self, reason: DeadLetterWriteError) {
         counter!(names::DEAD_LETTER_WRITE_ERRORS, "group" => self.group.clone(), "function" => self.function.clone(), "reason" => reason.label())
             .increment(1);
     }
@@ -173,19 +173,19 @@ impl MappingMetrics {
     /// Zeroes the offset lag of a partition this mapping no longer owns: its new owner reports
     /// it, and a stale value would count it twice in a sum across pollers (the exporter cannot
     /// drop one series).
-    pub fn clear_lag(&self, topic: &str, partition: i32) {
+    pub(crate) fn clear_lag(&self, topic: &str, partition: i32) {
         self.set_lag(topic, partition, 0);
     }
 
     /// Sets the offset lag of a partition.
-    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+    pub(crate) fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
         gauge!(names::OFFSET_LAG, "group" => self.group.clone(), "topic" => topic.to_owned(), "partition" => partition.to_string())
             .set(lag as f64);
     }
 }
 
 /// Readiness of the process: every mapping joined its group and reaches the brokers it needs
-/// ([`brokers_reachable`]), and no partition is stuck on a record its on-failure destination
+/// (`brokers_reachable`), and no partition is stuck on a record its on-failure destination
 /// refuses.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -215,7 +215,7 @@ impl Health {
 
     /// Mapping `index` cannot (true) or can again (false) reach the brokers it needs: set on
     /// librdkafka's all-brokers-down error at once, and from every statistics report
-    /// ([`brokers_reachable`]).
+    /// (`brokers_reachable`).
     pub fn set_brokers_down(&self, index: usize, down: bool) {
         if let Some(d) = self.brokers_down.get(index) {
             d.store(down, Ordering::Relaxed);
@@ -278,7 +278,7 @@ impl Drop for StuckPartition {
 /// moves them: the consumer is not ready for that while, and ready again once it fetches from
 /// the new leaders, whether or not the dead broker comes back. A partition without a leader is
 /// fetched from no broker (-1), as the bootstrap connections are to no node (-1).
-pub fn brokers_reachable(statistics: &rdkafka::Statistics) -> bool {
+pub(crate) fn brokers_reachable(statistics: &rdkafka::Statistics) -> bool {
     // REAUTH is an established connection renewing its SASL session (MSK IAM does it hourly).
     let connected =
         |broker: &&rdkafka::statistics::Broker| matches!(broker.state.as_str(), "UP" | "REAUTH");
@@ -319,7 +319,7 @@ struct Endpoints {
 }
 
 /// The `/metrics`, `/healthz` and `/readyz` routes.
-pub fn router(metrics: PrometheusHandle, health: Arc<Health>) -> Router {
+pub(crate) fn router(metrics: PrometheusHandle, health: Arc<Health>) -> Router {
     Router::new()
         .route(
             "/metrics",
