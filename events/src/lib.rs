@@ -39,15 +39,15 @@
 mod base64_serde;
 #[cfg(feature = "aws-lambda-events")]
 mod compat;
-pub mod error;
-pub mod event;
+mod error;
+mod event;
 mod fast;
-pub mod header;
+mod header;
 mod json;
-pub mod record;
-pub mod response;
-pub mod topic_partition;
-pub mod writer;
+mod record;
+mod response;
+mod topic_partition;
+mod writer;
 
 #[cfg(feature = "aws-lambda-events")]
 pub use compat::FromAwsEventError;
