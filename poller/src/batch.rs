@@ -232,9 +232,9 @@ impl BatchBuilder {
         max_bytes: usize,
         mut buf: Vec<u8>,
     ) -> Self {
-        // The whole payload limit at once: growing by doubling copied the payload again
-        // (1.3× its size) and touched fresh pages each time; the pages of the reservation a
-        // small batch never reaches are never touched, so they cost no memory.
+        // The whole payload limit at once: growing by doubling would copy the payload again and
+        // touch fresh pages each time; the pages of the reservation a small batch never reaches
+        // are never touched, so they cost no memory.
         buf.clear();
         buf.reserve(max_bytes + OVERFLOW_ROOM);
         BatchBuilder {

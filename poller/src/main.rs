@@ -9,9 +9,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 // mimalloc instead of glibc malloc: each batch is megabytes, allocated on one worker thread and
-// often freed on another; glibc's per-thread arenas kept such memory (580+ MB of RSS on a
-// backlog, 166 MB only with MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ set by hand), mimalloc
-// reuses and returns it (BENCHMARKS.md, goal 3).
+// often freed on another; glibc's per-thread arenas keep such memory, mimalloc reuses and returns
+// it (the RSS of both is in BENCHMARKS.md, goal 3).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

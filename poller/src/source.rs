@@ -43,9 +43,9 @@ pub(crate) fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> Clie
             kafka.commit_interval_ms.to_string(),
         )
         .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
-        // Each worker reads its own partition queue, so this bounds the prefetch per partition.
-        // librdkafka's default, 64 MB per partition, is what a backlog fills at once (580+ MB
-        // of RSS on a 4-partition backlog); a worker gathers one batch at a time.
+        // Each worker reads its own partition queue, so this bounds the prefetch per partition:
+        // librdkafka's default (64 MB per partition) is what a backlog fills at once, while a
+        // worker gathers one batch at a time (BENCHMARKS.md, memory).
         .set(
             "queued.max.messages.kbytes",
             queued_max_kbytes(mapping).to_string(),
@@ -96,7 +96,7 @@ pub(crate) const FETCH_QUEUE_BACKOFF_MS: u64 = 5;
 /// (base64 makes the payload 4/3 of its records, so 2 × 3/4 of `max_payload_bytes`), at least
 /// [`MIN_QUEUED_KBYTES`]; 9,216 KiB for the default 6 MiB payload limit. With room for only
 /// one batch, a worker that has just taken a batch waits for the next fetches before it can
-/// fill another (0.83× the throughput of a plain consumer against 0.96× here, BENCHMARKS.md).
+/// fill another (the throughput this costs is in BENCHMARKS.md).
 pub(crate) fn queued_max_kbytes(mapping: &Mapping) -> usize {
     (mapping.max_payload_bytes / 1024 * 3 / 2).max(MIN_QUEUED_KBYTES)
 }
