@@ -119,8 +119,31 @@ pub(crate) fn from_slice_with_path<T: serde::de::DeserializeOwned>(
 ) -> Result<T, (String, serde_json::Error)> {
     match serde_json::from_slice(json) {
         Ok(value) => Ok(value),
-        Err(error) => Err(locate_error::<T>(json).unwrap_or_else(|| (".".to_owned(), error))),
+        Err(error) => {
+            let located = LOCATING.with(|locating| {
+                locating.set(true);
+                let located = locate_error::<T>(json);
+                locating.set(false);
+                located
+            });
+            // The second pass reads header names as text (see `locating`): an event that also
+            // holds a name that is not UTF-8 can fail there first, which is not its error.
+            Err(located
+                .filter(|(_, e)| (e.line(), e.column()) == (error.line(), error.column()))
+                .unwrap_or_else(|| (".".to_owned(), error)))
+        }
     }
+}
+
+thread_local! {
+    static LOCATING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is parsing again to locate an error. Header names are then read as text:
+/// the path tracker records a map key only when it is read as a string, and a header name is
+/// otherwise read as bytes (see `header::HeaderName`).
+pub(crate) fn locating() -> bool {
+    LOCATING.with(std::cell::Cell::get)
 }
 
 /// Parses `json` again tracking the path, for the error of a parse that failed.

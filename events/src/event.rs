@@ -1,8 +1,6 @@
 //! The event Lambda delivers for a Kafka trigger.
 
-use crate::error::EventParseError;
 use crate::record::KafkaRecord;
-use crate::writer::{EventWriter, RecordRef};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -76,15 +74,6 @@ pub struct KafkaEvent {
 }
 
 impl KafkaEvent {
-    /// Parses an event from JSON bytes; the error names the path of the offending field.
-    pub fn from_slice(json: &[u8]) -> Result<Self, EventParseError> {
-        if let Some(event) = crate::fast::parse(json) {
-            return Ok(event);
-        }
-        crate::error::from_slice_with_path(json)
-            .map_err(|(path, source)| EventParseError { path, source })
-    }
-
     /// Starts building an event (for tests and producers of events).
     pub fn builder(source: EventSource) -> EventBuilder {
         EventBuilder {
@@ -123,27 +112,6 @@ impl KafkaEvent {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    /// Serializes the event to the exact JSON AWS sends (same bytes as `serde_json::to_vec`).
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut writer = EventWriter::new(
-            &self.event_source,
-            self.event_source_arn.as_deref(),
-            self.bootstrap_servers.as_deref(),
-        );
-        for (key, records) in &self.records {
-            writer.begin_group(key);
-            for record in records {
-                writer.push_in_group(&RecordRef::from(record));
-            }
-        }
-        writer.finish()
-    }
-
-    /// Size in bytes of the serialized event: what counts against Lambda's payload limit.
-    pub fn serialized_len(&self) -> usize {
-        self.to_vec().len()
     }
 }
 

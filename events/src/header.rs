@@ -306,7 +306,11 @@ impl<'de> de::DeserializeSeed<'de> for NameSeed {
     type Value = HeaderName;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<HeaderName, D::Error> {
-        d.deserialize_bytes(self)
+        if crate::error::locating() {
+            d.deserialize_str(self)
+        } else {
+            d.deserialize_bytes(self)
+        }
     }
 }
 

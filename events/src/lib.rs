@@ -41,13 +41,13 @@ mod base64_serde;
 mod compat;
 mod error;
 mod event;
-mod fast;
 mod header;
 mod json;
+mod read;
 mod record;
 mod response;
 mod topic_partition;
-mod writer;
+mod write;
 
 #[cfg(feature = "aws-lambda-events")]
 pub use compat::FromAwsEventError;
@@ -57,4 +57,4 @@ pub use header::{Header, HeaderName};
 pub use record::{DataFormat, KafkaRecord, SchemaMetadata, TimestampType};
 pub use response::{BatchItemFailure, ItemIdentifier, KafkaBatchResponse, ResponseParseError};
 pub use topic_partition::{ParseTopicPartitionError, TopicPartition};
-pub use writer::{EventWriter, PayloadFull, RecordRef};
+pub use write::{EventWriter, PayloadFull, RecordRef};

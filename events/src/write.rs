@@ -3,7 +3,7 @@
 //! the exact size of the finished payload, so a batch can be closed at the byte limit without
 //! serializing twice.
 
-use crate::event::EventSource;
+use crate::event::{EventSource, KafkaEvent};
 use crate::header::Header;
 use crate::json;
 use crate::record::{KafkaRecord, SchemaMetadata, TimestampType};
@@ -358,4 +358,27 @@ fn write_schema_metadata(buf: &mut Vec<u8>, m: &SchemaMetadata) {
     buf.extend_from_slice(b",\"schemaId\":");
     json::write_str(buf, &m.schema_id);
     buf.push(b'}');
+}
+
+impl KafkaEvent {
+    /// Serializes the event to the exact JSON AWS sends (same bytes as `serde_json::to_vec`).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut writer = EventWriter::new(
+            &self.event_source,
+            self.event_source_arn.as_deref(),
+            self.bootstrap_servers.as_deref(),
+        );
+        for (key, records) in &self.records {
+            writer.begin_group(key);
+            for record in records {
+                writer.push_in_group(&RecordRef::from(record));
+            }
+        }
+        writer.finish()
+    }
+
+    /// Size in bytes of the serialized event: what counts against Lambda's payload limit.
+    pub fn serialized_len(&self) -> usize {
+        self.to_vec().len()
+    }
 }
