@@ -452,29 +452,7 @@ fn msk_iam_tokens_from_the_default_credential_chain_reach_the_mock_broker_over_t
     let dir = scratch("msk-iam");
     let mock = mock_msk::MockMsk::start(&dir);
     // No ca_file: the system roots, which SSL_CERT_FILE points at the mock's CA for this process.
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "127.0.0.1:{port}"
-
-[kafka.auth.tls]
-
-[kafka.auth.sasl]
-mechanism = "AWS_MSK_IAM"
-region = "eu-north-1"
-
-[lambda]
-region = "eu-north-1"
-endpoint_url = "http://127.0.0.1:9"
-
-[[mapping]]
-function = "test-recorder"
-topics = ["orders"]
-event_source = "aws:kafka"
-event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
-"#,
-        port = mock.port,
-    );
+    let config = msk_iam_config(mock.port, "");
     let none = dir.join("none");
     let none = none.to_str().expect("utf-8");
     let (_poller, log) = start_poller(

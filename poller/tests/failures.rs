@@ -659,34 +659,18 @@ const LARGE_TOPIC: &[(&str, &str)] = &[("max.message.bytes", "3000000")];
 /// `values[i]` with header `x-fail: true` where `fail[i]`. Returns the offsets.
 fn produce_large(topic: &str, values: &[Vec<u8>], fail: &[bool]) -> Vec<i64> {
     use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .set("message.max.bytes", "3000000")
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut offsets = Vec::new();
-    for (value, fail) in values.iter().zip(fail) {
+    let records = values.iter().zip(fail).map(|(value, fail)| {
         let headers = OwnedHeaders::new().insert(Header {
             key: "x-fail",
             value: Some(if *fail { "true" } else { "false" }),
         });
-        let record = FutureRecord::to(topic)
+        rdkafka::producer::FutureRecord::to(topic)
             .partition(0)
             .key("k")
             .payload(value.as_slice())
-            .headers(headers);
-        let delivered = runtime
-            .block_on(producer.send(record, Duration::from_secs(30)))
-            .map_err(|(e, _)| e)
-            .unwrap();
-        offsets.push(delivered.offset);
-    }
-    offsets
+            .headers(headers)
+    });
+    send_each(&[("message.max.bytes", "3000000")], records)
 }
 
 /// A 2 MB value that is not JSON (its bytes cover every byte value).
@@ -842,36 +826,23 @@ fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until
 /// Produces one record per entry of `headers` to partition 0 of `topic`, each with those
 /// headers, names given as bytes (any bytes, as a client other than librdkafka may write them).
 fn produce_with_raw_header_names(topic: &str, headers: &[Vec<(&[u8], &str)>]) -> Vec<i64> {
-    use rdkafka::message::OwnedHeaders;
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .create()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut offsets = Vec::new();
-    for (i, record_headers) in headers.iter().enumerate() {
-        let owned = record_headers
-            .iter()
-            .fold(OwnedHeaders::new(), |hs, (name, value)| {
+    let values: Vec<String> = (0..headers.len())
+        .map(|i| format!(r#"{{"i":{i}}}"#))
+        .collect();
+    let records = headers.iter().zip(&values).map(|(record_headers, value)| {
+        let owned = record_headers.iter().fold(
+            rdkafka::message::OwnedHeaders::new(),
+            |hs, (name, value)| {
                 kafka_lambda_client::add_raw_header(hs, name, Some(value.as_bytes()))
-            });
-        let value = format!(r#"{{"i":{i}}}"#);
-        let record = FutureRecord::to(topic)
+            },
+        );
+        rdkafka::producer::FutureRecord::to(topic)
             .partition(0)
             .key("k")
-            .payload(&value)
-            .headers(owned);
-        let delivered = runtime
-            .block_on(producer.send(record, Duration::from_secs(30)))
-            .map_err(|(e, _)| e)
-            .unwrap();
-        offsets.push(delivered.offset);
-    }
-    offsets
+            .payload(value.as_bytes())
+            .headers(owned)
+    });
+    send_each(&[], records)
 }
 
 #[test]

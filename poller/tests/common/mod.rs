@@ -453,6 +453,34 @@ pub fn read_topic_from(
     out
 }
 
+/// Sends `records` one at a time with a producer of `settings` (beside the shared broker's
+/// bootstrap servers), each acknowledged before the next; returns their offsets.
+pub fn send_each<'a>(
+    settings: &[(&str, &str)],
+    records: impl IntoIterator<Item = FutureRecord<'a, str, [u8]>>,
+) -> Vec<i64> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", services().kafka_bootstrap_servers());
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let producer: FutureProducer = config.create().expect("producer");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    records
+        .into_iter()
+        .map(|record| {
+            let topic = record.topic.to_owned();
+            runtime
+                .block_on(producer.send(record, Duration::from_secs(30)))
+                .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"))
+                .offset
+        })
+        .collect()
+}
+
 /// Produces one record with an optional timestamp (epoch ms) and headers; returns its offset.
 pub fn produce_one(
     topic: &str,
@@ -461,14 +489,6 @@ pub fn produce_one(
     timestamp: Option<i64>,
     headers: &[(&str, &str)],
 ) -> i64 {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .create()
-        .expect("producer");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let mut hs = OwnedHeaders::new();
     for (k, v) in headers {
         hs = hs.insert(Header {
@@ -479,21 +499,12 @@ pub fn produce_one(
     let mut record = FutureRecord::to(topic)
         .partition(partition)
         .key("k")
-        .payload(value)
+        .payload(value.as_bytes())
         .headers(hs);
     if let Some(ts) = timestamp {
         record = record.timestamp(ts);
     }
-    let delivery = producer
-        .send_result(record)
-        .map_err(|(e, _)| e)
-        .expect("enqueue");
-    let (_, offset) = runtime
-        .block_on(delivery)
-        .expect("delivery report")
-        .map(|d| (d.partition, d.offset))
-        .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
-    offset
+    send_each(&[], [record])[0]
 }
 
 /// A GET on 127.0.0.1:`port`: the status and the body.
