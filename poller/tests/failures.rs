@@ -23,6 +23,18 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// A config for `topic` → `test-recorder`, one record per batch: a record that fails once is
+/// dead-lettered to `dlq` at once.
+fn one_try_then_dead_letter(topic: &str, group: &str, dlq: &str) -> String {
+    recorder_config(
+        topic,
+        &group_name(group),
+        &format!(
+            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+        ),
+    )
+}
+
 /// Produces `n` plain records to partition 0, with `special` values at the given indices.
 fn produce_with(
     topic: &str,
@@ -702,13 +714,7 @@ fn a_two_megabyte_record_given_up_is_dead_lettered_whole() {
         &[b"{}".to_vec(), large.clone(), b"{}".to_vec()],
         &[false, true, false],
     );
-    let config = recorder_config(
-        &topic,
-        &group_name("large-poison"),
-        &format!(
-            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
-        ),
-    );
+    let config = one_try_then_dead_letter(&topic, "large-poison", &dlq);
     let mut poller = Poller::start(&topic, &config);
     wait_until(
         TIMEOUT,
@@ -746,14 +752,7 @@ fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until
         &[false, true, false],
     );
     let port = kafka_lambda_tests::free_port();
-    let config = recorder_config(
-        &topic,
-        &group_name("small-dlq"),
-        &format!(
-            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
-        ),
-    )
-    .replace(
+    let config = one_try_then_dead_letter(&topic, "small-dlq", &dlq).replace(
         "[shutdown]",
         &format!("[telemetry]\nlisten = \"127.0.0.1:{port}\"\n\n[shutdown]"),
     );
@@ -862,13 +861,7 @@ fn header_names_that_are_not_utf8_reach_the_function_and_the_dead_letter_topic_b
             vec![(b"\xc3".as_slice(), ""), (b"caf\xc3\xa9".as_slice(), "v")],
         ],
     );
-    let config = recorder_config(
-        &topic,
-        &group_name("foreign-headers"),
-        &format!(
-            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
-        ),
-    );
+    let config = one_try_then_dead_letter(&topic, "foreign-headers", &dlq);
     let mut poller = Poller::start(&topic, &config);
     wait_until(
         TIMEOUT,
