@@ -8,6 +8,7 @@ mod headers;
 mod msk_iam;
 mod secret;
 mod tls;
+mod topic;
 
 pub use auth::{AuthConfig, ResolvedAuth, SaslConfig, SaslCredentials, is_auth_option};
 pub use config::{
@@ -22,3 +23,4 @@ pub use msk_iam::{
 };
 pub use secret::{Secret, SecretSource};
 pub use tls::TlsConfig;
+pub use topic::{TOPIC_NAME_RULE, is_topic_name};

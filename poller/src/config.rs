@@ -5,7 +5,9 @@
 //! [`Config::validate`] checks every value and turns the file into a [`ValidatedConfig`]; each
 //! error names the field and the allowed range.
 
-use kafka_lambda_client::{AuthConfig, ResolvedAuth, is_secret_option};
+use kafka_lambda_client::{
+    AuthConfig, ResolvedAuth, TOPIC_NAME_RULE, is_secret_option, is_topic_name,
+};
 use kafka_lambda_events::EventSource;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -560,15 +562,10 @@ impl MappingConfig {
             return Err(invalid(f("topics"), "is empty; give at least one topic"));
         }
         for topic in &self.topics {
-            let valid = !topic.is_empty()
-                && topic.len() <= 249
-                && topic
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !valid {
+            if !is_topic_name(topic) {
                 return Err(invalid(
                     f("topics"),
-                    format!("has `{topic}`, not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
+                    format!("has `{topic}`, not a Kafka topic name ({TOPIC_NAME_RULE})"),
                 ));
             }
         }
@@ -684,7 +681,7 @@ impl MappingConfig {
                 if !is_topic_name(topic) {
                     return Err(invalid(
                         f("on_failure"),
-                        format!("has `{topic}`, not a Kafka topic name (1-249 of [a-zA-Z0-9._-])"),
+                        format!("has `{topic}`, not a Kafka topic name ({TOPIC_NAME_RULE})"),
                     ));
                 }
                 let same_cluster = self
@@ -778,15 +775,6 @@ fn same_servers(a: &str, b: &str) -> bool {
             .collect::<std::collections::BTreeSet<_>>()
     };
     set(a) == set(b)
-}
-
-/// Whether `name` is a legal Kafka topic name.
-fn is_topic_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A checked configuration, with defaults resolved.

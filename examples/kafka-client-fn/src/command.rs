@@ -81,15 +81,10 @@ impl Command {
             Command::Produce(p) => &p.topic,
             Command::Consume(c) => &c.topic,
         };
-        let topic_ok = (1..=249).contains(&topic.len())
-            && topic
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            && topic != "."
-            && topic != "..";
-        if !topic_ok {
+        if !kafka_lambda_client::is_topic_name(topic) {
             return Err(invalid(format!(
-                "`topic` is {topic:?}, not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)"
+                "`topic` is {topic:?}, not a Kafka topic name ({})",
+                kafka_lambda_client::TOPIC_NAME_RULE
             )));
         }
         match self {

@@ -147,12 +147,15 @@ impl Config {
         };
         let topic = var("DUMP_TOPIC")?;
         if let Some(topic) = &topic
-            && !is_topic_name(topic)
+            && !kafka_lambda_client::is_topic_name(topic)
         {
             return Err(ConfigError::Invalid {
                 name: "DUMP_TOPIC",
                 value: topic.clone(),
-                problem: "is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])".into(),
+                problem: format!(
+                    "is not a Kafka topic name ({})",
+                    kafka_lambda_client::TOPIC_NAME_RULE
+                ),
             });
         }
         let delivery_timeout = env
@@ -271,13 +274,6 @@ where
         }
     };
     Ok(Some(sasl))
-}
-
-fn is_topic_name(topic: &str) -> bool {
-    (1..=249).contains(&topic.len())
-        && topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 #[cfg(test)]
