@@ -7,7 +7,7 @@
 //! What the poller does about one: a source topic or the consumer group the principal may not
 //! READ stops the mapping ([`DenialStop`]): it drains, commits what was delivered and returns the
 //! error, and the process exits non-zero. An on-failure topic it may not WRITE blocks the partition
-//! (see `failure::give_up`), which retries until the ACL is there; nothing is committed past it.
+//! (see `Deliverer::give_up`), which retries until the ACL is there; nothing is committed past it.
 
 use rdkafka::ClientConfig;
 use rdkafka::client::{Client, ClientContext};

@@ -5,24 +5,27 @@
 //! The library is the binary's: its modules are private, and what `main` needs is re-exported
 //! here ([`Config`] → [`ValidatedConfig`] → [`run_mapping`] with a [`LambdaInvoker`], plus the
 //! telemetry endpoint). [`filter`] and [`template`] are public for their languages' documented
-//! examples. Data flows one way: `config` → `mapping` → `source` → `partition` → `batch` →
-//! `failure` → `invoke` / `deadletter`, with `backoff`, `telemetry` and `access` beside. Offsets
-//! are stored only after a batch is delivered and committed soon after: at-least-once, in order
-//! per partition.
+//! examples. A record flows one way, each module calling only those below it: `mapping` →
+//! `consumer` → `workers` → `worker` (with `filter`, `template`, `batch`) → `delivery` (its
+//! `plan` decides, its driver performs) → `invoke` / `deadletter` / `backoff`; `offsets` stores
+//! what is done (at-least-once, in order per partition), `internal_events` and `telemetry` report.
 
 mod access;
 mod backoff;
 mod batch;
 mod config;
+mod consumer;
 mod deadletter;
-mod failure;
+mod delivery;
 pub mod filter;
+mod internal_events;
 mod invoke;
 mod mapping;
-mod partition;
-mod source;
+mod offsets;
 mod telemetry;
 pub mod template;
+mod worker;
+mod workers;
 
 pub use config::{Config, ConfigError, ValidatedConfig};
 pub use invoke::{LambdaInvoker, lambda_client};

@@ -1,13 +1,17 @@
-//! One mapping at run time: its consumer, its partition workers, and its orderly shutdown.
+//! One mapping at run time: wiring its parts together (consumer, workers, deliverer, offsets),
+//! driving its consumer, and its orderly shutdown. The decisions about records are below it.
 
 use crate::access::{AccessDenied, DenialStop, Denied, Principal};
 use crate::batch::EventHeader;
 use crate::config::{Mapping, StartingPosition, ValidatedConfig};
+use crate::consumer::{self, ConsumerHandle, MappingConsumer, MappingContext};
 use crate::deadletter::DeadLetterProducer;
+use crate::delivery::{Deliverer, Resources};
 use crate::invoke::Invoker;
-use crate::partition::{MappingShared, PartitionWorkers, Workers};
-use crate::source::{self, MappingConsumer, MappingContext};
+use crate::offsets::{self, Offsets, Progress};
 use crate::telemetry::{Health, MappingMetrics};
+use crate::worker::{self, Shared};
+use crate::workers::{PartitionWorkers, Supervisor};
 use kafka_lambda_client::KafkaClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -127,62 +131,57 @@ pub async fn run_mapping<I: Invoker>(
     } = run;
     let metrics = MappingMetrics::new(&mapping.consumer_group, &mapping.function);
     let progress = Arc::new(Progress::default());
-    let access = Arc::new(DenialStop::new(
-        Principal::of(&source::client_config(&config, &mapping)),
-        shutdown.clone(),
-    ));
+    let principal = Principal::of(&consumer::client_config(&config, &mapping));
+    let access = Arc::new(DenialStop::new(principal.clone(), shutdown.clone()));
     // librdkafka's refusal of a property quotes its value: a secret's is taken out.
     let client_error = |source| MappingError::Client {
         index: mapping.index,
         function: mapping.function.clone(),
         source: kafka_lambda_client::redact_config_error(source),
     };
-    let shared = Arc::new(MappingShared {
-        header: EventHeader {
-            source: mapping.event_source.clone(),
-            arn: mapping.event_source_arn.clone(),
-            bootstrap_servers: config.raw.kafka.bootstrap_servers.clone(),
+    let deliverer = Deliverer::new(
+        &mapping,
+        Resources {
+            header: EventHeader {
+                source: mapping.event_source.clone(),
+                arn: mapping.event_source_arn.clone(),
+                bootstrap_servers: config.raw.kafka.bootstrap_servers.clone(),
+            },
+            invoker,
+            dead_letter: dead_letter(&config, &mapping).map_err(client_error)?,
+            metrics: metrics.clone(),
+            principal,
+            health: health.clone(),
         },
-        in_flight: tokio::sync::Semaphore::new(mapping.max_concurrency),
-        invoker,
-        consumer: std::sync::OnceLock::new(),
-        dead_letter: dead_letter(&config, &mapping).map_err(client_error)?,
-        metrics: metrics.clone(),
-        progress: progress.clone(),
-        access: access.clone(),
-        health: health.clone(),
-        stop: shutdown.clone(),
-        worker_died: std::sync::OnceLock::new(),
-        ignored_item_failures_logged: std::sync::atomic::AtomicBool::new(false),
-        stored: tokio::sync::Notify::new(),
+    );
+    let handle = ConsumerHandle::default();
+    let offsets = Arc::new(Offsets::new(handle.clone(), progress.clone()));
+    let shared = Arc::new(Shared {
         mapping: mapping.clone(),
+        deliverer,
+        offsets: offsets.clone(),
+        access: access.clone(),
     });
     check_dead_letter_limit(&config, &shared);
+    let supervisor = Arc::new(Supervisor::new(health.clone(), shutdown.clone()));
     let workers = Arc::new(PartitionWorkers::new(
-        tokio::runtime::Handle::current(),
+        shared,
         shutdown.child_token(),
+        config.drain_timeout(),
+        supervisor.clone(),
     ));
     let context = MappingContext::new(
         &mapping,
+        KafkaClientContext::new(config.auth.token_provider().cloned()),
+        handle,
         workers.clone(),
-        Arc::new(Workers(shared.clone())),
-        config.drain_timeout(),
-    )
-    .with_token_provider(config.auth.token_provider().cloned())
-    .with_telemetry(metrics, health);
-    let consumer: Arc<MappingConsumer> = Arc::new(
-        source::client_config(&config, &mapping)
-            .create_with_context(context)
-            .map_err(client_error)?,
+        metrics,
+        health,
     );
-    consumer.context().attach(&consumer);
-    let _ = shared.consumer.set(Arc::downgrade(&consumer));
+    let consumer = consumer::create(&consumer::client_config(&config, &mapping), context)
+        .map_err(client_error)?;
 
-    let committer = tokio::spawn(commit_soon(
-        Arc::downgrade(&consumer),
-        shared.clone(),
-        shutdown.child_token(),
-    ));
+    let committer = tokio::spawn(offsets::commit_soon(offsets, shutdown.child_token()));
     let drain_timeout = config.drain_timeout();
     // The consumer is polled on a blocking thread: rebalance callbacks run there and may block
     // while partition workers drain, which must not stall the async runtime.
@@ -209,11 +208,11 @@ pub async fn run_mapping<I: Invoker>(
         function: function.clone(),
         reason: e.to_string(),
     })?;
-    if let Some(reason) = shared.worker_died.get() {
+    if let Some(reason) = supervisor.died() {
         return Err(MappingError::WorkerDied {
             index,
             function,
-            reason: reason.clone(),
+            reason: reason.to_owned(),
         });
     }
     if let Some(denied) = access.first() {
@@ -238,124 +237,6 @@ pub async fn run_mapping<I: Invoker>(
         },
     })
 }
-
-/// Next offset to process per partition, as stored by the partition workers.
-#[derive(Debug, Default)]
-pub(crate) struct Progress(std::sync::Mutex<std::collections::HashMap<(String, i32), i64>>);
-
-impl Progress {
-    /// Records that everything before `next` is done on `topic`/`partition`.
-    pub(crate) fn advance(&self, topic: &str, partition: i32, next: i64) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = map.entry((topic.to_owned(), partition)).or_insert(next);
-        *entry = (*entry).max(next);
-    }
-
-    /// The next offset to do on `topic`/`partition`, if any was recorded.
-    pub(crate) fn next(&self, topic: &str, partition: i32) -> Option<i64> {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&(topic.to_owned(), partition)).copied()
-    }
-
-    /// Whether every partition of `targets` reached its target next offset.
-    pub(crate) fn reached(&self, targets: &std::collections::HashMap<(String, i32), i64>) -> bool {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        targets
-            .iter()
-            .all(|(key, end)| map.get(key).is_some_and(|next| next >= end))
-    }
-}
-
-/// For `--until-caught-up`: the high watermark of every partition of the mapping's topics; the
-/// group's committed offsets (or where the group starts) count as progress already made.
-fn end_offsets(
-    consumer: &MappingConsumer,
-    mapping: &Mapping,
-    timeout: Duration,
-) -> Result<std::collections::HashMap<(String, i32), i64>, KafkaError> {
-    let mut targets = std::collections::HashMap::new();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    let mut lows = std::collections::HashMap::new();
-    for topic in &mapping.topics {
-        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        for t in metadata.topics() {
-            // A topic the principal may not describe comes back without partitions: counting it
-            // as caught up would end the run having read nothing.
-            if let Some(error) = t.error() {
-                return Err(KafkaError::MetadataFetch(error.into()));
-            }
-            for p in t.partitions() {
-                let (low, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
-                targets.insert((t.name().to_owned(), p.id()), high);
-                lows.insert((t.name().to_owned(), p.id()), (low, high));
-                tpl.add_partition(t.name(), p.id());
-            }
-        }
-    }
-    let committed = consumer.committed_offsets(tpl, timeout)?;
-    let progress = Progress::default();
-    for e in committed.elements() {
-        let key = (e.topic().to_owned(), e.partition());
-        let (low, high) = lows.get(&key).copied().unwrap_or((0, 0));
-        let start = match (e.offset(), mapping.starting_position) {
-            (rdkafka::Offset::Offset(o), _) => o,
-            (_, StartingPosition::TrimHorizon) => low,
-            _ => high,
-        };
-        progress.advance(&key.0, key.1, start);
-    }
-    // Partitions already at their end need nothing: drop them from the targets.
-    targets.retain(|key, end| {
-        !progress.reached(&std::collections::HashMap::from([(key.clone(), *end)]))
-    });
-    Ok(targets)
-}
-
-/// Commits stored offsets soon after each batch finishes, asynchronously and coalesced: a commit
-/// is requested as soon as an offset is stored, then none for [`COMMIT_SPACING`]; offsets stored
-/// meanwhile go into the next one. A crash then repeats the batches in flight and those that
-/// finished within the spacing, and a busy mapping sends at most one commit request per spacing.
-/// librdkafka's periodic commit (`commit_interval_ms`) stays as the backstop; rebalances and
-/// shutdown commit synchronously as before.
-async fn commit_soon<I>(
-    consumer: std::sync::Weak<MappingConsumer>,
-    shared: Arc<MappingShared<I>>,
-    stop: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = shared.stored.notified() => {}
-        }
-        let Some(consumer) = consumer.upgrade() else {
-            return;
-        };
-        match consumer.commit_consumer_state(CommitMode::Async) {
-            Ok(())
-            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "could not request a commit; the periodic commit will")
-            }
-        }
-        drop(consumer);
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(COMMIT_SPACING) => {}
-        }
-    }
-}
-
-/// The least time between two commits [`commit_soon`] requests.
-const COMMIT_SPACING: Duration = Duration::from_millis(20);
 
 /// Client settings for a producer or admin client of the source cluster: its bootstrap servers,
 /// `[kafka.auth]` and the `[kafka.options]` that are not the consumer's own.
@@ -404,8 +285,8 @@ fn dead_letter(
 
 /// In the background: warns when the mapping's dead-letter topic takes smaller records than its
 /// source topics hold (see [`DeadLetterProducer::warn_if_smaller_than`]).
-fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<MappingShared<I>>) {
-    if shared.dead_letter.is_none() {
+fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<Shared<I>>) {
+    if shared.deliverer.dead_letter().is_none() {
         return;
     }
     let mapping = &shared.mapping;
@@ -416,7 +297,7 @@ fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<Ma
     tokio::spawn(async move {
         match crate::deadletter::max_message_bytes(&source, context, &topics).await {
             Ok(sources) => {
-                if let Some(destination) = &shared.dead_letter {
+                if let Some(destination) = shared.deliverer.dead_letter() {
                     destination.warn_if_smaller_than(&name, &sources).await;
                 }
             }
@@ -432,10 +313,10 @@ fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<Ma
 /// outside. Unset, it changes nothing.
 const FAULT_VARIABLE: &str = "KAFKA_LAMBDA_POLLER_FAULT";
 
-async fn drive(
+async fn drive<I: Invoker>(
     consumer: Arc<MappingConsumer>,
     mapping: Mapping,
-    workers: Arc<PartitionWorkers>,
+    workers: Arc<PartitionWorkers<I>>,
     shutdown: CancellationToken,
     drain_timeout: Duration,
     until_caught_up: Option<Arc<Progress>>,
@@ -443,14 +324,14 @@ async fn drive(
 ) -> Result<(), DriveError> {
     let name = format!("mapping[{}] {}", mapping.index, mapping.function);
     // Every lookup below needs an authenticated connection, hence the token first.
-    source::serve_first_token(&consumer, Duration::from_secs(30)).await;
+    consumer::serve_first_token(&consumer, Duration::from_secs(30)).await;
     if let (StartingPosition::AtTimestamp, Some(ts)) = (
         mapping.starting_position,
         mapping.starting_position_timestamp_ms,
     ) {
         let mut attempt = 0u32;
         loop {
-            match source::commit_start_offsets_at_timestamp(
+            match offsets::commit_start_offsets_at_timestamp(
                 &consumer,
                 &mapping.topics,
                 ts,
@@ -476,7 +357,7 @@ async fn drive(
     // The end offsets are noted before joining the group: a group that is already caught up
     // then never joins, so it never has to leave in the middle of a rebalance.
     let targets = match &until_caught_up {
-        Some(_) => match end_offsets(&consumer, &mapping, Duration::from_secs(10)) {
+        Some(_) => match offsets::end_offsets(&consumer, &mapping, Duration::from_secs(10)) {
             Ok(t) if t.is_empty() => {
                 tracing::info!(mapping = %name, "caught up: every partition is already at its end offset; nothing to do");
                 return Ok(());
@@ -519,10 +400,10 @@ async fn drive(
             // offsets: read them now and then, so that this process ends when the group as a
             // whole has caught up.
             if !progress.reached(targets)
-                && group_progress_read.elapsed() >= GROUP_PROGRESS_INTERVAL
+                && group_progress_read.elapsed() >= offsets::GROUP_PROGRESS_INTERVAL
             {
                 group_progress_read = std::time::Instant::now();
-                advance_from_group_commits(&consumer, targets, progress).await;
+                offsets::advance_from_group_commits(&consumer, targets, progress).await;
             }
             if progress.reached(targets) {
                 tracing::info!(mapping = %name, "caught up: every partition reached its end offset");
@@ -532,8 +413,8 @@ async fn drive(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             // Re-poll the main queue periodically: it serves rebalances and client events, and
-            // a missed wakeup must not stall the group (see `partition::recv`).
-            _ = tokio::time::sleep(crate::partition::REPOLL_INTERVAL) => {}
+            // a missed wakeup must not stall the group (see `worker::recv`).
+            _ = tokio::time::sleep(worker::REPOLL_INTERVAL) => {}
             msg = consumer.recv() => match msg {
                 // Every assigned partition has its own queue, split off before its assignment
                 // takes effect (`MappingContext::pre_rebalance`), so the main queue only serves
@@ -626,39 +507,6 @@ fn denial(
         topic,
         principal: principal.clone(),
     })
-}
-
-/// How often `--until-caught-up` reads the group's committed offsets.
-const GROUP_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Counts the group's committed offsets of the partitions still short of their target as
-/// progress (a lookup on a blocking thread; a failed one is tried again at the next interval).
-async fn advance_from_group_commits(
-    consumer: &Arc<MappingConsumer>,
-    targets: &std::collections::HashMap<(String, i32), i64>,
-    progress: &Arc<Progress>,
-) {
-    let mut behind = rdkafka::TopicPartitionList::new();
-    for ((topic, partition), end) in targets {
-        if progress
-            .next(topic, *partition)
-            .is_none_or(|next| next < *end)
-        {
-            behind.add_partition(topic, *partition);
-        }
-    }
-    let consumer = Arc::clone(consumer);
-    let committed = tokio::task::spawn_blocking(move || {
-        consumer.committed_offsets(behind, Duration::from_secs(5))
-    })
-    .await;
-    if let Ok(Ok(committed)) = committed {
-        for element in committed.elements() {
-            if let rdkafka::Offset::Offset(offset) = element.offset() {
-                progress.advance(element.topic(), element.partition(), offset);
-            }
-        }
-    }
 }
 
 /// How long leaving the group may take before the consumer is closed anyway.

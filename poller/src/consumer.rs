@@ -1,21 +1,26 @@
-//! The rdkafka consumer of one mapping and its context: librdkafka settings, logs routed to
-//! `tracing`, and rebalance handling that hands each assigned partition to its own worker and
-//! drains those workers before a partition is revoked.
+//! A mapping's rdkafka consumer: its librdkafka settings, and a thin context that hands each
+//! assigned partition's queue to the mapping's [`Assignments`] and tells it before partitions
+//! are revoked. Logging and MSK IAM tokens are the client crate's [`KafkaClientContext`]'s.
+//!
+//! The context reaches the consumer through a [`ConsumerHandle`] bound right after the consumer
+//! is created ([`create`]): rdkafka builds a consumer around a context that must exist first,
+//! and a partition queue is split off only through an `Arc` of that consumer.
 
 use crate::config::{GroupProtocol, Mapping, StartingPosition, ValidatedConfig};
-use crate::partition::{PartitionWorkers, WorkerFactory};
 use crate::telemetry::{Health, MappingMetrics};
-use kafka_lambda_client::MskIamTokenProvider;
+use kafka_lambda_client::KafkaClientContext;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
-use std::sync::{Arc, OnceLock, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 /// The consumer type every mapping uses.
@@ -101,93 +106,86 @@ pub(crate) fn queued_max_kbytes(mapping: &Mapping) -> usize {
     (mapping.max_payload_bytes / 1024 * 3 / 2).max(MIN_QUEUED_KBYTES)
 }
 
+/// The partition queue a worker reads.
+pub(crate) type PartitionQueue = StreamPartitionQueue<MappingContext>;
+
+/// What the mapping does when its assignment changes. Called on the thread that polls the
+/// consumer, in the middle of a rebalance.
+pub(crate) trait Assignments: Send + Sync {
+    /// A partition was assigned; `queue` was split off before fetching started, so every
+    /// record of the partition arrives on it.
+    fn assigned(&self, topic: String, partition: i32, queue: PartitionQueue);
+    /// `partitions` are about to be revoked: returns once their batches in flight are finished
+    /// (or given up after the drain timeout), so that what they stored is committed while the
+    /// partitions are still this member's.
+    fn revoking(&self, partitions: &[(String, i32)]);
+}
+
+/// The mapping's consumer, for those created before it (see the module's documentation).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConsumerHandle(Arc<OnceLock<Weak<MappingConsumer>>>);
+
+impl ConsumerHandle {
+    /// The consumer, unless it is not created yet or already dropped.
+    pub(crate) fn get(&self) -> Option<Arc<MappingConsumer>> {
+        self.0.get().and_then(Weak::upgrade)
+    }
+}
+
+/// Creates the consumer with `context` and binds the context's handle to it.
+pub(crate) fn create(
+    config: &ClientConfig,
+    context: MappingContext,
+) -> Result<Arc<MappingConsumer>, KafkaError> {
+    let handle = context.handle.clone();
+    let consumer: Arc<MappingConsumer> = Arc::new(config.create_with_context(context)?);
+    let _ = handle.0.set(Arc::downgrade(&consumer));
+    Ok(consumer)
+}
+
 /// Context of a mapping's consumer.
 pub(crate) struct MappingContext {
-    mapping: String,
-    consumer: OnceLock<Weak<MappingConsumer>>,
-    workers: Arc<PartitionWorkers>,
-    factory: Arc<dyn WorkerFactory>,
-    drain_timeout: Duration,
-    token_provider: Option<Arc<MskIamTokenProvider>>,
-    /// Set once librdkafka asked for an OAUTHBEARER token (see [`serve_first_token`]).
-    token_asked: std::sync::atomic::AtomicBool,
+    /// `mapping[i] function`, for log lines.
+    name: String,
+    client: KafkaClientContext,
+    handle: ConsumerHandle,
+    assignments: Arc<dyn Assignments>,
     /// Queues split before an assignment takes effect, for its workers (see `pre_rebalance`).
-    split: std::sync::Mutex<
-        std::collections::HashMap<(String, i32), crate::partition::PartitionQueue>,
-    >,
+    split: Mutex<HashMap<(String, i32), PartitionQueue>>,
     index: usize,
     metrics: MappingMetrics,
     health: Arc<Health>,
 }
 
 impl MappingContext {
-    /// A context that starts workers with `factory` and drains them within `drain_timeout`.
+    /// A context reporting assignment changes to `assignments`, through `handle`'s consumer.
     pub(crate) fn new(
         mapping: &Mapping,
-        workers: Arc<PartitionWorkers>,
-        factory: Arc<dyn WorkerFactory>,
-        drain_timeout: Duration,
+        client: KafkaClientContext,
+        handle: ConsumerHandle,
+        assignments: Arc<dyn Assignments>,
+        metrics: MappingMetrics,
+        health: Arc<Health>,
     ) -> Self {
+        let name = format!("mapping[{}] {}", mapping.index, mapping.function);
         MappingContext {
-            mapping: format!("mapping[{}] {}", mapping.index, mapping.function),
-            consumer: OnceLock::new(),
-            workers,
-            factory,
-            drain_timeout,
-            token_provider: None,
-            token_asked: std::sync::atomic::AtomicBool::new(false),
-            split: std::sync::Mutex::default(),
+            client: client.labelled(name.as_str()),
+            name,
+            handle,
+            assignments,
+            split: Mutex::default(),
             index: mapping.index,
-            metrics: MappingMetrics::new(&mapping.consumer_group, &mapping.function),
-            health: Arc::new(Health::new(mapping.index + 1)),
+            metrics,
+            health,
         }
-    }
-
-    /// Reports readiness and metrics through `health` and `metrics`.
-    pub(crate) fn with_telemetry(mut self, metrics: MappingMetrics, health: Arc<Health>) -> Self {
-        self.metrics = metrics;
-        self.health = health;
-        self
-    }
-
-    /// Answers librdkafka's OAUTHBEARER token refreshes with `provider` (MSK IAM).
-    pub(crate) fn with_token_provider(
-        mut self,
-        provider: Option<Arc<MskIamTokenProvider>>,
-    ) -> Self {
-        self.token_provider = provider;
-        self
-    }
-
-    /// Gives the context a handle on its own consumer (needed to split partition queues).
-    pub(crate) fn attach(&self, consumer: &Arc<MappingConsumer>) {
-        let _ = self.consumer.set(Arc::downgrade(consumer));
     }
 }
 
 impl ClientContext for MappingContext {
-    // librdkafka raises the refresh event only when `sasl.mechanism` is OAUTHBEARER.
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = KafkaClientContext::ENABLE_REFRESH_OAUTH_TOKEN;
 
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let mapping = &self.mapping;
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
-            }
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
-            }
-            RDKafkaLogLevel::Debug => {
-                tracing::debug!(target: "librdkafka", %mapping, facility = fac, "{log_message}")
-            }
-        }
+        self.client.log(level, fac, log_message);
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -211,16 +209,14 @@ impl ClientContext for MappingContext {
         ) {
             self.health.set_brokers_down(self.index, true);
         }
-        tracing::warn!(mapping = %self.mapping, %error, "Kafka client error: {reason}");
+        self.client.error(error, reason);
     }
 
     fn generate_oauth_token(
         &self,
-        _oauthbearer_config: Option<&str>,
+        oauthbearer_config: Option<&str>,
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        self.token_asked
-            .store(true, std::sync::atomic::Ordering::Release);
-        kafka_lambda_client::generate_oauth_token(self.token_provider.as_ref())
+        self.client.generate_oauth_token(oauthbearer_config)
     }
 }
 
@@ -230,12 +226,9 @@ impl ConsumerContext for MappingContext {
         // the records of its first fetch could reach the main queue, ahead of those the worker
         // reads from its own queue, and be skipped.
         if let Rebalance::Assign(tpl) = rebalance
-            && let Some(consumer) = self.consumer.get().and_then(Weak::upgrade)
+            && let Some(consumer) = self.handle.get()
         {
-            let mut split = self
-                .split
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut split = self.split.lock().unwrap_or_else(PoisonError::into_inner);
             for (topic, partition) in partitions(tpl) {
                 if let Some(queue) = consumer.split_partition_queue(&topic, partition) {
                     split.insert((topic, partition), queue);
@@ -245,17 +238,17 @@ impl ConsumerContext for MappingContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.metrics.revoked.increment(1);
             let revoked = partitions(tpl);
-            tracing::info!(mapping = %self.mapping, partitions = ?revoked, "partitions revoked: draining in-flight batches");
+            tracing::info!(mapping = %self.name, partitions = ?revoked, "partitions revoked: draining in-flight batches");
             for (topic, partition) in &revoked {
                 self.metrics.clear_lag(topic, *partition);
             }
-            self.workers.drain(&revoked, self.drain_timeout);
+            self.assignments.revoking(&revoked);
             // Commit what the drained workers stored while the partitions are still ours.
             match base.commit_consumer_state(CommitMode::Sync) {
                 Ok(())
                 | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
                 Err(e) => {
-                    tracing::warn!(mapping = %self.mapping, error = %e, "commit on revoke failed; the next owner may redeliver some records")
+                    tracing::warn!(mapping = %self.name, error = %e, "commit on revoke failed; the next owner may redeliver some records")
                 }
             }
         }
@@ -267,31 +260,27 @@ impl ConsumerContext for MappingContext {
                 self.metrics.assigned.increment(1);
                 self.health.set_joined(self.index, true);
                 let assigned = partitions(tpl);
-                tracing::info!(mapping = %self.mapping, partitions = ?assigned, "partitions assigned");
-                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
-                    tracing::error!(mapping = %self.mapping, "consumer gone during assignment");
+                tracing::info!(mapping = %self.name, partitions = ?assigned, "partitions assigned");
+                let Some(consumer) = self.handle.get() else {
+                    tracing::error!(mapping = %self.name, "consumer gone during assignment");
                     return;
                 };
-                let mut split = std::mem::take(
-                    &mut *self
-                        .split
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner),
-                );
+                let mut split =
+                    std::mem::take(&mut *self.split.lock().unwrap_or_else(PoisonError::into_inner));
                 for (topic, partition) in assigned {
                     let queue = split
                         .remove(&(topic.clone(), partition))
                         .or_else(|| consumer.split_partition_queue(&topic, partition));
                     match queue {
-                        Some(queue) => self.workers.start(&*self.factory, topic, partition, queue),
+                        Some(queue) => self.assignments.assigned(topic, partition, queue),
                         None => {
-                            tracing::error!(mapping = %self.mapping, %topic, partition, "could not split the partition queue; partition not consumed")
+                            tracing::error!(mapping = %self.name, %topic, partition, "could not split the partition queue; partition not consumed")
                         }
                     }
                 }
             }
             Rebalance::Error(e) => {
-                tracing::warn!(mapping = %self.mapping, error = %e, "rebalance error")
+                tracing::warn!(mapping = %self.name, error = %e, "rebalance error")
             }
             Rebalance::Revoke(_) => {}
         }
@@ -304,11 +293,11 @@ impl ConsumerContext for MappingContext {
     ) {
         match result {
             Ok(()) => {
-                tracing::debug!(mapping = %self.mapping, offsets = ?committed(offsets), "offsets committed")
+                tracing::debug!(mapping = %self.name, offsets = ?committed(offsets), "offsets committed")
             }
             Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
-                tracing::warn!(mapping = %self.mapping, error = %e, "offset commit failed; will retry at the next commit")
+                tracing::warn!(mapping = %self.name, error = %e, "offset commit failed; will retry at the next commit")
             }
         }
     }
@@ -321,7 +310,7 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-fn committed(tpl: &TopicPartitionList) -> Vec<String> {
+pub(crate) fn committed(tpl: &TopicPartitionList) -> Vec<String> {
     tpl.elements()
         .iter()
         .filter_map(|e| match e.offset() {
@@ -338,90 +327,27 @@ fn committed(tpl: &TopicPartitionList) -> Vec<String> {
 /// before subscribing, when no record can arrive; does nothing without MSK IAM.
 pub(crate) async fn serve_first_token(consumer: &MappingConsumer, limit: Duration) {
     let context = consumer.context();
-    if context.token_provider.is_none() {
+    if context.client.token_provider().is_none() {
         return;
     }
-    let asked = || {
-        context
-            .token_asked
-            .load(std::sync::atomic::Ordering::Acquire)
-    };
+    let asked = || context.client.token_asked();
     let deadline = tokio::time::Instant::now() + limit;
     while !asked() && tokio::time::Instant::now() < deadline {
         tokio::select! {
             received = consumer.recv() => match received {
                 Ok(message) => {
                     // Not subscribed yet: nothing can be fetched, and nothing is lost by this.
-                    tracing::debug!(mapping = %context.mapping, topic = message.topic(),
+                    tracing::debug!(mapping = %context.name, topic = message.topic(),
                         "unexpected record before subscribing; it is fetched again later")
                 }
-                Err(e) => tracing::debug!(mapping = %context.mapping, error = %e, "while waiting for the first MSK IAM token"),
+                Err(e) => tracing::debug!(mapping = %context.name, error = %e, "while waiting for the first MSK IAM token"),
             },
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
     if !asked() {
-        tracing::warn!(mapping = %context.mapping, "librdkafka has not asked for an MSK IAM token yet; going on");
+        tracing::warn!(mapping = %context.name, "librdkafka has not asked for an MSK IAM token yet; going on");
     }
-}
-
-/// For `AT_TIMESTAMP`: before the group first joins, commits for every partition without a
-/// committed offset the first offset at or after the timestamp (or the end of the partition when
-/// no record is that recent). Partitions with a committed offset are left alone.
-pub(crate) fn commit_start_offsets_at_timestamp(
-    consumer: &MappingConsumer,
-    topics: &[String],
-    timestamp_ms: i64,
-    timeout: Duration,
-) -> Result<usize, KafkaError> {
-    let mut all = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                all.add_partition(t.name(), p.id());
-            }
-        }
-    }
-    let current = consumer.committed_offsets(all, timeout)?;
-    let mut lookup = TopicPartitionList::new();
-    for e in current.elements() {
-        if !matches!(e.offset(), Offset::Offset(_)) {
-            lookup.add_partition_offset(e.topic(), e.partition(), Offset::Offset(timestamp_ms))?;
-        }
-    }
-    if lookup.count() == 0 {
-        return Ok(0);
-    }
-    let found = consumer.offsets_for_times(lookup, timeout)?;
-    let mut start = TopicPartitionList::new();
-    for e in found.elements() {
-        // The lookup as a whole can succeed while a partition failed (no leader, say): that
-        // partition keeps an error and the offset it was asked with, the timestamp itself. Only
-        // a partition that answered "none" (`End`) has no record this recent.
-        e.error().inspect_err(|error| {
-            tracing::warn!(topic = e.topic(), partition = e.partition(), %error,
-                "no AT_TIMESTAMP start offset for this partition yet")
-        })?;
-        let offset = match e.offset() {
-            Offset::Offset(o) => o,
-            Offset::End => {
-                consumer
-                    .fetch_watermarks(e.topic(), e.partition(), timeout)?
-                    .1
-            }
-            // No answer for the partition: looked up again with the others.
-            _ => {
-                return Err(KafkaError::OffsetFetch(
-                    rdkafka::types::RDKafkaErrorCode::Fail,
-                ));
-            }
-        };
-        start.add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset))?;
-    }
-    consumer.commit(&start, CommitMode::Sync)?;
-    tracing::info!(offsets = ?committed(&start), "AT_TIMESTAMP start offsets committed");
-    Ok(start.count())
 }
 
 #[cfg(test)]

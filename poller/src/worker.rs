@@ -1,34 +1,44 @@
-//! One worker per assigned partition: it gathers a batch, invokes the function until the batch is
-//! delivered, stores the offset, and only then takes more records off its partition queue. One
-//! batch in flight per partition keeps offset order; librdkafka's bounded prefetch plus "pull only
-//! when ready" is the backpressure. A semaphore shared by a mapping's partitions caps concurrent
-//! invocations at `max_concurrency`.
+//! A partition's worker, in partition order: it takes records off its partition queue, admits
+//! them through the mapping's filters and input template, gathers a batch, has it delivered, and
+//! stores its offset — and only then takes more records. One batch in flight per partition keeps
+//! offset order; librdkafka's bounded prefetch plus "pull only when ready" is the backpressure.
+//!
+//! What a worker does with one record (`admit`, `give_up_record`, `recv`) and with an idle
+//! partition (`store_skipped_offsets`) does not depend on the order it keeps, so another
+//! scheduling policy (per-key order) reuses them beside [`run`].
 
 use crate::access::{AccessDenied, DenialStop, Denied};
-use crate::backoff::Backoff;
-use crate::batch::{self, BatchBuilder, EventHeader, HeaderScratch, PolledRecord, Rejected};
+use crate::batch::{self, BatchBuilder, HeaderScratch, PolledRecord, Rejected};
 use crate::config::Mapping;
-use crate::deadletter::{DeadLetterProducer, FailureInfo};
-use crate::failure::{self, Delivery};
+use crate::consumer::PartitionQueue;
+use crate::deadletter::FailureInfo;
+use crate::delivery::{Deliverer, Delivery};
 use crate::filter::RecordView;
+use crate::internal_events::{
+    InputTemplateFailed, InternalEvent, RecordFiltered, RecordReceived, RecordTooLarge,
+};
 use crate::invoke::Invoker;
-use crate::source::{MappingConsumer, MappingContext};
+use crate::offsets::Offsets;
 use futures::FutureExt;
 use kafka_lambda_events::RecordRef;
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
-use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
-use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-/// The partition queue type workers read.
-pub(crate) type PartitionQueue = StreamPartitionQueue<MappingContext>;
+/// What every partition worker of a mapping shares.
+pub(crate) struct Shared<I> {
+    /// The mapping.
+    pub mapping: Mapping,
+    /// Delivers batches.
+    pub deliverer: Deliverer<I>,
+    /// Where offsets are stored.
+    pub offsets: Arc<Offsets>,
+    /// Where a worker reports a topic the principal may not read; that stops the mapping.
+    pub access: Arc<DenialStop>,
+}
 
 /// Signals on drop that a worker has finished (also when it panicked).
 #[derive(Debug)]
@@ -56,212 +66,6 @@ pub(crate) struct WorkerControl {
     pub done: DoneGuard,
 }
 
-/// Starts a worker task for a newly assigned partition.
-pub(crate) trait WorkerFactory: Send + Sync {
-    /// Spawns the worker on `runtime`.
-    fn spawn(
-        &self,
-        runtime: &tokio::runtime::Handle,
-        topic: String,
-        partition: i32,
-        queue: PartitionQueue,
-        control: WorkerControl,
-    ) -> JoinHandle<()>;
-}
-
-struct WorkerHandle {
-    stop: CancellationToken,
-    abort: CancellationToken,
-    done: Receiver<()>,
-    join: JoinHandle<()>,
-}
-
-/// The running workers of one mapping, by topic-partition.
-pub(crate) struct PartitionWorkers {
-    runtime: tokio::runtime::Handle,
-    workers: Mutex<HashMap<(String, i32), WorkerHandle>>,
-    /// Cancelled at shutdown: workers spawned afterwards stop at once.
-    shutdown: CancellationToken,
-}
-
-impl PartitionWorkers {
-    /// An empty set spawning on `runtime`.
-    pub(crate) fn new(runtime: tokio::runtime::Handle, shutdown: CancellationToken) -> Self {
-        PartitionWorkers {
-            runtime,
-            workers: Mutex::new(HashMap::new()),
-            shutdown,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), WorkerHandle>> {
-        self.workers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Starts the worker of a newly assigned partition.
-    pub(crate) fn start(
-        &self,
-        factory: &dyn WorkerFactory,
-        topic: String,
-        partition: i32,
-        queue: PartitionQueue,
-    ) {
-        let stop = self.shutdown.child_token();
-        let abort = CancellationToken::new();
-        let (tx, done) = sync_channel(1);
-        let control = WorkerControl {
-            stop: stop.clone(),
-            abort: abort.clone(),
-            done: DoneGuard(tx),
-        };
-        let join = factory.spawn(&self.runtime, topic.clone(), partition, queue, control);
-        if let Some(old) = self.lock().insert(
-            (topic, partition),
-            WorkerHandle {
-                stop,
-                abort,
-                done,
-                join,
-            },
-        ) {
-            old.abort.cancel();
-        }
-    }
-
-    /// Stops the workers of `partitions` and waits (blocking the calling thread, which is the
-    /// consumer's poll thread during a rebalance) until they finish their batch in flight or
-    /// `timeout` passes; stragglers are aborted and their batch will be delivered again.
-    pub(crate) fn drain(
-        &self,
-        partitions: &[(String, i32)],
-        timeout: Duration,
-    ) -> Vec<JoinHandle<()>> {
-        let handles: Vec<_> = {
-            let mut map = self.lock();
-            partitions
-                .iter()
-                .filter_map(|key| map.remove(key).map(|h| (key.clone(), h)))
-                .collect()
-        };
-        Self::stop_and_wait(handles, timeout)
-    }
-
-    /// Stops and drains every worker (shutdown).
-    pub(crate) fn drain_all(&self, timeout: Duration) -> Vec<JoinHandle<()>> {
-        let handles: Vec<_> = self.lock().drain().collect();
-        Self::stop_and_wait(handles, timeout)
-    }
-
-    fn stop_and_wait(
-        handles: Vec<((String, i32), WorkerHandle)>,
-        timeout: Duration,
-    ) -> Vec<JoinHandle<()>> {
-        for (_, h) in &handles {
-            h.stop.cancel();
-        }
-        let deadline = Instant::now() + timeout;
-        let mut joins = Vec::with_capacity(handles.len());
-        for ((topic, partition), h) in handles {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if h.done.recv_timeout(left).is_err() && !h.join.is_finished() {
-                tracing::warn!(%topic, partition, timeout_ms = timeout.as_millis() as u64,
-                    "drain timeout passed with a batch in flight; it will be delivered again by the next owner");
-                h.abort.cancel();
-            }
-            joins.push(h.join);
-        }
-        joins
-    }
-
-    /// Number of partitions with a running worker.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-/// What every worker of a mapping shares.
-pub(crate) struct MappingShared<I> {
-    /// The mapping.
-    pub mapping: Mapping,
-    /// The event's top-level fields.
-    pub header: EventHeader,
-    /// The function.
-    pub invoker: I,
-    /// Caps concurrent invocations across the mapping's partitions.
-    pub in_flight: Semaphore,
-    /// The consumer (to store offsets).
-    pub consumer: std::sync::OnceLock<std::sync::Weak<MappingConsumer>>,
-    /// The on-failure destination, when configured.
-    pub dead_letter: Option<DeadLetterProducer>,
-    /// Metric handles.
-    pub metrics: crate::telemetry::MappingMetrics,
-    /// Offsets done per partition (for `--until-caught-up`).
-    pub progress: Arc<crate::mapping::Progress>,
-    /// Where a worker reports a topic the principal may not read; that stops the mapping.
-    pub access: Arc<DenialStop>,
-    /// Readiness, which a partition stuck on its on-failure destination turns off.
-    pub health: Arc<crate::telemetry::Health>,
-    /// The mapping's shutdown: cancelled when a partition worker dies.
-    pub stop: CancellationToken,
-    /// Why the first partition worker that died did, if one did (see [`Workers`]).
-    pub worker_died: std::sync::OnceLock<String>,
-    /// Set once a `batchItemFailures` list was ignored (`report_batch_item_failures = false`),
-    /// so that the warning is logged once per mapping, not once per batch.
-    pub ignored_item_failures_logged: std::sync::atomic::AtomicBool,
-    /// Woken when an offset is stored, so that it is committed soon (see [`commit_soon`]).
-    pub stored: tokio::sync::Notify,
-}
-
-/// Spawns [`run_worker`] tasks for a mapping.
-pub(crate) struct Workers<I>(pub Arc<MappingShared<I>>);
-
-impl<I: Invoker> WorkerFactory for Workers<I> {
-    fn spawn(
-        &self,
-        runtime: &tokio::runtime::Handle,
-        topic: String,
-        partition: i32,
-        queue: PartitionQueue,
-        control: WorkerControl,
-    ) -> JoinHandle<()> {
-        let shared = self.0.clone();
-        runtime.spawn(async move {
-            let span = tracing::info_span!("partition", function = %shared.invoker.function(), %topic, partition);
-            let worker = run_worker(shared.clone(), topic.clone(), partition, queue, control)
-                .instrument(span);
-            supervise(&shared, &topic, partition, worker).await;
-        })
-    }
-}
-
-/// Runs a partition's `worker`. A worker that dies (panics) leaves its partition unconsumed
-/// while the group thinks it is owned: the mapping is stopped (what was done is committed, the
-/// process exits non-zero and its supervisor restarts it) and `/readyz` turns 503.
-pub(crate) async fn supervise<I: Invoker>(
-    shared: &MappingShared<I>,
-    topic: &str,
-    partition: i32,
-    worker: impl std::future::Future<Output = ()>,
-) {
-    let Err(panic) = std::panic::AssertUnwindSafe(worker).catch_unwind().await else {
-        return;
-    };
-    let reason = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned());
-    tracing::error!(function = %shared.invoker.function(), %topic, partition, %reason,
-        "the partition worker panicked; stopping the mapping (what was delivered is committed) so that the process exits 1 and is restarted");
-    shared.health.set_worker_died();
-    let _ = shared.worker_died.set(format!(
-        "the worker of partition {topic}-{partition} panicked: {reason}"
-    ));
-    shared.stop.cancel();
-}
-
 /// What becomes of a record taken off the queue.
 enum Admitted {
     /// Goes into the batch: with the value the input template made of it, if any.
@@ -273,8 +77,7 @@ enum Admitted {
 }
 
 /// Applies the mapping's filters and input template to a record.
-fn admit<I>(shared: &MappingShared<I>, record: &RecordView<'_>) -> Admitted {
-    let m = &shared.mapping;
+fn admit(m: &Mapping, record: &RecordView<'_>) -> Admitted {
     if !m.filter.is_empty() && !m.filter.matches(record) {
         return Admitted::Filtered;
     }
@@ -294,36 +97,38 @@ fn admit<I>(shared: &MappingShared<I>, record: &RecordView<'_>) -> Admitted {
 }
 
 /// Gives up one record that can never be invoked (dead-lettered, or skipped and logged);
-/// `Some(offset)` once done, `None` when the worker was told to stop first.
+/// `Some(offset)` once done, `None` when the worker was aborted first.
 async fn give_up_record<I: Invoker>(
-    shared: &MappingShared<I>,
+    deliverer: &Deliverer<I>,
     topic: &str,
     partition: i32,
     record: PolledRecord,
     info: FailureInfo,
-    control: &WorkerControl,
-    backoff: &Backoff,
+    abort: &CancellationToken,
 ) -> Option<i64> {
     let offset = record.offset;
-    let outcome =
-        failure::give_up(shared, topic, partition, &[record], &info, control, backoff).await;
+    let outcome = deliverer
+        .give_up(topic, partition, &[record], &info, abort)
+        .await;
     (outcome == Delivery::Done).then_some(offset)
 }
 
 /// Gives up a record too large for an invocation payload even alone.
 async fn give_up_too_large<I: Invoker>(
-    shared: &MappingShared<I>,
+    shared: &Shared<I>,
     topic: &str,
     partition: i32,
     record: PolledRecord,
     payload_bytes: usize,
-    control: &WorkerControl,
-    backoff: &Backoff,
+    abort: &CancellationToken,
 ) -> Option<i64> {
     let limit = shared.mapping.max_payload_bytes;
-    tracing::error!(function = %shared.invoker.function(), %topic, partition, offset = record.offset,
-        payload_bytes, limit,
-        "record is too large for one invocation payload even alone; it cannot be delivered");
+    RecordTooLarge {
+        offset: record.offset,
+        payload_bytes,
+        limit,
+    }
+    .emit(&shared.deliverer.metrics);
     let info = FailureInfo {
         error_type: "RecordTooLarge".to_owned(),
         message: format!(
@@ -331,26 +136,23 @@ async fn give_up_too_large<I: Invoker>(
         ),
         attempts: 0,
     };
-    give_up_record(shared, topic, partition, record, info, control, backoff).await
+    give_up_record(&shared.deliverer, topic, partition, record, info, abort).await
 }
 
 /// The worker loop of one partition: gather a batch, deliver it, store its offset, repeat.
 ///
 /// Records are encoded into the batch's payload straight from librdkafka's buffers; only a
 /// record that starts the next batch or is given up before it is in one is copied.
-pub(crate) async fn run_worker<I: Invoker>(
-    shared: Arc<MappingShared<I>>,
+pub(crate) async fn run<I: Invoker>(
+    shared: Arc<Shared<I>>,
     topic: String,
     partition: i32,
     queue: PartitionQueue,
     control: WorkerControl,
 ) {
     let m = &shared.mapping;
-    let metrics = &shared.metrics;
-    let backoff = Backoff {
-        base: m.retry_backoff_base,
-        max: m.retry_backoff_max,
-    };
+    let deliverer = &shared.deliverer;
+    let metrics = &deliverer.metrics;
     // A record taken but not fitting the previous batch; already admitted.
     let mut held: Option<PolledRecord> = None;
     let mut headers = HeaderScratch::default();
@@ -364,7 +166,7 @@ pub(crate) async fn run_worker<I: Invoker>(
     let mut idle_position: Option<i64> = None;
     'batches: loop {
         let mut builder = BatchBuilder::in_buffer(
-            &shared.header,
+            deliverer.header(),
             m.batch_size,
             m.max_payload_bytes,
             spare.take().unwrap_or_default(),
@@ -386,8 +188,7 @@ pub(crate) async fn run_worker<I: Invoker>(
                     partition,
                     record,
                     payload_bytes,
-                    &control,
-                    &backoff,
+                    &control.abort,
                 )
                 .await
                 {
@@ -412,7 +213,7 @@ pub(crate) async fn run_worker<I: Invoker>(
                     _ = control.stop.cancelled() => break 'batches,
                     msg = recv(&queue) => msg,
                     _ = tokio::time::sleep(IDLE_GAP_CHECK_INTERVAL) => {
-                        store_skipped_offsets(&shared, &topic, partition, &mut next_offset, &mut idle_position).await;
+                        store_skipped_offsets(&shared.offsets, &topic, partition, &mut next_offset, &mut idle_position).await;
                         continue;
                     }
                 },
@@ -429,7 +230,7 @@ pub(crate) async fn run_worker<I: Invoker>(
                 Err(e) => {
                     // librdkafka reports a refused fetch once, then keeps asking every second or
                     // more: the mapping stops instead (see `DenialStop`), which ends this loop.
-                    if let Some(consumer) = shared.consumer.get().and_then(std::sync::Weak::upgrade)
+                    if let Some(consumer) = shared.offsets.consumer()
                         && Denied::of_error(&e, consumer.client()) == Some(Denied::Topic)
                     {
                         let denied = AccessDenied::ReadTopic {
@@ -456,7 +257,7 @@ pub(crate) async fn run_worker<I: Invoker>(
             }
             next_offset = offset + 1;
             idle_position = None;
-            metrics.received.increment(1);
+            RecordReceived.emit(metrics);
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
             let view = RecordView {
                 topic: &topic,
@@ -465,20 +266,22 @@ pub(crate) async fn run_worker<I: Invoker>(
                 value: msg.payload(),
                 headers: headers.fill(&msg),
             };
-            let reshaped = match admit(&shared, &view) {
+            let reshaped = match admit(m, &view) {
                 Admitted::Invoke(reshaped) => reshaped,
                 Admitted::Filtered => {
-                    metrics.filtered.increment(1);
+                    RecordFiltered.emit(metrics);
                     covered = Some(offset);
                     continue;
                 }
                 Admitted::Unusable(info) => {
-                    tracing::warn!(%topic, partition, offset, error = %info.message,
-                        "the input template does not apply to the record");
+                    InputTemplateFailed {
+                        offset,
+                        error: &info.message,
+                    }
+                    .emit(metrics);
                     let record = PolledRecord::from_message(&msg);
-                    let given_up = give_up_record(
-                        &shared, &topic, partition, record, info, &control, &backoff,
-                    );
+                    let given_up =
+                        give_up_record(deliverer, &topic, partition, record, info, &control.abort);
                     match given_up.await {
                         Some(offset) => covered = Some(offset),
                         None => break 'batches,
@@ -514,8 +317,7 @@ pub(crate) async fn run_worker<I: Invoker>(
                         partition,
                         record,
                         payload_bytes,
-                        &control,
-                        &backoff,
+                        &control.abort,
                     )
                     .await
                     {
@@ -531,18 +333,16 @@ pub(crate) async fn run_worker<I: Invoker>(
         }
         if builder.is_empty() {
             if let Some(offset) = covered {
-                store_offset(&shared, &topic, partition, offset);
+                shared.offsets.store(&topic, partition, offset);
             }
             continue;
         }
         let batch = builder.finish_covering(covered);
-        let done = |offset| store_offset(&shared, &topic, partition, offset);
-        if failure::deliver(
-            &shared, &topic, partition, batch, &control, &mut spare, done,
-        )
-        .await
-            == Delivery::Abandoned
-        {
+        let done = |offset| shared.offsets.store(&topic, partition, offset);
+        let delivered = deliverer
+            .deliver(&topic, partition, batch, &control.abort, &mut spare, done)
+            .await;
+        if delivered == Delivery::Abandoned {
             break;
         }
     }
@@ -567,33 +367,24 @@ const IDLE_GAP_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// moves the position past it for the moment between the drive loop taking it and seeking the
 /// partition back to it (`mapping::drive`), and that position must never be stored.
 /// librdkafka answers the position from its main thread, so it is asked off the runtime.
-async fn store_skipped_offsets<I>(
-    shared: &MappingShared<I>,
+async fn store_skipped_offsets(
+    offsets: &Offsets,
     topic: &str,
     partition: i32,
     next_offset: &mut i64,
     idle_position: &mut Option<i64>,
 ) {
-    let Some(consumer) = shared.consumer.get().and_then(std::sync::Weak::upgrade) else {
-        return;
-    };
-    let Ok(Ok(positions)) = tokio::task::spawn_blocking(move || consumer.position()).await else {
-        return;
-    };
-    let Some(rdkafka::Offset::Offset(position)) = positions
-        .find_partition(topic, partition)
-        .map(|element| element.offset())
-    else {
+    let Some(position) = offsets.position(topic, partition).await else {
         *idle_position = None;
         return;
     };
     let stable = idle_position.replace(position) == Some(position);
     if stable
         && position > *next_offset
-        && position > shared.progress.next(topic, partition).unwrap_or(0)
+        && position > offsets.progress.next(topic, partition).unwrap_or(0)
     {
         *next_offset = position;
-        store_offset(shared, topic, partition, position - 1);
+        offsets.store(topic, partition, position - 1);
     }
 }
 
@@ -616,22 +407,5 @@ async fn recv(
             msg = queue.recv() => return msg,
             _ = tokio::time::sleep(REPOLL_INTERVAL) => {}
         }
-    }
-}
-
-/// Marks everything up to and including `offset` as done; librdkafka commits it with the next
-/// (auto or explicit) commit.
-fn store_offset<I>(shared: &MappingShared<I>, topic: &str, partition: i32, offset: i64) {
-    let Some(consumer) = shared.consumer.get().and_then(std::sync::Weak::upgrade) else {
-        return;
-    };
-    // `store_offset` stores `offset + 1`: the next record to read.
-    match consumer.store_offset(topic, partition, offset) {
-        Ok(()) => {
-            shared.progress.advance(topic, partition, offset + 1);
-            shared.stored.notify_one();
-        }
-        Err(e) => tracing::warn!(%topic, partition, offset, error = %e,
-            "could not store the offset (partition no longer assigned?); the records may be delivered again"),
     }
 }
