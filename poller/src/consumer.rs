@@ -30,7 +30,7 @@ pub(crate) type MappingConsumer = StreamConsumer<MappingContext>;
 /// `[kafka.options]` can override them (except the reserved ones and, when `[kafka.auth]` is
 /// set, the `security.protocol`/`sasl.*`/`ssl.*` ones, rejected at validation).
 pub(crate) fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> ClientConfig {
-    let kafka = &config.raw.kafka;
+    let kafka = &config.kafka;
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &kafka.bootstrap_servers)
         .set("group.id", &mapping.consumer_group)
@@ -61,7 +61,7 @@ pub(crate) fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> Clie
         // Statistics carry the per-partition consumer lag the metrics export.
         .set(
             "statistics.interval.ms",
-            config.raw.telemetry.lag_interval_ms.to_string(),
+            config.telemetry.lag_interval_ms.to_string(),
         )
         .set(
             "auto.offset.reset",
@@ -79,7 +79,7 @@ pub(crate) fn client_config(config: &ValidatedConfig, mapping: &Mapping) -> Clie
     if kafka.group_protocol == GroupProtocol::Classic {
         cc.set("partition.assignment.strategy", "cooperative-sticky");
     }
-    config.auth.apply(&mut cc);
+    config.kafka.auth.apply(&mut cc);
     for (key, value) in &kafka.options {
         cc.set(key, value);
     }

@@ -5,7 +5,7 @@
 //! transient failure (5xx, network, timeout), or a permanent failure (missing function, access
 //! denied: needs an operator, retried slowly).
 
-use crate::config::LambdaConfig;
+use crate::config::Lambda;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::types::InvocationType;
 use aws_smithy_types::Blob;
@@ -82,15 +82,13 @@ pub struct LambdaInvoker {
 const DEFAULT_INVOKE_TIMEOUT: Duration = Duration::from_secs(905);
 
 /// Builds the Lambda client from the standard AWS chain and the `[lambda]` section.
-pub async fn lambda_client(config: &LambdaConfig) -> aws_sdk_lambda::Client {
+pub async fn lambda_client(config: &Lambda) -> aws_sdk_lambda::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = &config.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
     let shared = loader.load().await;
-    let timeout = config
-        .invoke_timeout_s
-        .map_or(DEFAULT_INVOKE_TIMEOUT, Duration::from_secs);
+    let timeout = config.invoke_timeout.unwrap_or(DEFAULT_INVOKE_TIMEOUT);
     let mut builder = aws_sdk_lambda::config::Builder::from(&shared)
         .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
         .timeout_config(

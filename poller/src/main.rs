@@ -71,17 +71,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Check { config } => match Config::load(&config) {
-            Ok(valid) => {
-                print!("{}", valid.to_redacted_toml());
-                eprintln!("configuration OK: {} mapping(s)", valid.mappings.len());
-                ExitCode::SUCCESS
+        Command::Check { config } => {
+            match Config::from_file(&config).and_then(|file| Ok((file.clone().validate()?, file))) {
+                Ok((valid, file)) => {
+                    print!("{}", file.to_redacted_toml(&valid.mappings));
+                    eprintln!("configuration OK: {} mapping(s)", valid.mappings.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Run {
             config,
             until_caught_up,
@@ -123,7 +125,7 @@ async fn run(
     let health = Arc::new(Health::new(config.mappings.len()));
     let metrics =
         kafka_lambda_poller::install_recorder().context("cannot install the metrics recorder")?;
-    if let Some(listen) = &config.raw.telemetry.listen {
+    if let Some(listen) = &config.telemetry.listen {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on telemetry.listen = {listen}"))?;
@@ -135,7 +137,7 @@ async fn run(
             }
         });
     }
-    let client = lambda_client(&config.raw.lambda).await;
+    let client = lambda_client(&config.lambda).await;
     let mut tasks = tokio::task::JoinSet::new();
     for mapping in config.mappings.clone() {
         let invoker = LambdaInvoker::new(client.clone(), mapping.function.clone());

@@ -145,7 +145,7 @@ pub async fn run_mapping<I: Invoker>(
             header: EventHeader {
                 source: mapping.event_source.clone(),
                 arn: mapping.event_source_arn.clone(),
-                bootstrap_servers: config.raw.kafka.bootstrap_servers.clone(),
+                bootstrap_servers: config.kafka.bootstrap_servers.clone(),
             },
             invoker,
             dead_letter: dead_letter(&config, &mapping).map_err(client_error)?,
@@ -167,12 +167,12 @@ pub async fn run_mapping<I: Invoker>(
     let workers = Arc::new(PartitionWorkers::new(
         shared,
         shutdown.child_token(),
-        config.drain_timeout(),
+        config.drain_timeout,
         supervisor.clone(),
     ));
     let context = MappingContext::new(
         &mapping,
-        KafkaClientContext::new(config.auth.token_provider().cloned()),
+        KafkaClientContext::new(config.kafka.auth.token_provider().cloned()),
         handle,
         workers.clone(),
         metrics,
@@ -182,7 +182,7 @@ pub async fn run_mapping<I: Invoker>(
         .map_err(client_error)?;
 
     let committer = tokio::spawn(offsets::commit_soon(offsets, shutdown.child_token()));
-    let drain_timeout = config.drain_timeout();
+    let drain_timeout = config.drain_timeout;
     // The consumer is polled on a blocking thread: rebalance callbacks run there and may block
     // while partition workers drain, which must not stall the async runtime.
     let runtime = tokio::runtime::Handle::current();
@@ -242,13 +242,13 @@ pub async fn run_mapping<I: Invoker>(
 /// `[kafka.auth]` and the `[kafka.options]` that are not the consumer's own.
 fn non_consumer_config(config: &ValidatedConfig) -> rdkafka::ClientConfig {
     let mut client = rdkafka::ClientConfig::new();
-    client.set("bootstrap.servers", &config.raw.kafka.bootstrap_servers);
-    for (key, value) in &config.raw.kafka.options {
+    client.set("bootstrap.servers", &config.kafka.bootstrap_servers);
+    for (key, value) in &config.kafka.options {
         if !key.starts_with("fetch.") && !key.starts_with("queued.") && key != "auto.offset.reset" {
             client.set(key, value);
         }
     }
-    config.auth.apply(&mut client);
+    config.kafka.auth.apply(&mut client);
     client
 }
 
@@ -265,7 +265,7 @@ fn dead_letter(
     let (mut client, token_provider) = match &mapping.on_failure_bootstrap_servers {
         None => (
             non_consumer_config(config),
-            config.auth.token_provider().cloned(),
+            config.kafka.auth.token_provider().cloned(),
         ),
         Some(servers) => {
             let mut client = rdkafka::ClientConfig::new();
@@ -292,7 +292,7 @@ fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<Sh
     let mapping = &shared.mapping;
     let name = format!("mapping[{}] {}", mapping.index, mapping.function);
     let source = non_consumer_config(config);
-    let context = KafkaClientContext::new(config.auth.token_provider().cloned());
+    let context = KafkaClientContext::new(config.kafka.auth.token_provider().cloned());
     let (shared, topics) = (shared.clone(), mapping.topics.clone());
     tokio::spawn(async move {
         match crate::deadletter::max_message_bytes(&source, context, &topics).await {

@@ -1,0 +1,267 @@
+use super::*;
+
+#[test]
+fn the_default_group_comes_from_the_function_name_without_alias_or_version() {
+    for function in [
+        "test-recorder",
+        "test-recorder:live",
+        "test-recorder:7",
+        "123456789012:function:test-recorder",
+        "arn:aws:lambda:eu-west-1:123456789012:function:test-recorder",
+        "arn:aws:lambda:eu-west-1:123456789012:function:test-recorder:live",
+    ] {
+        assert_eq!(function_name(function), "test-recorder", "{function}");
+    }
+}
+
+/// Validates a file made of `kafka` (lines of `[kafka]`), `rest` (other tables) and one
+/// mapping of `mapping` lines.
+fn validate(kafka: &str, mapping: &str, rest: &str) -> Result<ValidatedConfig, ConfigError> {
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"k1:9092,k2:9092\"\n{kafka}\n{rest}\n\
+         [[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n{mapping}\n"
+    );
+    toml::from_str::<Config>(&text)
+        .expect("the test's TOML parses")
+        .validate()
+}
+
+/// The field an invalid file is refused for, and the problem stated.
+fn refused(kafka: &str, mapping: &str, rest: &str) -> (String, String) {
+    match validate(kafka, mapping, rest) {
+        Err(ConfigError::Invalid { field, problem }) => (field, problem),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_resolve_into_the_runtime_model() {
+    let c = validate("", "", "").unwrap();
+    assert_eq!(c.kafka.bootstrap_servers, "k1:9092,k2:9092");
+    assert_eq!(c.kafka.commit_interval_ms, 5_000);
+    assert_eq!(c.kafka.fetch_wait_max_ms, 10);
+    assert_eq!(c.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.telemetry.listen, None);
+    assert_eq!(c.lambda.invoke_timeout, None);
+    let m = &c.mappings[0];
+    assert_eq!(m.consumer_group, "kafka-lambda-f");
+    assert_eq!(m.batch_size, 100);
+    assert_eq!(m.batching_window, Duration::from_millis(500));
+    assert_eq!(m.max_payload_bytes, SYNC_INVOKE_PAYLOAD_LIMIT);
+    assert_eq!(m.max_retry_attempts, None, "-1 is infinite");
+    assert_eq!(m.max_record_age, None);
+    assert_eq!(m.event_source, EventSource::SelfManagedKafka);
+}
+
+#[test]
+fn infinite_retries_are_capped_at_ten_with_a_dead_letter_topic() {
+    let c = validate("", "on_failure = \"kafka://dlq\"", "").unwrap();
+    assert_eq!(c.mappings[0].max_retry_attempts, Some(10));
+    assert_eq!(c.mappings[0].on_failure.as_deref(), Some("dlq"));
+}
+
+#[test]
+fn values_out_of_range_name_the_field_and_the_range() {
+    for (mapping, field, problem) in [
+        (
+            "batch_size = 0",
+            "mapping[0].batch_size",
+            "is 0; allowed: 1..=10000",
+        ),
+        (
+            "batch_size = 10001",
+            "mapping[0].batch_size",
+            "allowed: 1..=10000",
+        ),
+        (
+            "max_concurrency = 1001",
+            "mapping[0].max_concurrency",
+            "allowed: 1..=1000",
+        ),
+        (
+            "max_payload_bytes = 100",
+            "mapping[0].max_payload_bytes",
+            "allowed: 1024..=6291456",
+        ),
+        (
+            "retry_backoff_base_ms = 500\nretry_backoff_max_ms = 100",
+            "mapping[0].retry_backoff_max_ms",
+            "allowed: 500..=600000",
+        ),
+        (
+            "max_retry_attempts = -2",
+            "mapping[0].max_retry_attempts",
+            "-1 (infinite) or 0..=10000",
+        ),
+        (
+            "max_record_age_s = 59",
+            "mapping[0].max_record_age_s",
+            "-1 (no limit) or 60..=604800",
+        ),
+    ] {
+        let (f, p) = refused("", mapping, "");
+        assert_eq!(f, field, "{mapping}");
+        assert!(p.contains(problem), "{mapping}: {p}");
+    }
+    let (f, p) = refused("commit_interval_ms = 50", "", "");
+    assert_eq!(
+        (f.as_str(), p.as_str()),
+        ("kafka.commit_interval_ms", "is 50; allowed: 100..=3600000")
+    );
+}
+
+#[test]
+fn bootstrap_servers_must_each_be_host_and_port() {
+    let text = "[kafka]\nbootstrap_servers = \"k1:9092, k2\"\n[[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n";
+    let error = toml::from_str::<Config>(text)
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid config: `kafka.bootstrap_servers` has `k2`, which is not host:port"
+    );
+}
+
+#[test]
+fn options_the_poller_owns_are_refused() {
+    for key in ["enable.auto.offset.store", "group.id", "enable.auto.commit"] {
+        let (f, p) = refused(&format!("[kafka.options]\n\"{key}\" = \"x\""), "", "");
+        assert_eq!(f, format!("kafka.options.\"{key}\""));
+        assert!(p.contains("managed by the poller"), "{p}");
+    }
+    let (_, p) = refused("[kafka.options]\n\"group.protocol\" = \"consumer\"", "", "");
+    assert!(p.contains("kafka.group_protocol"), "{p}");
+}
+
+#[test]
+fn a_drain_timeout_must_stay_below_the_poll_interval_it_blocks() {
+    let (f, p) = refused(
+        "[kafka.options]\n\"max.poll.interval.ms\" = \"20000\"",
+        "",
+        "[shutdown]\ndrain_timeout_ms = 20000",
+    );
+    assert_eq!(f, "shutdown.drain_timeout_ms");
+    assert!(p.contains("max.poll.interval.ms (20000)"), "{p}");
+    assert!(
+        validate(
+            "[kafka.options]\n\"max.poll.interval.ms\" = \"20001\"",
+            "",
+            "[shutdown]\ndrain_timeout_ms = 20000"
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn starting_position_and_its_timestamp_go_together() {
+    let (f, p) = refused("", "starting_position = \"AT_TIMESTAMP\"", "");
+    assert_eq!(f, "mapping[0].starting_position_timestamp");
+    assert!(p.contains("is required"), "{p}");
+    let (_, p) = refused("", "starting_position_timestamp = 1700000000", "");
+    assert!(p.contains("only allowed with"), "{p}");
+    let c = validate(
+        "",
+        "starting_position = \"AT_TIMESTAMP\"\nstarting_position_timestamp = 1700000000",
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        c.mappings[0].starting_position_timestamp_ms,
+        Some(1_700_000_000_000)
+    );
+}
+
+#[test]
+fn an_msk_mapping_needs_the_cluster_arn_and_only_msk_sends_one() {
+    let (f, _) = refused("", "event_source = \"aws:kafka\"", "");
+    assert_eq!(f, "mapping[0].event_source_arn");
+    let (_, p) = refused(
+        "",
+        "event_source = \"aws:kafka\"\nevent_source_arn = \"cluster\"",
+        "",
+    );
+    assert_eq!(p, "is `cluster`, not an ARN");
+    let (_, p) = refused("", "event_source_arn = \"arn:aws:kafka:x\"", "");
+    assert!(
+        p.contains("only sent for event_source = \"aws:kafka\""),
+        "{p}"
+    );
+    let (f, _) = refused("", "event_source = \"kafka\"", "");
+    assert_eq!(f, "mapping[0].event_source");
+}
+
+#[test]
+fn the_dead_letter_topic_is_a_topic_and_never_the_source_on_the_same_cluster() {
+    let (_, p) = refused("", "on_failure = \"dlq\"", "");
+    assert!(p.contains("kafka://TOPIC"), "{p}");
+    let (_, p) = refused("", "on_failure = \"kafka://t\"", "");
+    assert!(p.contains("read again forever"), "{p}");
+    // The same brokers in another order and case are the same cluster.
+    let (_, p) = refused(
+        "",
+        "on_failure = \"kafka://t\"\non_failure_bootstrap_servers = \"K2:9092, k1:9092\"",
+        "",
+    );
+    assert!(p.contains("read again forever"), "{p}");
+    assert!(
+        validate(
+            "",
+            "on_failure = \"kafka://t\"\non_failure_bootstrap_servers = \"other:9092\"",
+            ""
+        )
+        .is_ok(),
+        "the same name on another cluster is another topic"
+    );
+    let (f, _) = refused("", "on_failure_bootstrap_servers = \"other:9092\"", "");
+    assert_eq!(f, "mapping[0].on_failure_bootstrap_servers");
+}
+
+#[test]
+fn topic_names_follow_kafkas_rule() {
+    for topic in ["", "a b", "..", &"x".repeat(250)] {
+        let text = format!(
+            "[kafka]\nbootstrap_servers = \"k:9092\"\n[[mapping]]\nfunction = \"f\"\ntopics = [\"{topic}\"]\n"
+        );
+        let error = toml::from_str::<Config>(&text)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("mapping[0].topics"),
+            "{topic}: {error}"
+        );
+    }
+}
+
+#[test]
+fn two_mappings_may_not_share_a_consumer_group() {
+    let text = "[kafka]\nbootstrap_servers = \"k:9092\"\n\
+                [[mapping]]\nfunction = \"f:live\"\ntopics = [\"a\"]\n\
+                [[mapping]]\nfunction = \"f:test\"\ntopics = [\"b\"]\n";
+    let error = toml::from_str::<Config>(text)
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid config: `mapping[1].consumer_group` `kafka-lambda-f` is used by another mapping; each mapping needs its own group"
+    );
+}
+
+#[test]
+fn check_output_shows_the_derived_group_and_redacts_secret_options() {
+    let text = "[kafka]\nbootstrap_servers = \"k:9092\"\n[kafka.options]\n\"ssl.key.password\" = \"hunter2\"\n\
+                [[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n";
+    let file: Config = toml::from_str(text).unwrap();
+    let valid = file.clone().validate().unwrap();
+    let shown = file.to_redacted_toml(&valid.mappings);
+    assert!(
+        shown.contains("consumer_group = \"kafka-lambda-f\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("<redacted>") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}
