@@ -162,7 +162,7 @@ impl Report {
         let _ = writeln!(out, "|---|------|---------------------|--------|--------|");
         let mut details = String::new();
         if let Some(t) = &self.throughput {
-            self.throughput_rows(t, &mut out, &mut details);
+            Self::throughput_rows(t, &mut out, &mut details);
         }
         if !self.latency.is_empty() {
             let ok: Vec<&LatencyRun> = self
@@ -319,7 +319,7 @@ impl Report {
         out
     }
 
-    fn throughput_rows(&self, t: &Throughput, out: &mut String, details: &mut String) {
+    fn throughput_rows(t: &Throughput, out: &mut String, details: &mut String) {
         let base = median(&t.baseline);
         let runs: Vec<ConsumeRun> = t.poller.iter().map(|p| p.run).collect();
         let poll = median(&runs);

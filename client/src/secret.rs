@@ -34,10 +34,9 @@ impl<'de> Deserialize<'de> for SecretSource {
 
 struct SecretSourceVisitor;
 
-impl SecretSourceVisitor {
-    fn literal<E: de::Error>(self) -> Result<SecretSource, E> {
-        Err(E::custom(LITERAL_REFUSED))
-    }
+/// The error for a secret written as a literal value, which never quotes the value.
+fn refuse_literal<E: de::Error>() -> Result<SecretSource, E> {
+    Err(E::custom(LITERAL_REFUSED))
 }
 
 // Every `visit_*` for a scalar is overridden: serde's default messages quote the value
@@ -50,34 +49,34 @@ impl<'de> Visitor<'de> for SecretSourceVisitor {
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_i128<E: de::Error>(self, _: i128) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_u128<E: de::Error>(self, _: u128) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_char<E: de::Error>(self, _: char) -> Result<SecretSource, E> {
-        self.literal()
+        refuse_literal()
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<SecretSource, A::Error> {
-        self.literal()
+        refuse_literal()
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretSource, A::Error> {

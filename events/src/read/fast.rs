@@ -98,6 +98,10 @@ impl<'a> Cursor<'a> {
     }
 
     /// Base64 bytes, or `None` for null (the outer `Option` is whether this parser handles it).
+    #[expect(
+        clippy::option_option,
+        reason = "the outer Option is this parser's `?` bail-out, as everywhere in it"
+    )]
     fn base64(&mut self) -> Option<Option<Vec<u8>>> {
         if self.null() {
             return Some(None);
@@ -264,6 +268,11 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// A string, or `None` for null (the outer `Option` is whether this parser handles it).
+    #[expect(
+        clippy::option_option,
+        reason = "the outer Option is this parser's `?` bail-out, as everywhere in it"
+    )]
     fn optional_string(&mut self) -> Option<Option<String>> {
         if self.null() {
             return Some(None);
