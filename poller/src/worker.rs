@@ -3,7 +3,7 @@
 //! stores its offset — and only then takes more records. One batch in flight per partition keeps
 //! offset order; librdkafka's bounded prefetch plus "pull only when ready" is the backpressure.
 //!
-//! What a worker does with one record (`admit`, `give_up_record`, `recv`) and with an idle
+//! What a worker does with one record (`admit`, `GiveUp`, `recv`) and with an idle
 //! partition (`store_skipped_offsets`) does not depend on the order it keeps, so another
 //! scheduling policy (per-key order) reuses them beside [`run`].
 
@@ -96,47 +96,45 @@ fn admit(m: &Mapping, record: &RecordView<'_>) -> Admitted {
     Admitted::Invoke(None)
 }
 
-/// Gives up one record that can never be invoked (dead-lettered, or skipped and logged);
-/// `Some(offset)` once done, `None` when the worker was aborted first.
-async fn give_up_record<I: Invoker>(
-    deliverer: &Deliverer<I>,
-    topic: &str,
+/// The partition a worker gives records up for.
+struct GiveUp<'a, I> {
+    shared: &'a Shared<I>,
+    topic: &'a str,
     partition: i32,
-    record: PolledRecord,
-    info: FailureInfo,
-    abort: &CancellationToken,
-) -> Option<i64> {
-    let offset = record.offset;
-    let outcome = deliverer
-        .give_up(topic, partition, &[record], &info, abort)
-        .await;
-    (outcome == Delivery::Done).then_some(offset)
+    abort: &'a CancellationToken,
 }
 
-/// Gives up a record too large for an invocation payload even alone.
-async fn give_up_too_large<I: Invoker>(
-    shared: &Shared<I>,
-    topic: &str,
-    partition: i32,
-    record: PolledRecord,
-    payload_bytes: usize,
-    abort: &CancellationToken,
-) -> Option<i64> {
-    let limit = shared.mapping.max_payload_bytes;
-    RecordTooLarge {
-        offset: record.offset,
-        payload_bytes,
-        limit,
+impl<I: Invoker> GiveUp<'_, I> {
+    /// Gives up one record that can never be invoked (dead-lettered, or skipped and logged);
+    /// `Some(offset)` once done, `None` when the worker was aborted first.
+    async fn record(&self, record: PolledRecord, info: FailureInfo) -> Option<i64> {
+        let offset = record.offset;
+        let outcome = self
+            .shared
+            .deliverer
+            .give_up(self.topic, self.partition, &[record], &info, self.abort)
+            .await;
+        (outcome == Delivery::Done).then_some(offset)
     }
-    .emit(&shared.deliverer.metrics);
-    let info = FailureInfo {
-        error_type: "RecordTooLarge".to_owned(),
-        message: format!(
-            "an event with this record alone is {payload_bytes} bytes; max_payload_bytes is {limit}"
-        ),
-        attempts: 0,
-    };
-    give_up_record(&shared.deliverer, topic, partition, record, info, abort).await
+
+    /// Gives up a record too large for an invocation payload even alone.
+    async fn too_large(&self, record: PolledRecord, payload_bytes: usize) -> Option<i64> {
+        let limit = self.shared.mapping.max_payload_bytes;
+        RecordTooLarge {
+            offset: record.offset,
+            payload_bytes,
+            limit,
+        }
+        .emit(&self.shared.deliverer.metrics);
+        let info = FailureInfo {
+            error_type: "RecordTooLarge".to_owned(),
+            message: format!(
+                "an event with this record alone is {payload_bytes} bytes; max_payload_bytes is {limit}"
+            ),
+            attempts: 0,
+        };
+        self.record(record, info).await
+    }
 }
 
 /// The worker loop of one partition: gather a batch, deliver it, store its offset, repeat.
@@ -153,6 +151,12 @@ pub(crate) async fn run<I: Invoker>(
     let m = &shared.mapping;
     let deliverer = &shared.deliverer;
     let metrics = &deliverer.metrics;
+    let give_up = GiveUp {
+        shared: &shared,
+        topic: &topic,
+        partition,
+        abort: &control.abort,
+    };
     // A record taken but not fitting the previous batch; already admitted.
     let mut held: Option<PolledRecord> = None;
     let mut headers = HeaderScratch::default();
@@ -182,16 +186,7 @@ pub(crate) async fn run<I: Invoker>(
                 &record.as_record_ref(&topic, partition),
                 record.original_value.as_deref(),
             ) {
-                match give_up_too_large(
-                    &shared,
-                    &topic,
-                    partition,
-                    record,
-                    payload_bytes,
-                    &control.abort,
-                )
-                .await
-                {
+                match give_up.too_large(record, payload_bytes).await {
                     Some(offset) => covered = Some(offset),
                     None => break 'batches,
                 }
@@ -280,9 +275,7 @@ pub(crate) async fn run<I: Invoker>(
                     }
                     .emit(metrics);
                     let record = PolledRecord::from_message(&msg);
-                    let given_up =
-                        give_up_record(deliverer, &topic, partition, record, info, &control.abort);
-                    match given_up.await {
+                    match give_up.record(record, info).await {
                         Some(offset) => covered = Some(offset),
                         None => break 'batches,
                     }
@@ -311,16 +304,7 @@ pub(crate) async fn run<I: Invoker>(
                 }
                 Err(Rejected::TooLarge { payload_bytes }) => {
                     let record = PolledRecord::from_ref(&record, original_value);
-                    match give_up_too_large(
-                        &shared,
-                        &topic,
-                        partition,
-                        record,
-                        payload_bytes,
-                        &control.abort,
-                    )
-                    .await
-                    {
+                    match give_up.too_large(record, payload_bytes).await {
                         Some(offset) => covered = Some(offset),
                         None => break 'batches,
                     }
