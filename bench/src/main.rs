@@ -14,6 +14,7 @@
 mod alloc;
 mod coldstart;
 mod decode;
+mod floor;
 mod kafka;
 mod latency;
 mod process;
@@ -81,6 +82,12 @@ enum Cmd {
         /// The report to update.
         #[arg(long, default_value = "BENCHMARKS.md")]
         report: PathBuf,
+    },
+    /// Goal 1's floor only: SigV4's SHA-256 and the event's encoding per record.
+    Floor {
+        /// Timed iterations of each part.
+        #[arg(long, default_value_t = 31)]
+        iterations: usize,
     },
     /// Goal 4 only: handler decode.
     Decode {
@@ -368,6 +375,18 @@ async fn init_runs(functions: &[PathBuf]) -> anyhow::Result<Vec<coldstart::InitT
     Ok(runs)
 }
 
+fn floor_run(iterations: usize) -> anyhow::Result<floor::Floor> {
+    let f = floor::run(iterations)?;
+    eprintln!(
+        "floor: SHA-256 {:.2} µs + encoding {:.2} µs per record ({} records, {} bytes)",
+        floor::micros(f.sha256),
+        floor::micros(f.encode),
+        f.records,
+        f.event_bytes
+    );
+    Ok(f)
+}
+
 fn decode_run(iterations: usize) -> anyhow::Result<decode::DecodeResult> {
     let d = decode::run(iterations)?;
     eprintln!(
@@ -411,6 +430,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             report.init = init_runs(&functions).await?;
             report.decode = Some(tokio::task::block_in_place(|| decode_run(31))?);
+            report.floor = Some(tokio::task::block_in_place(|| floor_run(31))?);
             // Before the gigabyte topics exist, so that the latency runs share the machine with
             // no log segments being written or cleaned.
             report.latency = latency_runs(&setup, &fetch_wait, 20).await?;
@@ -458,6 +478,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return tokio::task::block_in_place(|| {
                 decode::profile(which == "alternative", iterations)
             });
+        }
+        Cmd::Floor { iterations } => {
+            report.floor = Some(tokio::task::block_in_place(|| floor_run(iterations))?);
         }
         Cmd::Decode {
             iterations,

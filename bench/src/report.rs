@@ -51,6 +51,8 @@ pub(crate) struct Report {
     pub(crate) init: Vec<InitTimes>,
     /// Decode benchmark.
     pub(crate) decode: Option<DecodeResult>,
+    /// Goal 1's floor.
+    pub(crate) floor: Option<crate::floor::Floor>,
     /// Throughput.
     pub(crate) throughput: Option<Throughput>,
     /// Latency per `fetch_wait_max_ms`.
@@ -163,6 +165,9 @@ impl Report {
         let mut details = String::new();
         if let Some(t) = &self.throughput {
             Self::throughput_rows(t, &mut out, &mut details);
+        }
+        if let Some(f) = &self.floor {
+            Self::floor_row(f, self.throughput.as_ref(), &mut out);
         }
         if !self.latency.is_empty() {
             let ok: Vec<&LatencyRun> = self
@@ -317,6 +322,59 @@ impl Report {
         }
         out.push_str(&details);
         out
+    }
+
+    /// The floor of goal 1's CPU per record, and with the throughput runs (the plain consumer's
+    /// median CPU, the broker's CPU per record, the baseline's rate) the best ratio two cores
+    /// could give when every record costs at least the floor in the poller and its CPU in the
+    /// broker.
+    fn floor_row(f: &crate::floor::Floor, t: Option<&Throughput>, out: &mut String) {
+        let middle = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        let (sha, encode) = (
+            crate::floor::micros(f.sha256),
+            crate::floor::micros(f.encode),
+        );
+        let measured = t.and_then(|t| {
+            let consumer = middle(t.baseline.iter().filter_map(cpu_per_record_us).collect())?;
+            let broker = middle(
+                t.poller
+                    .iter()
+                    .filter_map(|p| Some(p.broker_cpu?.as_secs_f64() * 1e6 / p.run.records as f64))
+                    .collect(),
+            )?;
+            let baseline = median(&t.baseline)?.steady_rate();
+            Some((consumer, broker, baseline))
+        });
+        let (sum, verdict) = match measured {
+            Some((consumer, broker, baseline)) => {
+                let total = f.total_us(consumer);
+                let best = 2.0 * 1e6 / (total + broker) / baseline;
+                (
+                    format!(
+                        "{sha:.2} + {encode:.2} + {consumer:.2} = {total:.2} µs; with the broker's \
+                         {broker:.2} µs, two cores carry at most {best:.2}× the baseline's rate"
+                    ),
+                    if total > 2.0 || best < 0.95 {
+                        "goal 1 is **not reachable** on this machine"
+                    } else {
+                        "goal 1 is within reach"
+                    },
+                )
+            }
+            None => (
+                format!("{sha:.2} + {encode:.2} µs (no throughput run)"),
+                "reported",
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "| 1 | Floor of the poller's CPU per record: SigV4's SHA-256 of the body + writing the event \
+             ({} records, {} bytes) + the plain consumer's own CPU (median) | {sum} | report | {verdict} |",
+            f.records, f.event_bytes
+        );
     }
 
     fn throughput_rows(t: &Throughput, out: &mut String, details: &mut String) {
