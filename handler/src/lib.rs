@@ -86,7 +86,7 @@ pub mod testing;
 pub use batch::{Batch, BatchOptions, decode_batch, process_batch};
 pub use decode::{Bytes, DecodeValue, Nullable, Text};
 pub use error::{FailureReason, HandlerError, InvalidEvent, RecordFailure};
-pub use process::{Outcome, ProcessOptions, process_event, process_records};
+pub use process::{Ordering, Outcome, ProcessOptions, process_event, process_records};
 pub use record::Record;
 pub use run::{run_batch, run_batch_with, run_records};
 

@@ -1,5 +1,6 @@
-//! Per-record processing: each partition in offset order, stopping at its first failure,
-//! partitions concurrently; and the answer to Lambda built from the outcome.
+//! Per-record processing: each partition (or, with [`Ordering::Key`], each key of a partition) in
+//! offset order, stopping at its first failure, partitions (keys) concurrently; and the answer to
+//! Lambda built from the outcome.
 
 use crate::decode::DecodeValue;
 use crate::error::{FailureReason, HandlerError, RecordFailure, error_chain};
@@ -30,6 +31,7 @@ pub struct ProcessOptions {
     max_concurrency: NonZeroUsize,
     report_batch_item_failures: bool,
     skip_undecodable: bool,
+    ordering: Ordering,
 }
 
 impl Default for ProcessOptions {
@@ -38,8 +40,28 @@ impl Default for ProcessOptions {
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             report_batch_item_failures: false,
             skip_undecodable: false,
+            ordering: Ordering::Partition,
         }
     }
+}
+
+/// Which records of a batch keep their order among themselves ([`ProcessOptions::ordering`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ordering {
+    /// Each partition's records one after the other, in offset order; partitions concurrently.
+    /// A failed record stops its partition, and is reported as the partition's first failure.
+    /// What the native MSK / self-managed Kafka trigger expects, and the poller's
+    /// `ordering = "partition"`.
+    #[default]
+    Partition,
+    /// Each key's records (within a partition) one after the other, in offset order; keys
+    /// concurrently (records without a key form one key). A failed record stops only its key,
+    /// and each failed key's first failed record is reported. Pair it with the poller's
+    /// `ordering = "key"`, which retries a reported record with the later records of its key
+    /// only. Behind the native trigger (which has no such mode) a reported record means its
+    /// whole partition from that offset, so the other keys' later records would run again.
+    Key,
 }
 
 impl ProcessOptions {
@@ -66,6 +88,13 @@ impl ProcessOptions {
     /// whole invocation and Lambda retries the batch.
     pub fn report_batch_item_failures(mut self, enabled: bool) -> Self {
         self.report_batch_item_failures = enabled;
+        self
+    }
+
+    /// Which records keep their order: [`Ordering::Partition`] (default) or [`Ordering::Key`];
+    /// `max_concurrency` then counts keys processed at once.
+    pub fn ordering(mut self, ordering: Ordering) -> Self {
+        self.ordering = ordering;
         self
     }
 
@@ -141,8 +170,13 @@ where
     let total = event.len();
     let f = &f;
     let skip_undecodable = options.skip_undecodable;
+    // The runs of records processed one after the other: partitions, or keys of partitions.
+    let runs: Vec<Vec<KafkaRecord>> = match options.ordering {
+        Ordering::Partition => event.records.into_values().collect(),
+        Ordering::Key => event.records.into_values().flat_map(by_key).collect(),
+    };
     let mut partitions: Vec<(usize, PartitionOutcome)> =
-        futures::stream::iter(event.records.into_values().enumerate())
+        futures::stream::iter(runs.into_iter().enumerate())
             .map(|(index, records)| async move {
                 (index, process_partition(records, f, skip_undecodable).await)
             })
@@ -185,6 +219,22 @@ where
     process_records(event, f, options)
         .await?
         .into_response(options.report_batch_item_failures)
+}
+
+/// A partition's records split by key, each key's in offset order, keys in the order of their
+/// first record.
+fn by_key(records: Vec<KafkaRecord>) -> Vec<Vec<KafkaRecord>> {
+    let mut keys: std::collections::HashMap<Option<Vec<u8>>, usize> = Default::default();
+    let mut runs: Vec<Vec<KafkaRecord>> = Vec::new();
+    for record in records {
+        let next = runs.len();
+        let run = *keys.entry(record.key.clone()).or_insert(next);
+        if run == next {
+            runs.push(Vec::new());
+        }
+        runs[run].push(record);
+    }
+    runs
 }
 
 #[derive(Default)]

@@ -12,7 +12,7 @@ mod model;
 mod validate;
 
 pub use file::Config;
-pub(crate) use file::{GroupProtocol, StartingPosition};
+pub(crate) use file::{GroupProtocol, Ordering, StartingPosition};
 pub use model::ValidatedConfig;
 pub(crate) use model::{Lambda, Mapping};
 pub use validate::ConfigError;

@@ -8,9 +8,12 @@
 //! segment may be split in two (bisect) or cut at a failed record (partial response). Segments
 //! finish strictly in order, so "done" offsets only ever advance contiguously.
 
+mod lanes;
 mod plan;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use lanes::LaneReport;
 
 use crate::access::{AccessDenied, Denied, Principal};
 use crate::batch::{Batch, BatchRecord, EventHeader, PolledRecord, encode_part};
@@ -170,12 +173,39 @@ impl<I: Invoker> Deliverer<I> {
         // The batch's payload, shared with the invocation (no copy), and the source every
         // retried part of it is copied from (no record is encoded twice).
         let source = Bytes::from(payload);
-        let mut segments = VecDeque::from([Segment {
+        let first = Segment {
             end,
             records,
             payload: Some(source.clone()),
             tries: Tries::default(),
-        }]);
+        };
+        if self
+            .run_segments(topic, partition, &source, first, abort, &mut done)
+            .await
+            == Delivery::Abandoned
+        {
+            return Delivery::Abandoned;
+        }
+        // Emptied first: converting keeps the capacity, and would otherwise move the bytes.
+        *spare = source.try_into_mut().ok().map(|mut buf| {
+            buf.clear();
+            Vec::from(buf)
+        });
+        Delivery::Done
+    }
+
+    /// Works `first` and the segments it becomes until every record is finished (or the
+    /// worker is aborted); `done(offset)` as in [`deliver`](Self::deliver).
+    async fn run_segments(
+        &self,
+        topic: &str,
+        partition: i32,
+        source: &Bytes,
+        first: Segment,
+        abort: &CancellationToken,
+        done: &mut impl FnMut(i64),
+    ) -> Delivery {
+        let mut segments = VecDeque::from([first]);
         while let Some(mut seg) = segments.pop_front() {
             if self.policy.checks_age(seg.tries) {
                 let now = now_ms();
@@ -192,7 +222,7 @@ impl<I: Invoker> Deliverer<I> {
                         ),
                         attempts: seg.tries.attempts,
                     };
-                    let expired = polled(&source, &expired);
+                    let expired = polled(source, &expired);
                     if self.give_up(topic, partition, &expired, &info, abort).await
                         == Delivery::Abandoned
                     {
@@ -211,14 +241,16 @@ impl<I: Invoker> Deliverer<I> {
                     &self.header,
                     topic,
                     partition,
-                    &source,
+                    source,
                     &seg.records,
                 ))
             });
             let Some(invoked) = self.invoke(&seg, payload.clone(), abort).await else {
                 return Delivery::Abandoned;
             };
-            let (outcome, failure) = self.judge(topic, partition, &seg, invoked);
+            let Judged {
+                outcome, failure, ..
+            } = self.judge(topic, partition, &seg, invoked);
             match plan(&self.policy, seg.tries, seg.records.len(), outcome) {
                 Step::Done => {
                     RecordsDelivered {
@@ -255,7 +287,7 @@ impl<I: Invoker> Deliverer<I> {
                     wait,
                     tries,
                 } => {
-                    self.finish_first(&mut seg, finished, &mut done);
+                    self.finish_first(&mut seg, finished, done);
                     if finished == 0 {
                         // The same records: the same payload.
                         seg.payload = Some(payload);
@@ -271,13 +303,13 @@ impl<I: Invoker> Deliverer<I> {
                     give_up,
                     tries,
                 } => {
-                    self.finish_first(&mut seg, finished, &mut done);
+                    self.finish_first(&mut seg, finished, done);
                     let rest = seg.records.split_off(give_up.min(seg.records.len()));
                     let failure = FailureInfo {
                         attempts: tries.attempts,
                         ..failure.unwrap_or_else(|| unreachable_failure(outcome))
                     };
-                    let given_up = polled(&source, &seg.records);
+                    let given_up = polled(source, &seg.records);
                     if self
                         .give_up(topic, partition, &given_up, &failure, abort)
                         .await
@@ -299,11 +331,6 @@ impl<I: Invoker> Deliverer<I> {
                 }
             }
         }
-        // Emptied first: converting keeps the capacity, and would otherwise move the bytes.
-        *spare = source.try_into_mut().ok().map(|mut buf| {
-            buf.clear();
-            Vec::from(buf)
-        });
         Delivery::Done
     }
 
@@ -315,15 +342,8 @@ impl<I: Invoker> Deliverer<I> {
         }
     }
 
-    /// What an invocation's result means for the plan, reported as it is judged, and what a
-    /// dead letter would say of it (`None` when nothing failed).
-    fn judge(
-        &self,
-        topic: &str,
-        partition: i32,
-        seg: &Segment,
-        invoked: InvokeOutcome,
-    ) -> (Outcome, Option<FailureInfo>) {
+    /// What an invocation's result means for the plan, reported as it is judged.
+    fn judge(&self, topic: &str, partition: i32, seg: &Segment, invoked: InvokeOutcome) -> Judged {
         let offsets = seg.offsets();
         let attempt = seg.tries.attempts + 1;
         let failed = |error_type: &str, message: String| FailureInfo {
@@ -333,9 +353,10 @@ impl<I: Invoker> Deliverer<I> {
         };
         match invoked {
             InvokeOutcome::Success { payload } if self.report_batch_item_failures => {
-                match failed_offset(&payload, topic, partition, &seg.records) {
-                    Ok(None) => (Outcome::Delivered, None),
-                    Ok(Some(failed_offset)) => {
+                match failed_offsets(&payload, topic, partition, &seg.records) {
+                    Ok(failed_offsets) if failed_offsets.is_empty() => Judged::delivered(),
+                    Ok(failed_offsets) => {
+                        let failed_offset = failed_offsets[0];
                         PartialBatchFailure {
                             offsets,
                             failed_offset,
@@ -349,7 +370,11 @@ impl<I: Invoker> Deliverer<I> {
                                 "the function reported record {topic}-{partition}@{failed_offset} as failed"
                             ),
                         );
-                        (Outcome::RecordFailed { done }, Some(info))
+                        Judged {
+                            outcome: Outcome::RecordFailed { done },
+                            failure: Some(info),
+                            failed_offsets,
+                        }
                     }
                     Err(problem) => {
                         MalformedBatchResponse {
@@ -359,7 +384,7 @@ impl<I: Invoker> Deliverer<I> {
                         }
                         .emit(&self.metrics);
                         let info = failed("MalformedBatchResponse", problem);
-                        (Outcome::UnreadableResponse, Some(info))
+                        Judged::failed(Outcome::UnreadableResponse, info)
                     }
                 }
             }
@@ -371,7 +396,7 @@ impl<I: Invoker> Deliverer<I> {
                 {
                     ItemFailuresIgnored { offsets }.emit(&self.metrics);
                 }
-                (Outcome::Delivered, None)
+                Judged::delivered()
             }
             InvokeOutcome::FunctionError {
                 error_type,
@@ -384,11 +409,11 @@ impl<I: Invoker> Deliverer<I> {
                     message: &message,
                 }
                 .emit(&self.metrics);
-                (Outcome::FunctionError, Some(failed(&error_type, message)))
+                Judged::failed(Outcome::FunctionError, failed(&error_type, message))
             }
-            InvokeOutcome::Throttled { .. } => (Outcome::NotRun(NotRun::Throttled), None),
-            InvokeOutcome::Transient { .. } => (Outcome::NotRun(NotRun::Transient), None),
-            InvokeOutcome::Permanent { .. } => (Outcome::NotRun(NotRun::Permanent), None),
+            InvokeOutcome::Throttled { .. } => Judged::not_run(NotRun::Throttled),
+            InvokeOutcome::Transient { .. } => Judged::not_run(NotRun::Transient),
+            InvokeOutcome::Permanent { .. } => Judged::not_run(NotRun::Permanent),
         }
     }
 
@@ -503,6 +528,42 @@ impl<I: Invoker> Deliverer<I> {
     }
 }
 
+/// An invocation's result, judged.
+struct Judged {
+    /// What it means for the plan.
+    outcome: Outcome,
+    /// What a dead letter would say of it (`None` when nothing failed).
+    failure: Option<FailureInfo>,
+    /// The offsets a partial batch response named as failed, in order.
+    failed_offsets: Vec<i64>,
+}
+
+impl Judged {
+    fn delivered() -> Self {
+        Judged {
+            outcome: Outcome::Delivered,
+            failure: None,
+            failed_offsets: Vec::new(),
+        }
+    }
+
+    fn failed(outcome: Outcome, failure: FailureInfo) -> Self {
+        Judged {
+            outcome,
+            failure: Some(failure),
+            failed_offsets: Vec::new(),
+        }
+    }
+
+    fn not_run(why: NotRun) -> Self {
+        Judged {
+            outcome: Outcome::NotRun(why),
+            failure: None,
+            failed_offsets: Vec::new(),
+        }
+    }
+}
+
 /// A give-up step follows only an outcome that failed, which always comes with its
 /// [`FailureInfo`]; should one ever not, the dead letter still says what was decided.
 fn unreachable_failure(outcome: Outcome) -> FailureInfo {
@@ -534,16 +595,16 @@ async fn pause(abort: &CancellationToken, delay: Duration) -> bool {
     }
 }
 
-/// The lowest offset of `records` the function reported as failed, `None` for none, or why
+/// The offsets of `records` the function reported as failed, in order (none: all done), or why
 /// the response cannot be trusted.
-fn failed_offset(
+fn failed_offsets(
     response: &[u8],
     topic: &str,
     partition: i32,
     records: &[BatchRecord],
-) -> Result<Option<i64>, String> {
+) -> Result<Vec<i64>, String> {
     let parsed = KafkaBatchResponse::from_payload(response).map_err(|e| e.to_string())?;
-    let mut lowest: Option<i64> = None;
+    let mut failed = Vec::with_capacity(parsed.batch_item_failures.len());
     for failure in &parsed.batch_item_failures {
         let id = &failure.item_identifier;
         let in_segment = id.topic == topic
@@ -556,9 +617,11 @@ fn failed_offset(
                 "batchItemFailures names {id}, which is not a record of this batch"
             ));
         }
-        lowest = Some(lowest.map_or(id.offset, |l| l.min(id.offset)));
+        failed.push(id.offset);
     }
-    Ok(lowest)
+    failed.sort_unstable();
+    failed.dedup();
+    Ok(failed)
 }
 
 /// Whether a function's response is a partial batch response naming at least one record.

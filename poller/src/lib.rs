@@ -24,6 +24,7 @@ mod mapping;
 mod offsets;
 mod telemetry;
 pub mod template;
+mod window;
 mod worker;
 mod workers;
 

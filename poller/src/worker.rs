@@ -9,7 +9,7 @@
 
 use crate::access::{AccessDenied, DenialStop, Denied};
 use crate::batch::{self, BatchBuilder, HeaderScratch, PolledRecord, Rejected};
-use crate::config::Mapping;
+use crate::config::{Mapping, Ordering};
 use crate::consumer::PartitionQueue;
 use crate::deadletter::FailureInfo;
 use crate::delivery::{Deliverer, Delivery};
@@ -27,6 +27,8 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+mod keyed;
 
 /// What every partition worker of a mapping shares.
 pub(crate) struct Shared<I> {
@@ -137,11 +139,27 @@ impl<I: Invoker> GiveUp<'_, I> {
     }
 }
 
+/// Runs the worker of one partition in the mapping's `ordering`.
+pub(crate) async fn run<I: Invoker>(
+    shared: Arc<Shared<I>>,
+    topic: String,
+    partition: i32,
+    queue: PartitionQueue,
+    control: WorkerControl,
+) {
+    match shared.mapping.ordering {
+        Ordering::Partition => in_partition_order(shared, topic, partition, queue, control).await,
+        Ordering::Key | Ordering::None => {
+            keyed::run(shared, topic, partition, queue, control).await
+        }
+    }
+}
+
 /// The worker loop of one partition: gather a batch, deliver it, store its offset, repeat.
 ///
 /// Records are encoded into the batch's payload straight from librdkafka's buffers; only a
 /// record that starts the next batch or is given up before it is in one is copied.
-pub(crate) async fn run<I: Invoker>(
+async fn in_partition_order<I: Invoker>(
     shared: Arc<Shared<I>>,
     topic: String,
     partition: i32,
@@ -223,18 +241,7 @@ pub(crate) async fn run<I: Invoker>(
             let msg = match msg {
                 Ok(msg) => msg,
                 Err(e) => {
-                    // librdkafka reports a refused fetch once, then keeps asking every second or
-                    // more: the mapping stops instead (see `DenialStop`), which ends this loop.
-                    if let Some(consumer) = shared.offsets.consumer()
-                        && Denied::of_error(&e, consumer.client()) == Some(Denied::Topic)
-                    {
-                        let denied = AccessDenied::ReadTopic {
-                            topic: topic.clone(),
-                            principal: shared.access.principal().clone(),
-                        };
-                        shared
-                            .access
-                            .report(&format!("mapping[{}] {}", m.index, m.function), denied);
+                    if reading_refused(&shared, &topic, &e) {
                         continue;
                     }
                     tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
@@ -332,6 +339,27 @@ pub(crate) async fn run<I: Invoker>(
     }
     tracing::debug!(%topic, partition, "partition worker stopped");
     drop(queue);
+}
+
+/// Whether a read error is a refusal to read the topic: librdkafka reports a refused fetch
+/// once, then keeps asking every second or more, so the mapping is stopped instead (see
+/// `DenialStop`), which ends the worker's loop.
+fn reading_refused<I>(shared: &Shared<I>, topic: &str, error: &rdkafka::error::KafkaError) -> bool {
+    let Some(consumer) = shared.offsets.consumer() else {
+        return false;
+    };
+    if Denied::of_error(error, consumer.client()) != Some(Denied::Topic) {
+        return false;
+    }
+    let m = &shared.mapping;
+    let denied = AccessDenied::ReadTopic {
+        topic: topic.to_owned(),
+        principal: shared.access.principal().clone(),
+    };
+    shared
+        .access
+        .report(&format!("mapping[{}] {}", m.index, m.function), denied);
+    true
 }
 
 /// How often an idle worker checks whether librdkafka moved past offsets that hold no record

@@ -370,3 +370,47 @@ async fn an_empty_event_succeeds() {
     assert!(outcome.is_success());
     assert_eq!(outcome.processed, 0);
 }
+
+/// One partition of `orders`, offsets 0..6, keyed `a, b, a, b, a, b`.
+fn two_keys() -> KafkaEvent {
+    let mut event = testing::event();
+    for offset in 0..6 {
+        let key = if offset % 2 == 0 { "a" } else { "b" };
+        event = event.record(
+            kafka_lambda_events::KafkaRecord::new("orders", 0, offset)
+                .with_key(key)
+                .with_value(serde_json::to_vec(&json!({ "id": offset })).unwrap()),
+        );
+    }
+    event.build()
+}
+
+#[tokio::test]
+async fn by_key_a_failure_stops_only_its_key_and_each_failed_key_is_reported() {
+    let seen = Mutex::new(Vec::new());
+    let options = ProcessOptions::new()
+        .ordering(super::Ordering::Key)
+        .max_concurrency(1);
+    let outcome = process_records(two_keys(), recorder(&seen, &[2]), &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [0, 2, 1, 3, 5],
+        "key a in order until 2 fails; key b goes on to its end"
+    );
+    assert_eq!(outcome.processed, 4);
+    assert_eq!(outcome.not_processed, 1, "4, after a's failure");
+    let failed: Vec<i64> = outcome.failures.iter().map(|f| f.record.offset).collect();
+    assert_eq!(failed, [2]);
+}
+
+#[tokio::test]
+async fn by_partition_the_same_failure_stops_the_whole_partition() {
+    let seen = Mutex::new(Vec::new());
+    let outcome = process_records(two_keys(), recorder(&seen, &[2]), &ProcessOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [0, 1, 2]);
+    assert_eq!(outcome.not_processed, 3);
+}

@@ -169,6 +169,19 @@ impl GroupProtocol {
     }
 }
 
+/// The order records reach the function in (`ordering`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    /// Offset order per partition, one batch in flight per partition (the native trigger's).
+    #[default]
+    Partition,
+    /// Offset order per key within a partition; other keys concurrently.
+    Key,
+    /// Any order, any concurrency.
+    None,
+}
+
 /// Where a consumer group with no committed offset starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -214,10 +227,25 @@ pub struct MappingConfig {
     /// (6 MiB, the synchronous invocation limit, is the default).
     #[serde(default = "default_max_payload_bytes")]
     pub max_payload_bytes: usize,
-    /// Most partitions of this mapping invoking at once, 1..=1000. Default 10. One partition never
-    /// has more than one batch in flight.
+    /// Invocations of this mapping in flight at once, 1..=1000. Default 10. With `ordering =
+    /// "partition"` one partition never has more than one batch in flight, so this is the
+    /// number of partitions invoking at once.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
+    /// What order records reach the function in: `"partition"` (default, as the native trigger:
+    /// offset order per partition, one batch in flight per partition), `"key"` (offset order per
+    /// key within a partition, never two batches with the same key in flight, other keys
+    /// concurrently up to `max_concurrency`; records without a key share one lane per
+    /// partition) or `"none"` (any order, any concurrency). Offsets are committed up to the
+    /// first record of a partition not done, whatever the order.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// With `ordering = "key"` or `"none"`: records of one partition taken but not done yet
+    /// (the look-ahead), 1..=100000. When it is full the partition is read no further until
+    /// records are done, which bounds memory; a crash redelivers at most this many records per
+    /// partition. Default 10 × `batch_size`.
+    #[serde(default)]
+    pub max_records_in_flight_per_partition: Option<usize>,
     /// `SelfManagedKafka` (default) or `aws:kafka` (MSK; then `event_source_arn` is required).
     #[serde(default = "default_event_source")]
     pub event_source: String,

@@ -2,7 +2,7 @@
 //! secrets read. Made only by [`Config::validate`](super::Config::validate); nothing of the
 //! file's TOML is kept.
 
-use super::file::{GroupProtocol, StartingPosition};
+use super::file::{GroupProtocol, Ordering, StartingPosition};
 use kafka_lambda_client::ResolvedAuth;
 use kafka_lambda_events::EventSource;
 use std::collections::BTreeMap;
@@ -83,8 +83,12 @@ pub struct Mapping {
     pub batching_window: Duration,
     /// Payload byte limit.
     pub max_payload_bytes: usize,
-    /// Partitions invoking at once.
+    /// Invocations in flight at once.
     pub max_concurrency: usize,
+    /// The order records reach the function in.
+    pub ordering: Ordering,
+    /// Records of one partition taken but not done, with `ordering` other than `Partition`.
+    pub max_records_in_flight_per_partition: usize,
     /// `eventSource` sent.
     pub event_source: EventSource,
     /// `eventSourceArn` sent (MSK).

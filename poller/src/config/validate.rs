@@ -1,7 +1,7 @@
 //! Checking a [`Config`] and resolving its defaults into the runtime model. Every error names
 //! the field (`mapping[0].batch_size`) and what is allowed.
 
-use super::file::{Config, MappingConfig, SYNC_INVOKE_PAYLOAD_LIMIT, StartingPosition};
+use super::file::{Config, MappingConfig, Ordering, SYNC_INVOKE_PAYLOAD_LIMIT, StartingPosition};
 use super::model::{Kafka, Lambda, Mapping, Telemetry, ValidatedConfig};
 use kafka_lambda_client::{TOPIC_NAME_RULE, is_topic_name};
 use kafka_lambda_events::EventSource;
@@ -69,6 +69,9 @@ fn check_range<T: PartialOrd + fmt::Display>(
     }
     Ok(())
 }
+
+/// Largest look-ahead per partition (`max_records_in_flight_per_partition`).
+const MAX_RECORDS_IN_FLIGHT: usize = 100_000;
 
 /// librdkafka's default `max.poll.interval.ms`.
 const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: u64 = 300_000;
@@ -280,6 +283,26 @@ impl MappingConfig {
             SYNC_INVOKE_PAYLOAD_LIMIT,
         )?;
         check_range(f("max_concurrency"), self.max_concurrency, 1, 1000)?;
+        let max_records_in_flight_per_partition =
+            self.max_records_in_flight_per_partition.unwrap_or(
+                self.batch_size
+                    .saturating_mul(10)
+                    .min(MAX_RECORDS_IN_FLIGHT),
+            );
+        check_range(
+            f("max_records_in_flight_per_partition"),
+            max_records_in_flight_per_partition,
+            1,
+            MAX_RECORDS_IN_FLIGHT,
+        )?;
+        if self.ordering == Ordering::Partition
+            && self.max_records_in_flight_per_partition.is_some()
+        {
+            return Err(invalid(
+                f("max_records_in_flight_per_partition"),
+                "is only used with ordering = \"key\" or \"none\" (with \"partition\", one batch is in flight per partition)",
+            ));
+        }
         check_range(
             f("retry_backoff_base_ms"),
             self.retry_backoff_base_ms,
@@ -446,6 +469,8 @@ impl MappingConfig {
             batching_window: Duration::from_millis(self.batching_window_ms),
             max_payload_bytes: self.max_payload_bytes,
             max_concurrency: self.max_concurrency,
+            ordering: self.ordering,
+            max_records_in_flight_per_partition,
             event_source,
             event_source_arn: self.event_source_arn.clone(),
             retry_backoff_base: Duration::from_millis(self.retry_backoff_base_ms),

@@ -125,19 +125,26 @@ impl Policy {
     }
 }
 
+/// How long to wait after an invocation that did not run the function, and the counters after
+/// it: only its own backoff grows.
+pub(crate) fn not_run(policy: &Policy, tries: Tries, why: NotRun) -> (Duration, Tries) {
+    let wait = match why {
+        NotRun::Permanent => policy.backoff.max,
+        NotRun::Throttled | NotRun::Transient => policy.backoff.delay(tries.hiccups),
+    };
+    let tries = Tries {
+        hiccups: tries.hiccups.saturating_add(1),
+        ..tries
+    };
+    (wait, tries)
+}
+
 /// What happens to a segment of `len` records with `tries` whose invocation ended in `outcome`.
 pub(crate) fn plan(policy: &Policy, tries: Tries, len: usize, outcome: Outcome) -> Step {
     // An invocation that did not run the function uses up nothing but its own backoff; a
     // rejection needs an operator, so it waits the longest.
     if let Outcome::NotRun(why) = outcome {
-        let wait = match why {
-            NotRun::Permanent => policy.backoff.max,
-            NotRun::Throttled | NotRun::Transient => policy.backoff.delay(tries.hiccups),
-        };
-        let tries = Tries {
-            hiccups: tries.hiccups.saturating_add(1),
-            ..tries
-        };
+        let (wait, tries) = not_run(policy, tries, why);
         return Step::Retry {
             done: 0,
             wait,

@@ -10,9 +10,10 @@ use std::sync::Mutex;
 type Script = dyn Fn(usize, &[i64]) -> InvokeOutcome + Send + Sync;
 
 /// An invoker whose outcome is decided by the call number and the offsets in the payload.
-struct Scripted {
+pub(super) struct Scripted {
     script: Box<Script>,
-    calls: Mutex<Vec<Vec<i64>>>,
+    /// The offsets of every invocation, in call order.
+    pub(super) calls: Mutex<Vec<Vec<i64>>>,
 }
 
 impl Invoker for Scripted {
@@ -47,7 +48,7 @@ fn mapping(extra: &str) -> Mapping {
     config.validate().unwrap().mappings.remove(0)
 }
 
-fn shared(
+pub(super) fn shared(
     extra: &str,
     script: impl Fn(usize, &[i64]) -> InvokeOutcome + Send + Sync + 'static,
 ) -> Deliverer<Scripted> {
@@ -72,7 +73,7 @@ fn shared(
     )
 }
 
-fn batch(shared: &Deliverer<Scripted>, offsets: std::ops::Range<i64>) -> Batch {
+pub(super) fn batch(shared: &Deliverer<Scripted>, offsets: std::ops::Range<i64>) -> Batch {
     let mut b = BatchBuilder::new(shared.header(), 10_000, 1 << 20);
     for offset in offsets {
         let record = PolledRecord {
@@ -89,14 +90,14 @@ fn batch(shared: &Deliverer<Scripted>, offsets: std::ops::Range<i64>) -> Batch {
     b.finish()
 }
 
-fn error() -> InvokeOutcome {
+pub(super) fn error() -> InvokeOutcome {
     InvokeOutcome::FunctionError {
         error_type: "Boom".into(),
         message: "boom".into(),
     }
 }
 
-fn ok() -> InvokeOutcome {
+pub(super) fn ok() -> InvokeOutcome {
     InvokeOutcome::Success {
         payload: Vec::new(),
     }

@@ -265,3 +265,41 @@ fn check_output_shows_the_derived_group_and_redacts_secret_options() {
         "{shown}"
     );
 }
+
+#[test]
+fn ordering_defaults_to_partition_and_key_gets_a_bounded_look_ahead() {
+    let c = validate("", "", "").unwrap();
+    assert_eq!(c.mappings[0].ordering, Ordering::Partition);
+    let c = validate("", "ordering = \"key\"\nbatch_size = 50", "").unwrap();
+    assert_eq!(c.mappings[0].ordering, Ordering::Key);
+    assert_eq!(
+        c.mappings[0].max_records_in_flight_per_partition, 500,
+        "10 × batch_size"
+    );
+    let c = validate(
+        "",
+        "ordering = \"none\"\nmax_records_in_flight_per_partition = 7",
+        "",
+    )
+    .unwrap();
+    assert_eq!(c.mappings[0].max_records_in_flight_per_partition, 7);
+}
+
+#[test]
+fn the_look_ahead_is_refused_out_of_range_or_without_an_ordering_that_uses_it() {
+    let (f, p) = refused(
+        "",
+        "ordering = \"key\"\nmax_records_in_flight_per_partition = 0",
+        "",
+    );
+    assert_eq!(f, "mapping[0].max_records_in_flight_per_partition");
+    assert!(p.contains("allowed: 1..=100000"), "{p}");
+    let (_, p) = refused("", "max_records_in_flight_per_partition = 10", "");
+    assert!(p.contains("only used with ordering"), "{p}");
+    let text = "[kafka]\nbootstrap_servers = \"k:9092\"\n[[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\nordering = \"offset\"\n";
+    let error = toml::from_str::<Config>(text).unwrap_err().to_string();
+    assert!(
+        error.contains("partition") && error.contains("key") && error.contains("none"),
+        "{error}"
+    );
+}
