@@ -138,11 +138,15 @@ fn record_headers(id: u64) -> OwnedHeaders {
 }
 
 fn send(producer: &Producer0, topic: &str, id: u64) -> anyhow::Result<()> {
+    send_keyed(producer, topic, id, &workload::key(id))
+}
+
+/// [`send`] with another key.
+fn send_keyed(producer: &Producer0, topic: &str, id: u64, key: &[u8]) -> anyhow::Result<()> {
     let value = workload::value(id, now_ms() / 1000);
-    let key = workload::key(id);
     let mut record = BaseRecord::to(topic)
         .partition((id % workload::PARTITIONS as u64) as i32)
-        .key(&key)
+        .key(key)
         .payload(&value)
         .headers(record_headers(id))
         .timestamp(now_ms());
@@ -170,6 +174,29 @@ pub(crate) fn produce(
     let started = Instant::now();
     for id in first..first + count {
         send(&producer, topic, id)?;
+        if id % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(600))
+        .context("flushing the produced records")?;
+    producer.context().check()?;
+    Ok(started.elapsed())
+}
+
+/// Produces records `0..count` of the workload with the keys `key(id)` instead of the
+/// workload's; returns how long it took.
+pub(crate) fn produce_keyed(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    key: impl Fn(u64) -> Vec<u8>,
+) -> anyhow::Result<Duration> {
+    let producer = producer(bootstrap, 50)?;
+    let started = Instant::now();
+    for id in 0..count {
+        send_keyed(&producer, topic, id, &key(id))?;
         if id % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }

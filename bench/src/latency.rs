@@ -82,6 +82,7 @@ pub(crate) async fn run(
         batching_window_ms: 0,
         batch_size: 10_000,
         max_concurrency: 4,
+        mapping_extra: String::new(),
         options: Vec::new(),
         env: Vec::new(),
     };

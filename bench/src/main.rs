@@ -17,6 +17,7 @@ mod decode;
 mod floor;
 mod kafka;
 mod latency;
+mod ordering;
 mod process;
 mod report;
 mod server;
@@ -82,6 +83,15 @@ enum Cmd {
         /// The report to update.
         #[arg(long, default_value = "BENCHMARKS.md")]
         report: PathBuf,
+    },
+    /// Goal 6 only: `ordering = "key"` against `ordering = "partition"`, 100 ms per invocation.
+    Ordering {
+        /// Records the per-key run reads (the partition and skewed runs read a tenth).
+        #[arg(long, default_value_t = 40_000)]
+        records: u64,
+        /// Also read a backlog of this many workload records by key, for memory.
+        #[arg(long)]
+        backlog: Option<u64>,
     },
     /// Goal 1's floor only: SigV4's SHA-256 and the event's encoding per record.
     Floor {
@@ -185,6 +195,9 @@ fn throughput_settings(
         options,
         env: Vec::new(),
         behaviour: Behaviour::default(),
+        batch_size: 10_000,
+        max_concurrency: 4,
+        mapping_extra: String::new(),
     }
 }
 
@@ -464,6 +477,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await?,
             );
+            report.ordering =
+                Some(ordering::run(&setup, 40_000, Some((&topic, 2 * records))).await?);
             report::write(&path, &report.render(&machine))?;
             eprintln!("results written to {}", path.display());
         }
@@ -478,6 +493,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return tokio::task::block_in_place(|| {
                 decode::profile(which == "alternative", iterations)
             });
+        }
+        Cmd::Ordering { records, backlog } => {
+            let backlog_topic = match backlog {
+                Some(n) => Some(topic_with(&setup, None, n).await?.0),
+                None => None,
+            };
+            let backlog = backlog_topic.as_deref().zip(backlog);
+            report.ordering = Some(ordering::run(&setup, records, backlog).await?);
         }
         Cmd::Floor { iterations } => {
             report.floor = Some(tokio::task::block_in_place(|| floor_run(iterations))?);

@@ -119,6 +119,8 @@ pub(crate) struct PollerConfig {
     pub(crate) batch_size: usize,
     /// `max_concurrency`.
     pub(crate) max_concurrency: usize,
+    /// More lines of the mapping.
+    pub(crate) mapping_extra: String,
     /// `[kafka.options]`.
     pub(crate) options: Vec<(String, String)>,
     /// Extra environment of the process (e.g. `MALLOC_ARENA_MAX`).
@@ -155,6 +157,7 @@ batch_size = {batch_size}
 batching_window_ms = {window}
 max_payload_bytes = 6291456
 max_concurrency = {concurrency}
+{extra}
 "#,
             bootstrap = self.bootstrap,
             fetch_wait = self.fetch_wait_max_ms,
@@ -166,6 +169,7 @@ max_concurrency = {concurrency}
             batch_size = self.batch_size,
             window = self.batching_window_ms,
             concurrency = self.max_concurrency,
+            extra = self.mapping_extra,
         )
     }
 }

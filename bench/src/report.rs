@@ -53,6 +53,8 @@ pub(crate) struct Report {
     pub(crate) decode: Option<DecodeResult>,
     /// Goal 1's floor.
     pub(crate) floor: Option<crate::floor::Floor>,
+    /// Goal 6: per-key ordering.
+    pub(crate) ordering: Option<crate::ordering::OrderingResult>,
     /// Throughput.
     pub(crate) throughput: Option<Throughput>,
     /// Latency per `fetch_wait_max_ms`.
@@ -168,6 +170,9 @@ impl Report {
         }
         if let Some(f) = &self.floor {
             Self::floor_row(f, self.throughput.as_ref(), &mut out);
+        }
+        if let Some(o) = &self.ordering {
+            Self::ordering_rows(o, &mut out, &mut details);
         }
         if !self.latency.is_empty() {
             let ok: Vec<&LatencyRun> = self
@@ -375,6 +380,67 @@ impl Report {
              ({} records, {} bytes) + the plain consumer's own CPU (median) | {sum} | report | {verdict} |",
             f.records, f.event_bytes
         );
+    }
+
+    fn ordering_rows(o: &crate::ordering::OrderingResult, out: &mut String, details: &mut String) {
+        use crate::ordering::{BATCH_SIZE, FUNCTION_MS, KEY_CONCURRENCY, KEYS};
+        let speedup = o.speedup();
+        let _ = writeln!(
+            out,
+            "| 6 | Per-key ordering: 4 partitions, {} keys, {FUNCTION_MS} ms per invocation, `batch_size = {BATCH_SIZE}` | \
+             `ordering = \"key\"`, `max_concurrency = {KEY_CONCURRENCY}`: {} rec/s vs `ordering = \"partition\"`: {} rec/s \
+             (CPU {} vs {} per record; peak RSS {} vs {}) | ≥ 12× | {speedup:.1}× — {} |",
+            rate(KEYS as f64),
+            rate(o.key.run.run.steady_rate()),
+            rate(o.partition.run.run.steady_rate()),
+            cpu_per_record_us(&o.key.run.run).map_or("?".to_owned(), |c| format!("{c:.1} µs")),
+            cpu_per_record_us(&o.partition.run.run)
+                .map_or("?".to_owned(), |c| format!("{c:.1} µs")),
+            mb(o.key.run.peak_rss),
+            mb(o.partition.run.peak_rss),
+            verdict(speedup >= 12.0)
+        );
+        let _ = writeln!(
+            out,
+            "| 6 | Same, one key holding 50 % of the records (it fills partitions 0 and 2), topic read whole | \
+             `ordering = \"key\"`: {} rec/s ({:.1}× `\"partition\"`; peak RSS {}) | report | reported |",
+            rate(o.skewed.run.run.steady_rate()),
+            o.skewed.run.run.steady_rate() / o.partition.run.run.steady_rate(),
+            mb(o.skewed.run.peak_rss)
+        );
+        if let Some(b) = &o.backlog {
+            let _ = writeln!(
+                out,
+                "| 6 | Memory with `ordering = \"key\"`: {} records of backlog, {FUNCTION_MS} ms per invocation, \
+                 `batch_size = {}`, `max_concurrency = {KEY_CONCURRENCY}` | peak RSS (VmHWM) {}; RSS at 25/50/75/100 % of the run: {} | \
+                 ≤ 200 MB, flat | {} |",
+                rate(b.run.run.records as f64),
+                crate::ordering::BACKLOG_BATCH_SIZE,
+                mb(b.run.peak_rss),
+                quartile_rss(&b.run.rss),
+                verdict(b.run.peak_rss <= 200_000_000)
+            );
+        }
+        let _ = writeln!(
+            details,
+            "\n**Per-key ordering** (stand-in function {FUNCTION_MS} ms per invocation, `batch_size = {BATCH_SIZE}`):\n\n\
+             | run | records | records/s first → last | invocations | CPU | peak RSS |\n|---|---|---|---|---|---|"
+        );
+        for r in [&o.partition, &o.key, &o.skewed]
+            .into_iter()
+            .chain(o.backlog.as_ref())
+        {
+            let _ = writeln!(
+                details,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.label,
+                r.run.run.records,
+                rate(r.run.run.steady_rate()),
+                r.run.invocations,
+                cpu(&r.run.run),
+                mb(r.run.peak_rss)
+            );
+        }
     }
 
     fn throughput_rows(t: &Throughput, out: &mut String, details: &mut String) {

@@ -20,6 +20,12 @@ pub(crate) struct RunSettings {
     pub(crate) env: Vec<(String, String)>,
     /// How the stand-in endpoint behaves.
     pub(crate) behaviour: Behaviour,
+    /// `batch_size`.
+    pub(crate) batch_size: usize,
+    /// `max_concurrency`.
+    pub(crate) max_concurrency: usize,
+    /// More lines of the mapping (`ordering = "key"`, …).
+    pub(crate) mapping_extra: String,
 }
 
 /// One poller run against the stand-in endpoint.
@@ -60,8 +66,9 @@ pub(crate) async fn poller_run(
         fetch_wait_max_ms: settings.fetch_wait_max_ms,
         commit_interval_ms: 1000,
         batching_window_ms: settings.batching_window_ms,
-        batch_size: 10_000,
-        max_concurrency: 4,
+        batch_size: settings.batch_size,
+        max_concurrency: settings.max_concurrency,
+        mapping_extra: settings.mapping_extra.clone(),
         options: settings.options.clone(),
         env: settings.env.clone(),
     };
@@ -167,6 +174,7 @@ pub(crate) async fn emulator_run(
         batching_window_ms: 20,
         batch_size: 10_000,
         max_concurrency: 4,
+        mapping_extra: String::new(),
         options: Vec::new(),
         env: Vec::new(),
     };

@@ -224,6 +224,18 @@ impl BatchBuilder {
         Self::in_buffer(header, max_records, max_bytes, Vec::new())
     }
 
+    /// An empty batch whose payload buffer grows as records are added: for the many small
+    /// batches in flight at once of `ordering = "key"`, where reserving `max_bytes` for each
+    /// would hold that much memory per batch in flight.
+    pub(crate) fn growing(header: &EventHeader, max_records: usize, max_bytes: usize) -> Self {
+        BatchBuilder {
+            max_records,
+            max_bytes,
+            writer: header.writer_in(Vec::new()),
+            records: Vec::new(),
+        }
+    }
+
     /// An empty batch whose payload is written into `buf` (the buffer of an earlier batch,
     /// reused).
     pub(crate) fn in_buffer(

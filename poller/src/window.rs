@@ -88,11 +88,6 @@ impl Window {
         self.open.len()
     }
 
-    /// Records waiting for a batch.
-    pub(crate) fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-
     /// Takes `record` (of `lane`) into the window: it waits for a batch.
     pub(crate) fn take(&mut self, record: PolledRecord, lane: Lane) {
         self.last = Some(record.offset);
@@ -111,6 +106,14 @@ impl Window {
         self.waiting
             .keys()
             .any(|offset| !self.busy.contains(&self.open[offset]))
+    }
+
+    /// How many records a batch could take now: those waiting in lanes with no batch in flight.
+    pub(crate) fn ready(&self) -> usize {
+        self.waiting
+            .keys()
+            .filter(|offset| !self.busy.contains(&self.open[*offset]))
+            .count()
     }
 
     /// Offers the waiting records, in offset order, to a batch through `offer`, keeping each
@@ -235,6 +238,7 @@ mod tests {
         let (mut w, _) = window(&[(0, "a"), (1, "b"), (2, "a"), (3, "c")]);
         let (first, _) = w.next_batch(up_to(2));
         assert_eq!(offsets(&first), [0, 1]);
+        assert_eq!(w.ready(), 1, "only c's record: a and b are in flight");
         let (second, _) = w.next_batch(up_to(10));
         assert_eq!(offsets(&second), [3], "a and b are in flight");
         w.done([0]);

@@ -243,7 +243,7 @@ pub struct MappingConfig {
     /// With `ordering = "key"` or `"none"`: records of one partition taken but not done yet
     /// (the look-ahead), 1..=100000. When it is full the partition is read no further until
     /// records are done, which bounds memory; a crash redelivers at most this many records per
-    /// partition. Default 10 × `batch_size`.
+    /// partition. Default 10 × `batch_size`, at least 1,000 and at most 10,000.
     #[serde(default)]
     pub max_records_in_flight_per_partition: Option<usize>,
     /// `SelfManagedKafka` (default) or `aws:kafka` (MSK; then `event_source_arn` is required).

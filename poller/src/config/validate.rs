@@ -73,6 +73,13 @@ fn check_range<T: PartialOrd + fmt::Display>(
 /// Largest look-ahead per partition (`max_records_in_flight_per_partition`).
 const MAX_RECORDS_IN_FLIGHT: usize = 100_000;
 
+/// The default look-ahead per partition: ten batches, but room for at least 1,000 records (so
+/// that small batches of many keys can fill `max_concurrency`) and at most 10,000 (so that
+/// large batches of large records stay bounded).
+fn default_records_in_flight(batch_size: usize) -> usize {
+    batch_size.saturating_mul(10).clamp(1_000, 10_000)
+}
+
 /// librdkafka's default `max.poll.interval.ms`.
 const LIBRDKAFKA_MAX_POLL_INTERVAL_MS: u64 = 300_000;
 
@@ -283,12 +290,9 @@ impl MappingConfig {
             SYNC_INVOKE_PAYLOAD_LIMIT,
         )?;
         check_range(f("max_concurrency"), self.max_concurrency, 1, 1000)?;
-        let max_records_in_flight_per_partition =
-            self.max_records_in_flight_per_partition.unwrap_or(
-                self.batch_size
-                    .saturating_mul(10)
-                    .min(MAX_RECORDS_IN_FLIGHT),
-            );
+        let max_records_in_flight_per_partition = self
+            .max_records_in_flight_per_partition
+            .unwrap_or_else(|| default_records_in_flight(self.batch_size));
         check_range(
             f("max_records_in_flight_per_partition"),
             max_records_in_flight_per_partition,

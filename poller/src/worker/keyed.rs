@@ -60,22 +60,17 @@ pub(super) async fn run<I: Invoker>(
     let mut deadline: Option<Instant> = None;
     let mut stopping = false;
     'work: loop {
-        // Batches, while records wait in free lanes and a batch is due: full, its window over,
-        // or the look-ahead full (nothing more can come to fill it).
+        // Batches, while records wait in free lanes and a batch is due: as many records ready
+        // as a batch takes, or its window over. Counting records whose lane is busy would cut
+        // a full batch into many small ones, each holding an invocation for a few records.
         while !stopping && window.has_ready() {
             let at = *deadline.get_or_insert_with(|| Instant::now() + m.batching_window);
-            let due = window.waiting() >= m.batch_size
-                || Instant::now() >= at
-                || window.len() >= m.max_records_in_flight_per_partition;
+            let due = window.ready() >= m.batch_size || Instant::now() >= at;
             if !due {
                 break;
             }
-            let mut builder = BatchBuilder::in_buffer(
-                deliverer.header(),
-                m.batch_size,
-                m.max_payload_bytes,
-                Vec::new(),
-            );
+            let mut builder =
+                BatchBuilder::growing(deliverer.header(), m.batch_size, m.max_payload_bytes);
             let mut too_large = HashMap::new();
             let (taken, refused) = window.next_batch(|r| {
                 match builder.try_add(

@@ -270,12 +270,24 @@ fn check_output_shows_the_derived_group_and_redacts_secret_options() {
 fn ordering_defaults_to_partition_and_key_gets_a_bounded_look_ahead() {
     let c = validate("", "", "").unwrap();
     assert_eq!(c.mappings[0].ordering, Ordering::Partition);
-    let c = validate("", "ordering = \"key\"\nbatch_size = 50", "").unwrap();
+    let c = validate("", "ordering = \"key\"\nbatch_size = 500", "").unwrap();
     assert_eq!(c.mappings[0].ordering, Ordering::Key);
     assert_eq!(
-        c.mappings[0].max_records_in_flight_per_partition, 500,
+        c.mappings[0].max_records_in_flight_per_partition, 5_000,
         "10 × batch_size"
     );
+    for (batch_size, window) in [(10, 1_000), (10_000, 10_000)] {
+        let c = validate(
+            "",
+            &format!("ordering = \"key\"\nbatch_size = {batch_size}"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mappings[0].max_records_in_flight_per_partition, window,
+            "{batch_size}"
+        );
+    }
     let c = validate(
         "",
         "ordering = \"none\"\nmax_records_in_flight_per_partition = 7",
