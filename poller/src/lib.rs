@@ -6,9 +6,10 @@
 //! here ([`Config`] → [`ValidatedConfig`] → [`run_mapping`] with a [`LambdaInvoker`], plus the
 //! telemetry endpoint). [`filter`] and [`template`] are public for their languages' documented
 //! examples. A record flows one way, each module calling only those below it: `mapping` →
-//! `consumer` → `workers` → `worker` (with `filter`, `template`, `batch`) → `delivery` (its
-//! `plan` decides, its driver performs) → `invoke` / `deadletter` / `backoff`; `offsets` stores
-//! what is done (at-least-once, in order per partition), `internal_events` and `telemetry` report.
+//! `consumer` → `workers` → `worker` (with `filter`, `template`, `batch`; in partition order, or
+//! by key through a `window`) → `delivery` (its `plan` decides, its driver performs; `lanes`
+//! for batches of several keys) → `invoke` / `deadletter` / `backoff`; `offsets` stores what is
+//! done (at-least-once), `internal_events` and `telemetry` report.
 
 mod access;
 mod backoff;
