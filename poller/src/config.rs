@@ -5,14 +5,15 @@
 //! [`Config::validate`] checks every value and turns the file into a [`ValidatedConfig`]; each
 //! error names the field and the allowed range.
 //!
-//! [`file`] is the file as written, [`validate`] checks it, and [`model`] is what the poller runs on.
+//! [`file`] is the file as written, [`validate`] checks it into [`model`], what the poller runs
+//! on; [`error`] names what is wrong.
 
+mod error;
 mod file;
 mod model;
 mod validate;
 
+pub use error::ConfigError;
 pub use file::Config;
-pub(crate) use file::{GroupProtocol, Ordering, StartingPosition};
 pub use model::ValidatedConfig;
-pub(crate) use model::{Lambda, Mapping};
-pub use validate::ConfigError;
+pub(crate) use model::{GroupProtocol, Lambda, Mapping, Ordering, StartingPosition};

@@ -2,9 +2,9 @@
 //! secrets read. Made only by [`Config::validate`](super::Config::validate); nothing of the
 //! file's TOML is kept.
 
-use super::file::{GroupProtocol, Ordering, StartingPosition};
 use kafka_lambda_client::ResolvedAuth;
 use kafka_lambda_events::EventSource;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -115,4 +115,54 @@ pub struct Mapping {
     pub filter: crate::filter::Filter,
     /// Reshapes values before invoking.
     pub input_template: Option<crate::template::InputTemplate>,
+}
+
+/// The consumer group protocol of `[kafka] group_protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// The original protocol: members rebalance through the group coordinator's join/sync
+    /// rounds; the poller uses the cooperative-sticky assignor, so a rebalance moves only the
+    /// partitions that change owner.
+    #[default]
+    Classic,
+    /// KIP-848's protocol: the broker computes the assignment (`group.remote.assignor`) and
+    /// hands partitions over one member at a time. Needs a broker that offers it (Apache
+    /// Kafka 4.0 or later).
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The value of librdkafka's `group.protocol`.
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+/// The order records reach the function in (`ordering`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    /// Offset order per partition, one batch in flight per partition (the native trigger's).
+    #[default]
+    Partition,
+    /// Offset order per key within a partition; other keys concurrently.
+    Key,
+    /// Any order, any concurrency.
+    None,
+}
+
+/// Where a consumer group with no committed offset starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StartingPosition {
+    /// The oldest record still in the topic.
+    TrimHorizon,
+    /// Only records produced after the group first joins.
+    Latest,
+    /// The first record at or after `starting_position_timestamp`.
+    AtTimestamp,
 }

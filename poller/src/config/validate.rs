@@ -1,45 +1,17 @@
 //! Checking a [`Config`] and resolving its defaults into the runtime model. Every error names
 //! the field (`mapping[0].batch_size`) and what is allowed.
 
-use super::file::{Config, MappingConfig, Ordering, SYNC_INVOKE_PAYLOAD_LIMIT, StartingPosition};
-use super::model::{Kafka, Lambda, Mapping, Telemetry, ValidatedConfig};
+use super::error::ConfigError;
+use super::file::{Config, MappingConfig, SYNC_INVOKE_PAYLOAD_LIMIT};
+use super::model::{
+    Kafka, Lambda, Mapping, Ordering, StartingPosition, Telemetry, ValidatedConfig,
+};
 use kafka_lambda_client::{TOPIC_NAME_RULE, is_topic_name};
 use kafka_lambda_events::EventSource;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-
-/// A configuration problem; the message names the field and what is allowed.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The path given.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML of the expected shape (unknown fields included).
-    #[error("invalid config file {path}: {message}")]
-    Parse {
-        /// The path given.
-        path: String,
-        /// The parser's message with line and column, without the quoted line (it may hold a
-        /// secret).
-        message: String,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("invalid config: `{field}` {problem}")]
-    Invalid {
-        /// Dotted path of the field, e.g. `mapping[0].batch_size`.
-        field: String,
-        /// What is wrong and what is allowed.
-        problem: String,
-    },
-}
 
 fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {

@@ -6,8 +6,9 @@
 //! are not done, every other record is. A function error names none: every lane is retried on
 //! its own (which also narrows the failure down to a lane before any bisecting).
 
+use super::judge::Judged;
 use super::plan::{Outcome, Step, Tries, not_run, plan};
-use super::{Deliverer, Delivery, Judged, Segment, pause, polled};
+use super::{Deliverer, Delivery, Segment, pause, polled};
 use crate::batch::{Batch, BatchRecord, encode_part};
 use crate::internal_events::{InternalEvent, RecordsDelivered};
 use crate::invoke::Invoker;
