@@ -6,15 +6,18 @@
 # Installs what is missing (Debian packages with Java and Maven, Apache Kafka from Maven Central,
 # cargo-lambda, cargo-nextest), then runs, in order: rustfmt's check, clippy with warnings
 # denied, the arm64 build of every template function (infra/build.sh: `sam build`), every test
-# of the workspace against a real Apache Kafka broker (plus the private clusters some tests
-# start) and the real `cargo lambda watch` emulator, and the doc tests. Every step runs even when
-# an earlier one failed, so one run reports everything; the script exits non-zero when any
-# step failed. The services are stopped on exit, whatever happened, when this script started
-# them; services that were already running (scripts/services.sh start) are left running.
+# of the workspace tier by tier (scripts/nextest.toml): the unit tier (no service), the deploy
+# tier (the deployment tools), then, once the services are up, the services tier against a real
+# Apache Kafka broker (plus the private clusters some tests start) and the real
+# `cargo lambda watch` emulator; and the doc tests. Every step runs even when an earlier one
+# failed, so one run reports everything, each step with its duration; the script exits non-zero
+# when any step failed. The services are stopped on exit, whatever happened, when this script
+# started them; services that were already running (scripts/services.sh start) are left running.
 #
 # Tests run with cargo-nextest, which `install` puts in place (one process per test, a hung
-# test is ended after 5 minutes: scripts/nextest.toml); `cargo test` only if that install failed. With CI=true (.ci/run), cargo
-# runs with --locked, so a Cargo.lock that is out of date fails the run.
+# test is ended after 5 minutes: scripts/nextest.toml); only if that install failed, `cargo test`
+# runs every test in one step, tiers and all. With CI=true (.ci/run), cargo runs with --locked,
+# so a Cargo.lock that is out of date fails the run.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,9 +66,9 @@ step() {
   step_pid=""
   local took=$((SECONDS - started))
   if ((status == 0)); then
-    summary+=("$(printf '  ok      %-12s %5ss' "$name" "$took")")
+    summary+=("$(printf '  ok      %-13s %5ss' "$name" "$took")")
   else
-    summary+=("$(printf '  FAILED  %-12s %5ss  (exit %s)' "$name" "$took" "$status")")
+    summary+=("$(printf '  FAILED  %-13s %5ss  (exit %s)' "$name" "$took" "$status")")
     failures=$((failures + 1))
   fi
 }
@@ -101,17 +104,17 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-run_tests() {
-  if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run "${cargo_flags[@]}" --workspace --all-features \
-      --config-file "$repo/scripts/nextest.toml" --no-fail-fast
-  else
-    log "cargo-nextest is not installed: running the tests with cargo test"
-    cargo test "${cargo_flags[@]}" --workspace --all-features --no-fail-fast
-  fi
+# The tests of one tier of scripts/nextest.toml: those its filterset selects.
+run_tier() {
+  cargo nextest run "${cargo_flags[@]}" --workspace --all-features \
+    --config-file "$repo/scripts/nextest.toml" --no-fail-fast -E "$1"
 }
 
 step install "$services" install
+have_nextest=false
+if cargo nextest --version >/dev/null 2>&1; then
+  have_nextest=true
+fi
 
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy "${cargo_flags[@]}" --workspace --all-targets --all-features -- -D warnings
@@ -121,19 +124,29 @@ step clippy cargo clippy "${cargo_flags[@]}" --workspace --all-targets --all-fea
 # sam_build_makes_an_arm64_bootstrap_for_every_function then checks a warm rebuild.
 step deploy-build "$repo/infra/build.sh"
 
+if [[ "$have_nextest" == true ]]; then
+  step unit-tests run_tier 'not group(services) and not group(deploy)'
+  step deploy-tests run_tier 'group(deploy)'
+fi
+
 if ! "$services" status >/dev/null 2>&1; then
   stop_services=true
 fi
 services_started="$SECONDS"
 if ! "$services" start; then
   log "the test services could not be started: the integration tests cannot run"
-  summary+=("$(printf '  FAILED  %-12s %5ss' services $((SECONDS - services_started)))")
+  summary+=("$(printf '  FAILED  %-13s %5ss' services $((SECONDS - services_started)))")
   failures=$((failures + 1))
   exit 1
 fi
-summary+=("$(printf '  ok      %-12s %5ss' services $((SECONDS - services_started)))")
+summary+=("$(printf '  ok      %-13s %5ss' services $((SECONDS - services_started)))")
 eval "$("$services" env)"
 log "services: KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS LAMBDA_ENDPOINT=$LAMBDA_ENDPOINT"
 
-step tests run_tests
+if [[ "$have_nextest" == true ]]; then
+  step service-tests run_tier 'group(services)'
+else
+  log "cargo-nextest is not installed: running every test with cargo test"
+  step tests cargo test "${cargo_flags[@]}" --workspace --all-features --no-fail-fast
+fi
 step doctests cargo test "${cargo_flags[@]}" --workspace --all-features --doc

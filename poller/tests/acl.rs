@@ -14,17 +14,16 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
-use kafka_lambda_tests::{AclResource, grant, kafka_tool, unique_name, users};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use kafka_lambda_tests::{
+    AclResource, FAST_RETRIES, Poller, committed_offset, create_topic, grant, group_name,
+    kafka_tool, new_topic, produce, read_topic, reconcile, recorder_config_of_topics, sasl_table,
+    secret_file, seen, seen_offsets, services, topic_name, unique_name, users, wait_for_seen,
+    wait_until, with_kafka_auth, with_kafka_setting,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-const FAST_RETRIES: &str = "retry_backoff_base_ms = 10\nretry_backoff_max_ms = 100";
 
 /// A principal of the shared broker that may do only what ACLs grant it, as the poller logs in.
 struct Restricted {
@@ -83,66 +82,44 @@ impl Restricted {
         );
     }
 
+    /// Checks that `log` says this user may not `what` (`read topic t`, …), naming what to
+    /// `grant` (`READ on topic t`) and the ACL that does it (`--operation Read --topic t`).
+    fn assert_denied(&self, log: &str, what: &str, grant: &str, acl: &str) {
+        let principal = self.principal();
+        assert!(
+            log.contains(&format!(
+                "not authorized to {what}: grant {principal} {grant}"
+            )) && log.contains(&format!("--allow-principal {principal} {acl}")),
+            "the error names the resource, the operation and the ACL; log:\n{log}"
+        );
+    }
+
     /// A poller configuration that reads `topics` in `group` as this user with SCRAM-SHA-512 on
     /// the SASL_PLAINTEXT listener (the password from a file, as `[kafka.auth]` requires) and
     /// invokes `test-recorder`; `mapping_settings` are more lines of the `[[mapping]]` table.
     fn config(&self, topics: &[&str], group: &str, mapping_settings: &str) -> String {
-        let password_file = std::env::temp_dir()
-            .join("kafka-lambda-poller-tests")
-            .join(unique_name("password"));
-        std::fs::create_dir_all(password_file.parent().unwrap()).unwrap();
-        std::fs::write(&password_file, &self.password).unwrap();
-        format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-fetch_wait_max_ms = 10
-commit_interval_ms = 500
-
-[kafka.auth.sasl]
-mechanism = "SCRAM-SHA-512"
-username = "{user}"
-password = {{ file = "{password_file}" }}
-
-[lambda]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[shutdown]
-drain_timeout_ms = 20000
-
-[[mapping]]
-function = "test-recorder"
-topics = {topics:?}
-consumer_group = "{group}"
-batching_window_ms = 20
-{mapping_settings}
-"#,
-            bootstrap = services().listeners().sasl_plaintext,
-            user = self.name,
-            endpoint = services().lambda_endpoint(),
-            password_file = password_file.display(),
+        with_kafka_auth(
+            &recorder_config_of_topics(topics, group, mapping_settings),
+            &services().listeners().sasl_plaintext,
+            &sasl_table(
+                "kafka.auth.sasl",
+                "SCRAM-SHA-512",
+                &self.name,
+                &secret_file(&self.password),
+            ),
         )
     }
 }
 
 /// The offset `group` committed for `topic`'s `partition`, read by a super user; `None` when it
 /// committed none.
-fn committed_offset(group: &str, topic: &str, partition: i32) -> Option<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut partitions = TopicPartitionList::new();
-    partitions.add_partition(topic, partition);
-    let committed = consumer
-        .committed_offsets(partitions, Duration::from_secs(10))
-        .unwrap();
-    match committed.find_partition(topic, partition)?.offset() {
-        Offset::Offset(offset) => Some(offset),
-        _ => None,
-    }
+fn committed_by_group(group: &str, topic: &str, partition: i32) -> Option<i64> {
+    committed_offset(
+        services().kafka_bootstrap_servers(),
+        group,
+        topic,
+        partition,
+    )
 }
 
 /// Runs a poller that must stop by itself on a missing permission: returns its log after
@@ -150,7 +127,7 @@ fn committed_offset(group: &str, topic: &str, partition: i32) -> Option<i64> {
 fn run_until_it_stops(name: &str, config: &str) -> String {
     let mut poller = Poller::start(name, config);
     let status = poller.wait(TIMEOUT);
-    let log = poller.log_text();
+    let log = poller.log();
     assert_eq!(
         status.code(),
         Some(1),
@@ -176,15 +153,11 @@ fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
     let config = user.config(&[&readable, &unreadable], &group, "batch_size = 5");
 
     let log = run_until_it_stops(&unreadable, &config);
-    assert!(
-        log.contains(&format!(
-            "not authorized to read topic {unreadable}: grant {} READ on topic {unreadable}",
-            user.principal()
-        )) && log.contains(&format!(
-            "--allow-principal {} --operation Read --topic {unreadable}",
-            user.principal()
-        )),
-        "the error names the topic, the operation and the ACL; log:\n{log}"
+    user.assert_denied(
+        &log,
+        &format!("read topic {unreadable}"),
+        &format!("READ on topic {unreadable}"),
+        &format!("--operation Read --topic {unreadable}"),
     );
     assert!(
         !log.contains(&format!("not authorized to read topic {readable}")),
@@ -198,7 +171,7 @@ fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
         seen_offsets(&readable).len() >= produced_readable.len()
             && seen_offsets(&unreadable).len() >= produced_unreadable.len()
     });
-    assert_eq!(poller.terminate(TIMEOUT).code(), Some(0));
+    poller.terminate_cleanly(TIMEOUT);
     assert_eq!(
         reconcile(&readable, &produced_readable),
         0,
@@ -211,9 +184,8 @@ fn a_topic_without_read_stops_the_poller_naming_the_acl_and_loses_nothing() {
 #[test]
 fn a_topic_without_even_describe_is_named_with_the_read_acl_to_add() {
     let user = Restricted::shared();
-    let topic = topic_name("acl-undescribed");
+    let topic = new_topic("acl-undescribed", 1);
     let group = group_name("acl-undescribed");
-    create_topic(&topic, 1);
     let produced = produce(&topic, 1, 5, |_, i| format!(r#"{{"i":{i}}}"#));
     user.allow("Read", AclResource::Group(&group));
     let config = user.config(&[&topic], &group, "");
@@ -221,20 +193,17 @@ fn a_topic_without_even_describe_is_named_with_the_read_acl_to_add() {
     // Without DESCRIBE the broker refuses the topic's metadata, so the group never assigns it:
     // the refusal comes through the subscription, not through a fetch.
     let log = run_until_it_stops(&topic, &config);
-    assert!(
-        log.contains(&format!(
-            "not authorized to read topic {topic}: grant {} READ on topic {topic}",
-            user.principal()
-        )) && log.contains(&format!("--operation Read --topic {topic}")),
-        "the error names the topic, the operation and the ACL; log:\n{log}"
+    user.assert_denied(
+        &log,
+        &format!("read topic {topic}"),
+        &format!("READ on topic {topic}"),
+        &format!("--operation Read --topic {topic}"),
     );
 
     user.allow("Read", AclResource::Topic(&topic));
     let mut poller = Poller::start(&format!("{topic}-granted"), &config);
-    wait_until(TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
-    assert_eq!(poller.terminate(TIMEOUT).code(), Some(0));
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, produced.len());
+    poller.terminate_cleanly(TIMEOUT);
     assert_eq!(reconcile(&topic, &produced), 0);
 }
 
@@ -243,9 +212,8 @@ fn a_topic_without_even_describe_is_named_with_the_read_acl_to_add() {
 /// a fatal error of the consumer.
 fn a_group_without_read_stops_the_poller(protocol: &str) {
     let user = Restricted::shared();
-    let topic = topic_name(&format!("acl-group-{protocol}"));
+    let topic = new_topic(&format!("acl-group-{protocol}"), 1);
     let group = group_name(&format!("acl-group-{protocol}"));
-    create_topic(&topic, 1);
     let produced = produce(&topic, 1, 5, |_, i| format!(r#"{{"i":{i}}}"#));
     user.allow("Read", AclResource::Topic(&topic));
     let config = with_kafka_setting(
@@ -254,15 +222,11 @@ fn a_group_without_read_stops_the_poller(protocol: &str) {
     );
 
     let log = run_until_it_stops(&topic, &config);
-    assert!(
-        log.contains(&format!(
-            "not authorized to use consumer group {group}: grant {} READ on group {group}",
-            user.principal()
-        )) && log.contains(&format!(
-            "--allow-principal {} --operation Read --group {group}",
-            user.principal()
-        )),
-        "the error names the group, the operation and the ACL; log:\n{log}"
+    user.assert_denied(
+        &log,
+        &format!("use consumer group {group}"),
+        &format!("READ on group {group}"),
+        &format!("--operation Read --group {group}"),
     );
     assert!(
         seen(&topic).is_empty(),
@@ -271,10 +235,8 @@ fn a_group_without_read_stops_the_poller(protocol: &str) {
 
     user.allow("Read", AclResource::Group(&group));
     let mut poller = Poller::start(&format!("{topic}-granted"), &config);
-    wait_until(TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
-    assert_eq!(poller.terminate(TIMEOUT).code(), Some(0));
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, produced.len());
+    poller.terminate_cleanly(TIMEOUT);
     assert_eq!(reconcile(&topic, &produced), 0);
 }
 
@@ -321,15 +283,14 @@ fn a_dead_letter_topic_without_write_blocks_the_partition(user: &Restricted) {
         user.principal()
     );
     wait_until(TIMEOUT, "the missing WRITE is logged", || {
-        poller.log_text().contains(&denial)
+        poller.log().contains(&denial)
     });
-    let log = poller.log_text();
-    assert!(
-        log.contains(&format!(
-            "--allow-principal {} --operation Write --topic {dlq}",
-            user.principal()
-        )),
-        "the error names the ACL to add; log:\n{log}"
+    let log = poller.log();
+    user.assert_denied(
+        &log,
+        &format!("write the on_failure topic {dlq}"),
+        &format!("WRITE on topic {dlq}"),
+        &format!("--operation Write --topic {dlq}"),
     );
     assert!(
         poller.is_running(),
@@ -341,7 +302,7 @@ fn a_dead_letter_topic_without_write_blocks_the_partition(user: &Restricted) {
         seen.iter().all(|(_, offset)| *offset < poison.1),
         "nothing after the blocked record is delivered: {seen:?}"
     );
-    let committed = committed_offset(&group, &topic, 0);
+    let committed = committed_by_group(&group, &topic, 0);
     assert!(
         committed.is_none_or(|next| next <= poison.1),
         "the commit ({committed:?}) does not pass the failed record at {}",
@@ -349,10 +310,11 @@ fn a_dead_letter_topic_without_write_blocks_the_partition(user: &Restricted) {
     );
 
     user.allow("Write", AclResource::Topic(&dlq));
-    wait_until(
+    wait_for_seen(
         TIMEOUT,
         "the records after the failed one are delivered",
-        || seen_offsets(&topic).len() >= produced.len() - 1,
+        &topic,
+        produced.len() - 1,
     );
     let dead = read_topic(&dlq, 1, TIMEOUT);
     assert_eq!(
@@ -371,7 +333,7 @@ fn a_dead_letter_topic_without_write_blocks_the_partition(user: &Restricted) {
         .map(|(key, value)| (*key, value.clone()))
         .collect();
     assert_eq!(reconcile(&topic, &healthy), 0);
-    assert_eq!(poller.terminate(TIMEOUT).code(), Some(0));
+    poller.terminate_cleanly(TIMEOUT);
 }
 
 /// A principal that may WRITE no topic at all is refused the idempotent dead-letter producer's
@@ -387,8 +349,7 @@ fn a_dead_letter_topic_without_write_blocks_the_partition_until_write_is_granted
 #[test]
 fn a_dead_letter_topic_without_write_blocks_the_partition_when_other_topics_are_writable() {
     let user = Restricted::fresh("acl-other-write");
-    let other = topic_name("acl-writable");
-    create_topic(&other, 1);
+    let other = new_topic("acl-writable", 1);
     user.allow("Write", AclResource::Topic(&other));
     a_dead_letter_topic_without_write_blocks_the_partition(&user);
 }

@@ -7,13 +7,14 @@
 //! through the PLAINTEXT listener, readable through every one) and consumer group. MSK IAM runs
 //! against a **mock MSK broker** behind its own TLS, since Amazon MSK cannot be reached here.
 
-use kafka_lambda_client::{KafkaClientConfig, KafkaClientContext};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-use kafka_lambda_tests::{create_topic, services, topic_name, users};
+use kafka_lambda_client::KafkaClientConfig;
+use kafka_lambda_tests::{
+    MockMsk, Poller, client, new_topic, poll_until, poller_check, recorder_config, sasl_table,
+    secret_file, seen_values, services, unique_dir, users, wait_until, with_kafka_auth,
+    with_kafka_setting,
+};
+use std::process::Output;
+use std::time::Duration;
 
 /// A password for the `check` tests, which never reach a broker.
 const CHECK_PASSWORD: &str = "Poller-Check-Password-4471";
@@ -22,90 +23,26 @@ const WRONG_PASSWORD: &str = "Poller-Wrong-Password-9902";
 /// How long a poller gets to deliver what a test produced.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The values `test-recorder` saw for `topic`, in delivery order (one JSON line per record in
-/// `/tmp/kafka-lambda-recorder/<topic>.jsonl`).
-fn seen(topic: &str) -> Vec<String> {
-    let path = PathBuf::from("/tmp/kafka-lambda-recorder").join(format!("{topic}.jsonl"));
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            let record: serde_json::Value =
-                serde_json::from_str(line).expect("recorder lines are JSON");
-            record["value"].as_str().unwrap_or_default().to_owned()
-        })
-        .collect()
-}
-
-fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("kafka-lambda-poller-auth")
-        .join(kafka_lambda_tests::unique_name(test));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `{ file = "…" }` password source for `password`, in a fresh file under `dir`.
-fn password_file(dir: &Path, password: &str) -> String {
-    let path = dir.join(kafka_lambda_tests::unique_name("password"));
-    std::fs::write(&path, format!("{password}\n")).expect("write password");
-    format!("{{ file = \"{}\" }}", path.display())
-}
+/// The poller's log level in these tests: its own and librdkafka's debug lines (the security
+/// log), not the AWS SDK's or the HTTP stack's.
+const RUST_LOG: (&str, &str) = ("RUST_LOG", "debug,aws=info,hyper=info,h2=info,tower=info");
 
 /// `[kafka.auth.sasl]` for `mechanism` as `user`, the password from `password` (a source).
-fn sasl_table(mechanism: &str, user: &str, password: &str) -> String {
-    format!(
-        "[kafka.auth.sasl]\nmechanism = \"{mechanism}\"\nusername = \"{user}\"\n\
-         password = {password}\n"
-    )
+fn poller_sasl(mechanism: &str, user: &str, password: &str) -> String {
+    sasl_table("kafka.auth.sasl", mechanism, user, password)
 }
 
 /// A poller config reading `topic` from `bootstrap` with the `[kafka.auth…]` tables `auth`,
 /// librdkafka's security debug log on, delivering to `test-recorder` on the shared emulator in
 /// consumer group `<topic>-group`.
 fn config(bootstrap: &str, auth: &str, topic: &str) -> String {
-    format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-fetch_wait_max_ms = 10
-commit_interval_ms = 500
-options = {{ "debug" = "security" }}
-
-{auth}
-[lambda]
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-
-[[mapping]]
-function = "test-recorder"
-topics = ["{topic}"]
-consumer_group = "{topic}-group"
-batching_window_ms = 20
-"#,
-        endpoint = services().lambda_endpoint(),
+    with_kafka_setting(
+        &with_kafka_auth(
+            &recorder_config(topic, &format!("{topic}-group"), ""),
+            bootstrap,
+            auth,
+        ),
+        "options = { \"debug\" = \"security\" }",
     )
 }
 
@@ -127,19 +64,8 @@ endpoint_url = "http://127.0.0.1:9"
 function = "test-recorder"
 topics = ["orders"]
 "#,
-        sasl = sasl_table("SCRAM-SHA-512", users::SCRAM.0, password),
+        sasl = poller_sasl("SCRAM-SHA-512", users::SCRAM.0, password),
     )
-}
-
-fn check(dir: &Path, config: &str, env: &[(&str, &str)]) -> Output {
-    let path = dir.join("check.toml");
-    std::fs::write(&path, config).expect("write config");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"));
-    command.args(["check", "--config"]).arg(&path);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("run check")
 }
 
 fn text(output: &Output) -> String {
@@ -152,10 +78,8 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn check_reads_the_password_from_the_environment_and_never_prints_it() {
-    let dir = scratch("check-env");
     let with_env = check_config("{ env = \"KL_POLLER_AUTH_TEST_PASSWORD\" }");
-    let output = check(
-        &dir,
+    let output = poller_check(
         &with_env,
         &[("KL_POLLER_AUTH_TEST_PASSWORD", CHECK_PASSWORD)],
     );
@@ -169,7 +93,7 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
     );
     assert!(!all.contains(CHECK_PASSWORD), "the password leaked:\n{all}");
 
-    let output = check(&dir, &with_env, &[]);
+    let output = poller_check(&with_env, &[]);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
     assert!(
@@ -178,7 +102,7 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
     );
 
     let literal = check_config(&format!("\"{CHECK_PASSWORD}\""));
-    let output = check(&dir, &literal, &[]);
+    let output = poller_check(&literal, &[]);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
     assert!(
@@ -193,10 +117,9 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
 
 #[test]
 fn check_rejects_librdkafka_options_that_would_override_kafka_auth() {
-    let dir = scratch("check-conflict");
-    let conflicting = check_config(&password_file(&dir, CHECK_PASSWORD))
+    let conflicting = check_config(&secret_file(CHECK_PASSWORD))
         .replace("\"debug\" = \"security\"", "\"sasl.mechanism\" = \"PLAIN\"");
-    let output = check(&dir, &conflicting, &[]);
+    let output = poller_check(&conflicting, &[]);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(2), "{all}");
     assert!(
@@ -205,83 +128,43 @@ fn check_rejects_librdkafka_options_that_would_override_kafka_auth() {
     );
 }
 
-/// Starts `kafka-lambda-poller run`; `env` is added after the defaults (fake AWS keys, no
-/// instance metadata, debug logs) and wins over them.
-fn start_poller(dir: &Path, config: &str, env: &[(&str, &str)]) -> (Killed, PathBuf) {
-    start_poller_with(dir, config, env, &[])
+/// Starts `kafka-lambda-poller run` with [`RUST_LOG`], then `env`, and `args`.
+fn start_poller(name: &str, config: &str, env: &[(&str, &str)], args: &[&str]) -> Poller {
+    let env: Vec<(&str, &str)> = [RUST_LOG].into_iter().chain(env.iter().copied()).collect();
+    Poller::start_with_env(name, config, args, &env)
 }
 
-/// [`start_poller`] with extra `run` arguments.
-fn start_poller_with(
-    dir: &Path,
-    config: &str,
-    env: &[(&str, &str)],
-    args: &[&str],
-) -> (Killed, PathBuf) {
-    let path = dir
-        .join(kafka_lambda_tests::unique_name("poller"))
-        .with_extension("toml");
-    std::fs::write(&path, config).expect("write config");
-    let log = path.with_extension("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "debug,aws=info,hyper=info,h2=info,tower=info")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start kafka-lambda-poller");
-    (Killed(child), log)
+/// A client of the client crate for `bootstrap` with `auth`, its `[auth…]` tables.
+fn client_config(bootstrap: &str, auth: &str) -> KafkaClientConfig {
+    KafkaClientConfig::from_toml_str(&format!("bootstrap_servers = \"{bootstrap}\"\n{auth}"))
+        .expect("client config")
 }
 
-fn read_log(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default()
-}
-
-/// Produces `values` to partition 0 of `topic` through the client crate with `client`'s
-/// listener and auth (the same as the poller's).
+/// Produces `values` to partition 0 of `topic` through `client`'s listener and auth (the same as
+/// the poller's).
 fn produce(client: &KafkaClientConfig, topic: &str, values: &[String]) {
-    let producer: FutureProducer<KafkaClientContext> = client
-        .create(&[("message.timeout.ms", "10000")])
-        .expect("producer");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        for value in values {
-            producer
-                .send(
-                    FutureRecord::to(topic).partition(0).key("k").payload(value),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)
-                .unwrap_or_else(|e| panic!("produce {value} to {topic}: {e}"));
-        }
-    });
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    client::produce_ok(client, topic, &values);
 }
 
 /// Waits until `test-recorder` saw exactly `expected` for `topic`, in order.
-fn wait_for_delivery(topic: &str, expected: &[String], log: &Path) {
-    let started = Instant::now();
-    while seen(topic).len() < expected.len() {
-        assert!(
-            started.elapsed() < DELIVERY_TIMEOUT,
-            "the function saw {} of {} records; poller log:\n{}",
-            seen(topic).len(),
-            expected.len(),
-            read_log(log)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(seen(topic), expected, "poller log:\n{}", read_log(log));
+fn wait_for_delivery(topic: &str, expected: &[String], poller: &Poller) {
+    let delivered = poll_until(DELIVERY_TIMEOUT, || {
+        seen_values(topic).len() >= expected.len()
+    });
+    assert!(
+        delivered,
+        "the function saw {} of {} records; poller log:\n{}",
+        seen_values(topic).len(),
+        expected.len(),
+        poller.log()
+    );
+    assert_eq!(
+        seen_values(topic),
+        expected,
+        "poller log:\n{}",
+        poller.log()
+    );
 }
 
 /// Produces five records to a fresh topic through `bootstrap` with `client_auth` (a client
@@ -292,26 +175,19 @@ fn wait_for_delivery(topic: &str, expected: &[String], log: &Path) {
 /// `security` debug lines, the SASL exchange's included (`[kafka.options] debug` raises
 /// librdkafka's log level).
 fn delivers_through(test: &str, bootstrap: &str, client_auth: &str, poller_auth: &str) -> String {
-    let dir = scratch(test);
-    let topic = topic_name(test);
-    create_topic(&topic, 1);
-    let client = KafkaClientConfig::from_toml_str(&format!(
-        "bootstrap_servers = \"{bootstrap}\"\n{client_auth}"
-    ))
-    .expect("client config");
+    let topic = new_topic(test, 1);
     let values: Vec<String> = (0..5).map(|i| format!("{test}-{i}")).collect();
-    produce(&client, &topic, &values);
+    produce(&client_config(bootstrap, client_auth), &topic, &values);
 
-    let (_poller, log) = start_poller(&dir, &config(bootstrap, poller_auth, &topic), &[]);
-    wait_for_delivery(&topic, &values, &log);
-    read_log(&log)
+    let poller = start_poller(&topic, &config(bootstrap, poller_auth, &topic), &[], &[]);
+    wait_for_delivery(&topic, &values, &poller);
+    poller.log()
 }
 
 #[test]
 fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
-    let dir = scratch("run-scram");
     let (user, password) = users::SCRAM;
-    let sasl = sasl_table("SCRAM-SHA-512", user, &password_file(&dir, password));
+    let sasl = poller_sasl("SCRAM-SHA-512", user, &secret_file(password));
     let log = delivers_through(
         "poller_scram",
         &services().listeners().sasl_plaintext,
@@ -334,13 +210,12 @@ fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
 
 #[test]
 fn the_poller_consumes_with_plain_over_sasl_ssl_and_delivers_without_logging_the_password() {
-    let dir = scratch("run-plain");
     let (user, password) = users::PLAIN;
-    let ca = services().listeners().tls_dir.join("ca.pem");
+    let ca = services().listeners().ca_file();
     let auth = format!(
         "[kafka.auth.tls]\nca_file = \"{}\"\n\n{}",
         ca.display(),
-        sasl_table("PLAIN", user, &password_file(&dir, password))
+        poller_sasl("PLAIN", user, &secret_file(password))
     );
     let log = delivers_through(
         "poller_plain",
@@ -365,58 +240,53 @@ fn the_poller_consumes_with_plain_over_sasl_ssl_and_delivers_without_logging_the
 
 #[test]
 fn the_poller_consumes_over_mtls_with_the_client_certificate_the_broker_trusts() {
-    let tls_dir = &services().listeners().tls_dir;
+    let listeners = services().listeners();
+    let (cert, key) = listeners.trusted_client_cert();
     let auth = format!(
         "[kafka.auth.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        tls_dir.join("ca.pem").display(),
-        tls_dir.join("client.pem").display(),
-        tls_dir.join("client.key").display(),
+        listeners.ca_file().display(),
+        cert.display(),
+        key.display(),
     );
     let log = delivers_through(
         "poller_mtls",
-        &services().listeners().mtls,
+        &listeners.mtls,
         &auth.replace("[kafka.auth.", "[auth."),
         &auth,
     );
     assert!(
-        log.contains(&format!(
-            "Loading public key from file {}",
-            tls_dir.join("client.pem").display()
-        )),
+        log.contains(&format!("Loading public key from file {}", cert.display())),
         "librdkafka's security debug log does not show the client certificate:\n{log}"
     );
 }
 
 #[test]
 fn a_wrong_password_is_logged_as_an_authentication_error_retried_and_loses_nothing() {
-    let dir = scratch("run-wrong");
-    let topic = topic_name("poller_wrong_password");
-    create_topic(&topic, 1);
+    let topic = new_topic("poller_wrong_password", 1);
     let bootstrap = &services().listeners().sasl_plaintext;
     let (user, password) = users::SCRAM;
-    let right = sasl_table("SCRAM-SHA-512", user, &password_file(&dir, password));
+    let right = poller_sasl("SCRAM-SHA-512", user, &secret_file(password));
     let values: Vec<String> = (0..5).map(|i| format!("kept-{i}")).collect();
-    let client = KafkaClientConfig::from_toml_str(&format!(
-        "bootstrap_servers = \"{bootstrap}\"\n{}",
-        right.replace("[kafka.auth.sasl]", "[auth.sasl]")
-    ))
-    .expect("client config");
+    let client = client_config(
+        bootstrap,
+        &right.replace("[kafka.auth.sasl]", "[auth.sasl]"),
+    );
     produce(&client, &topic, &values);
 
-    let wrong = sasl_table("SCRAM-SHA-512", user, &password_file(&dir, WRONG_PASSWORD));
-    let (mut poller, log) = start_poller(&dir, &config(bootstrap, &wrong, &topic), &[]);
+    let wrong = poller_sasl("SCRAM-SHA-512", user, &secret_file(WRONG_PASSWORD));
+    let mut poller = start_poller(&topic, &config(bootstrap, &wrong, &topic), &[], &[]);
     wait_until(
         Duration::from_secs(30),
         "an authentication error is logged",
-        || read_log(&log).contains("SASL authentication error"),
+        || poller.log().contains("SASL authentication error"),
     );
     // Retried: librdkafka tries again after its reconnect backoff, and the poller keeps running.
     wait_until(
         Duration::from_secs(60),
         "a second authentication error is logged (the login is retried)",
-        || read_log(&log).matches("SASL authentication error").count() >= 2,
+        || poller.log().matches("SASL authentication error").count() >= 2,
     );
-    let text = read_log(&log);
+    let text = poller.log();
     assert!(
         text.contains("invalid credentials with SASL mechanism SCRAM-SHA-512"),
         "the broker's reason is not in the log:\n{text}"
@@ -426,37 +296,34 @@ fn a_wrong_password_is_logged_as_an_authentication_error_retried_and_loses_nothi
         "a password is in the poller's log:\n{text}"
     );
     assert!(
-        poller.0.try_wait().expect("poll the child").is_none(),
+        poller.is_running(),
         "the poller exited instead of retrying:\n{text}"
     );
     assert!(
-        seen(&topic).is_empty(),
+        seen_values(&topic).is_empty(),
         "a poller that could not log in delivered {:?}",
-        seen(&topic)
+        seen_values(&topic)
     );
     drop(poller);
 
     // Same group, right password: everything is still there.
-    let (_poller, log) = start_poller(&dir, &config(bootstrap, &right, &topic), &[]);
-    wait_for_delivery(&topic, &values, &log);
+    let poller = start_poller(&topic, &config(bootstrap, &right, &topic), &[], &[]);
+    wait_for_delivery(&topic, &values, &poller);
 }
-
-#[path = "../../client/tests/auth/mock_msk.rs"]
-mod mock_msk;
 
 #[test]
 fn msk_iam_tokens_from_the_default_credential_chain_reach_the_mock_broker_over_tls_with_system_roots()
  {
     const ACCESS_KEY: &str = "AKIAPOLLERIAMTEST001";
     const SECRET_KEY: &str = "poller-iam-secret-key-0000000000000001";
-    let dir = scratch("msk-iam");
-    let mock = mock_msk::MockMsk::start(&dir);
+    let dir = unique_dir("msk-iam");
+    let mock = MockMsk::start(&dir);
     // No ca_file: the system roots, which SSL_CERT_FILE points at the mock's CA for this process.
     let config = msk_iam_config(mock.port, "");
     let none = dir.join("none");
     let none = none.to_str().expect("utf-8");
-    let (_poller, log) = start_poller(
-        &dir,
+    let poller = start_poller(
+        "msk-iam",
         &config,
         &[
             ("SSL_CERT_FILE", mock.ca_file.to_str().expect("utf-8")),
@@ -465,16 +332,11 @@ fn msk_iam_tokens_from_the_default_credential_chain_reach_the_mock_broker_over_t
             ("AWS_CONFIG_FILE", none),
             ("AWS_SHARED_CREDENTIALS_FILE", none),
         ],
+        &[],
     );
-    let token = mock
-        .tokens
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| {
-            panic!(
-                "the mock MSK broker got no token; poller log:\n{}",
-                read_log(&log)
-            )
-        });
+    let token = mock.expect_token(Duration::from_secs(30), || {
+        format!("poller log:\n{}", poller.log())
+    });
     use base64::Engine;
     let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(&token)
@@ -488,7 +350,7 @@ fn msk_iam_tokens_from_the_default_credential_chain_reach_the_mock_broker_over_t
         url.contains(&format!("X-Amz-Credential={ACCESS_KEY}%2F")),
         "{url}"
     );
-    let log = read_log(&log);
+    let log = poller.log();
     assert!(
         !log.contains(SECRET_KEY) && !log.contains(&token),
         "a credential is in the poller's log:\n{log}"
@@ -528,26 +390,22 @@ event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
 /// is still in its first lookup — not never, and not only when the poller gives up and closes
 /// its consumer (which serves the queue one last time).
 fn first_token_with(name: &str, extra: &str, args: &[&str]) {
-    let dir = scratch(name);
-    let mock = mock_msk::MockMsk::start(&dir);
-    let (mut poller, log) = start_poller_with(
-        &dir,
+    let mock = MockMsk::start(&unique_dir(name));
+    let mut poller = start_poller(
+        name,
         &msk_iam_config(mock.port, extra),
         &[("SSL_CERT_FILE", mock.ca_file.to_str().expect("utf-8"))],
         args,
     );
-    if mock.tokens.recv_timeout(Duration::from_secs(25)).is_err() {
-        panic!(
-            "the mock MSK broker got no token; poller log:\n{}",
-            read_log(&log)
-        );
-    }
+    mock.expect_token(Duration::from_secs(25), || {
+        format!("poller log:\n{}", poller.log())
+    });
     std::thread::sleep(Duration::from_millis(500));
-    let exited = poller.0.try_wait().expect("wait");
-    let text = read_log(&log);
+    let running = poller.is_running();
+    let text = poller.log();
     assert!(
-        exited.is_none() && !text.contains("cannot read") && !text.contains("cannot look up"),
-        "the token came only after the lookups failed (exit: {exited:?}); poller log:\n{text}"
+        running && !text.contains("cannot read") && !text.contains("cannot look up"),
+        "the token came only after the lookups failed (running: {running}); poller log:\n{text}"
     );
 }
 

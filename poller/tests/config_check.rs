@@ -3,30 +3,16 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
+use kafka_lambda_tests::{poller_binary, poller_check, scratch_file};
 use std::process::Command;
 
 fn check(config: &str) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join("kafka-lambda-poller-check");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{:x}.toml", md5ish(config)));
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = poller_check(config, &[]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn md5ish(s: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
 }
 
 const BASE: &str = r#"
@@ -151,7 +137,7 @@ fn invalid_values_are_rejected_naming_the_field_and_the_allowed_range() {
     assert_eq!(code, 2);
     assert!(stderr.contains("`mapping` is missing"), "{stderr}");
     let missing = std::env::temp_dir().join("does-not-exist/poller.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
+    let out = Command::new(poller_binary())
         .args(["check", "--config"])
         .arg(&missing)
         .output()
@@ -188,11 +174,8 @@ fn the_default_consumer_group_is_the_functions_name_without_alias_or_arn_and_che
 /// Runs `kafka-lambda-poller <command> --config <config>` with a broker nothing listens on and
 /// returns its exit code and stderr; a `run` that starts after all is stopped after 10 s.
 fn poller_stderr(command: &str, config: &str) -> (Option<i32>, String) {
-    let dir = std::env::temp_dir().join("kafka-lambda-poller-check");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{command}-{:x}.toml", md5ish(config)));
-    std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
+    let path = scratch_file(command, config);
+    let mut child = Command::new(poller_binary())
         .args([command, "--config"])
         .arg(&path)
         .env("AWS_ACCESS_KEY_ID", "test")

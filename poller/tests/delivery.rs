@@ -5,12 +5,23 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use kafka_lambda_tests::{
+    Poller, create_topic, free_port, group_name, new_topic, produce, reconcile, recorder_config,
+    resume_with_marker, seen, seen_offsets, services, topic_name, wait_for_seen, wait_until,
+    with_kafka_setting,
+};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A record produced after the others, for a poller that resumes after them.
+const MARKER: &str = r#"{"marker":true}"#;
+
+/// [`resume_with_marker`] with [`MARKER`] from `{topic}-b`, the group's next member.
+fn resume(topic: &str, config: &str, produced: &mut BTreeMap<(i32, i64), String>, why: &str) {
+    resume_with_marker(topic, config, MARKER, produced, DELIVERY_TIMEOUT, why);
+}
 
 fn value(p: i32, i: usize) -> String {
     format!(
@@ -21,16 +32,18 @@ fn value(p: i32, i: usize) -> String {
 
 #[test]
 fn delivers_every_record_in_order_per_partition_in_the_aws_event_shape() {
-    let topic = topic_name("in-order");
-    create_topic(&topic, 4);
+    let topic = new_topic("in-order", 4);
     let produced = produce(&topic, 4, 150, value);
     let mut poller = Poller::start(
         &topic,
         &recorder_config(&topic, &group_name("in-order"), "batch_size = 40"),
     );
-    wait_until(DELIVERY_TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "every record is delivered",
+        &topic,
+        produced.len(),
+    );
     let duplicates = reconcile(&topic, &produced);
     assert_eq!(duplicates, 0, "a clean run delivers each record once");
 
@@ -70,7 +83,7 @@ fn delivers_every_record_in_order_per_partition_in_the_aws_event_shape() {
         assert!(s.0["batchRecords"].as_u64().unwrap() <= 40);
         assert_eq!(s.0["groupIndex"], 0);
     }
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 fn chrono_now_ms() -> i64 {
@@ -112,7 +125,7 @@ fn batches_close_at_the_record_count_and_at_the_payload_byte_limit() {
     reconcile(&by_bytes, &produced_bytes);
     let (&(_, big_offset), _) = too_large.iter().next().unwrap();
     assert!(!seen_offsets(&by_bytes).contains(&(0, big_offset)));
-    let log = poller.log_text();
+    let log = poller.log();
     assert!(
         log.lines()
             .any(|l| l.contains("too large for one invocation payload")
@@ -144,7 +157,7 @@ fn batches_close_at_the_record_count_and_at_the_payload_byte_limit() {
             .all(|&n| (2..=3).contains(&n) || n == *sizes.last().unwrap()),
         "1 KB records in 4 KiB payloads: {sizes:?}"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 /// Records per invocation, in delivery order.
@@ -161,63 +174,60 @@ fn batch_sizes(topic: &str) -> Vec<usize> {
 
 #[test]
 fn sigterm_drains_commits_and_a_restart_resumes_from_the_committed_offsets() {
-    let topic = topic_name("restart");
+    let topic = new_topic("restart", 2);
     let group = group_name("restart");
-    create_topic(&topic, 2);
     let first = produce(&topic, 2, 50, value);
     let config = recorder_config(&topic, &group, "batch_size = 10");
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
-    wait_until(DELIVERY_TIMEOUT, "the first records are delivered", || {
-        seen_offsets(&topic).len() >= first.len()
-    });
-    let status = poller.terminate(Duration::from_secs(30));
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGTERM exits 0; log:\n{}",
-        poller.log_text()
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "the first records are delivered",
+        &topic,
+        first.len(),
     );
+    poller.terminate_cleanly(Duration::from_secs(30));
     assert!(
-        poller.log_text().contains("final offsets committed"),
+        poller.log().contains("final offsets committed"),
         "log:\n{}",
-        poller.log_text()
+        poller.log()
     );
 
     let second = produce(&topic, 2, 50, value);
     let mut restarted = Poller::start(&format!("{topic}-b"), &config);
     let mut all = first.clone();
     all.extend(second);
-    wait_until(DELIVERY_TIMEOUT, "the new records are delivered", || {
-        seen_offsets(&topic).len() >= all.len()
-    });
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "the new records are delivered",
+        &topic,
+        all.len(),
+    );
     assert_eq!(
         reconcile(&topic, &all),
         0,
         "a restart after a clean stop redelivers nothing"
     );
-    assert_eq!(restarted.terminate(Duration::from_secs(30)).code(), Some(0));
+    restarted.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn sigterm_lets_the_batch_in_flight_finish_and_commits_it_before_exiting() {
-    let topic = topic_name("drain");
+    let topic = new_topic("drain", 1);
     let group = group_name("drain");
-    create_topic(&topic, 1);
     let slow = |_: i32, i: usize| format!(r#"{{"i":{i},"sleep_ms":1500}}"#);
     let mut produced = produce(&topic, 1, 5, slow);
     let config = recorder_config(&topic, &group, "batch_size = 5\nbatching_window_ms = 0");
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
     wait_until(DELIVERY_TIMEOUT, "the batch is in flight", || {
-        owns_partitions(&poller.log_text())
+        poller.owns_partitions()
     });
     std::thread::sleep(Duration::from_millis(800));
     assert!(
         seen(&topic).is_empty(),
         "the function answers only after 1.5 s, so the batch is still in flight"
     );
-    let status = poller.terminate(Duration::from_secs(30));
-    let log = poller.log_text();
-    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let log = poller.log();
     assert!(
         log.contains("outcome=\"success\"") || log.contains("outcome=success"),
         "the batch in flight finished before exit; log:\n{log}"
@@ -225,26 +235,18 @@ fn sigterm_lets_the_batch_in_flight_finish_and_commits_it_before_exiting() {
     assert_eq!(reconcile(&topic, &produced), 0);
 
     // Its offset was committed: a new poller in the group starts after it.
-    produced.extend(produce(&topic, 1, 1, |_, _| {
-        r#"{"marker":true}"#.to_owned()
-    }));
-    let mut next = Poller::start(&format!("{topic}-b"), &config);
-    wait_until(DELIVERY_TIMEOUT, "the marker is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
-    assert_eq!(
-        reconcile(&topic, &produced),
-        0,
-        "the drained batch was not delivered twice"
+    resume(
+        &topic,
+        &config,
+        &mut produced,
+        "the drained batch was not delivered twice",
     );
-    assert_eq!(next.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 
 #[test]
 fn sigterm_during_a_retry_backoff_lets_the_retry_finish_within_the_drain_window() {
-    let topic = topic_name("drain-backoff");
+    let topic = new_topic("drain-backoff", 1);
     let group = group_name("drain-backoff");
-    create_topic(&topic, 1);
     // Fails its first invocation; the retry waits 3 s of backoff, then succeeds.
     let mut produced = produce(&topic, 1, 1, |_, _| r#"{"fail_times":1}"#.to_owned());
     let config = recorder_config(
@@ -254,33 +256,28 @@ fn sigterm_during_a_retry_backoff_lets_the_retry_finish_within_the_drain_window(
     );
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
     wait_until(DELIVERY_TIMEOUT, "the first invocation failed", || {
-        poller.log_text().contains("function returned an error")
+        poller.log().contains("function returned an error")
     });
-    let status = poller.terminate(Duration::from_secs(30));
-    let log = poller.log_text();
-    assert_eq!(status.code(), Some(0), "log:\n{log}");
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let log = poller.log();
     assert_eq!(
         reconcile(&topic, &produced),
         0,
         "the retry ran within the drain window; log:\n{log}"
     );
     // And its offset was committed: a new poller starts after it.
-    produced.extend(produce(&topic, 1, 1, |_, _| {
-        r#"{"marker":true}"#.to_owned()
-    }));
-    let mut next = Poller::start(&format!("{topic}-b"), &config);
-    wait_until(DELIVERY_TIMEOUT, "the marker is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
-    assert_eq!(reconcile(&topic, &produced), 0);
-    assert_eq!(next.terminate(Duration::from_secs(30)).code(), Some(0));
+    resume(
+        &topic,
+        &config,
+        &mut produced,
+        "the retried record was not delivered twice",
+    );
 }
 
 #[test]
 fn a_crash_mid_stream_then_a_restart_loses_nothing() {
-    let topic = topic_name("crash");
+    let topic = new_topic("crash", 3);
     let group = group_name("crash");
-    create_topic(&topic, 3);
     // Invocations of at least 100 ms, as a real function's: much longer than a commit takes.
     let produced = produce(&topic, 3, 400, |p, i| {
         format!(r#"{{"p":{p},"i":{i},"sleep_ms":100}}"#)
@@ -290,9 +287,7 @@ fn a_crash_mid_stream_then_a_restart_loses_nothing() {
         .replace("commit_interval_ms = 500\n", "");
     assert!(!config.contains("commit_interval_ms"));
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
-    wait_until(DELIVERY_TIMEOUT, "delivery is under way", || {
-        seen_offsets(&topic).len() >= 300
-    });
+    wait_for_seen(DELIVERY_TIMEOUT, "delivery is under way", &topic, 300);
     poller.kill9();
     let before = seen_offsets(&topic).len();
     assert!(
@@ -301,10 +296,11 @@ fn a_crash_mid_stream_then_a_restart_loses_nothing() {
         produced.len()
     );
     let mut restarted = Poller::start(&format!("{topic}-b"), &config);
-    wait_until(
+    wait_for_seen(
         DELIVERY_TIMEOUT,
         "everything is delivered after the restart",
-        || seen_offsets(&topic).len() >= produced.len(),
+        &topic,
+        produced.len(),
     );
     let duplicates = reconcile(&topic, &produced);
     eprintln!("records delivered again after one kill -9: {duplicates}");
@@ -315,7 +311,7 @@ fn a_crash_mid_stream_then_a_restart_loses_nothing() {
         duplicates <= bound,
         "{duplicates} records delivered again after the crash, more than {bound}"
     );
-    assert_eq!(restarted.terminate(Duration::from_secs(30)).code(), Some(0));
+    restarted.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
@@ -332,9 +328,8 @@ fn under_kip_848_pollers_share_the_partitions_and_members_joining_and_leaving_lo
 /// partitions, a third joins while records flow and leaves again; every record is delivered,
 /// in order per partition.
 fn members_join_and_leave_and_nothing_is_lost(protocol: &str) {
-    let topic = topic_name(&format!("scale-{protocol}"));
+    let topic = new_topic(&format!("scale-{protocol}"), 4);
     let group = group_name(&format!("scale-{protocol}"));
-    create_topic(&topic, 4);
     let config = with_kafka_setting(
         &recorder_config(&topic, &group, "batch_size = 10"),
         &format!("group_protocol = \"{protocol}\""),
@@ -343,13 +338,16 @@ fn members_join_and_leave_and_nothing_is_lost(protocol: &str) {
     let mut b = Poller::start(&format!("{topic}-b"), &config);
     // The group rebalances when the second member joins: wait until both own partitions.
     wait_until(DELIVERY_TIMEOUT, "both pollers own partitions", || {
-        owns_partitions(&a.log_text()) && owns_partitions(&b.log_text())
+        a.owns_partitions() && b.owns_partitions()
     });
     let first = produce(&topic, 4, 100, value);
-    wait_until(DELIVERY_TIMEOUT, "the first wave is delivered", || {
-        seen_offsets(&topic).len() >= first.len()
-    });
-    let delivered_by = |p: &Poller| p.log_text().matches("batch invoked").count();
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "the first wave is delivered",
+        &topic,
+        first.len(),
+    );
+    let delivered_by = |p: &Poller| p.log().matches("batch invoked").count();
     assert!(
         delivered_by(&a) > 0 && delivered_by(&b) > 0,
         "both pollers invoked the function"
@@ -358,37 +356,28 @@ fn members_join_and_leave_and_nothing_is_lost(protocol: &str) {
     let mut c = Poller::start(&format!("{topic}-c"), &config);
     let second = produce(&topic, 4, 100, value);
     wait_until(DELIVERY_TIMEOUT, "the third poller owns partitions", || {
-        owns_partitions(&c.log_text())
+        c.owns_partitions()
     });
-    assert_eq!(
-        c.terminate(Duration::from_secs(60)).code(),
-        Some(0),
-        "log:\n{}",
-        c.log_text()
-    );
+    c.terminate_cleanly(Duration::from_secs(60));
     let third = produce(&topic, 4, 100, value);
     let mut all = first;
     all.extend(second);
     all.extend(third);
-    wait_until(DELIVERY_TIMEOUT, "every wave is delivered", || {
-        seen_offsets(&topic).len() >= all.len()
-    });
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "every wave is delivered",
+        &topic,
+        all.len(),
+    );
     let duplicates = reconcile(&topic, &all);
     eprintln!("duplicates across rebalances: {duplicates}");
-    assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
-    assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
-}
-
-/// Whether a poller's log shows a non-empty assignment.
-fn owns_partitions(log: &str) -> bool {
-    log.lines()
-        .any(|l| l.contains("partitions assigned") && l.contains("partitions=[(\""))
+    a.terminate_cleanly(Duration::from_secs(60));
+    b.terminate_cleanly(Duration::from_secs(60));
 }
 
 #[test]
 fn latest_and_at_timestamp_start_where_asked_when_the_group_has_no_offsets() {
-    let topic = topic_name("start");
-    create_topic(&topic, 2);
+    let topic = new_topic("start", 2);
     let old = produce(&topic, 2, 10, value);
 
     // LATEST: only records produced after the group joined.
@@ -397,29 +386,18 @@ fn latest_and_at_timestamp_start_where_asked_when_the_group_has_no_offsets() {
         &group_name("latest"),
         "starting_position = \"LATEST\"",
     );
-    let mut latest = Poller::start(&format!("{topic}-latest"), &latest_topic_config);
+    let latest = Poller::start(&format!("{topic}-latest"), &latest_topic_config);
     wait_until(
         DELIVERY_TIMEOUT,
         "the LATEST poller owns partitions",
-        || owns_partitions(&latest.log_text()),
+        || latest.owns_partitions(),
     );
     std::thread::sleep(Duration::from_secs(1));
     let new = produce(&topic, 2, 5, value);
-    wait_until(DELIVERY_TIMEOUT, "the new records are delivered", || {
-        seen_offsets(&topic).len() >= new.len()
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let seen_latest = seen_offsets(&topic);
-    assert!(
-        old.keys().all(|k| !seen_latest.contains(k)),
-        "LATEST delivered old records: {seen_latest:?}"
-    );
-    assert_eq!(reconcile(&topic, &new), 0);
-    assert_eq!(latest.terminate(Duration::from_secs(30)).code(), Some(0));
+    delivers_only(latest, &topic, &new, &old, "LATEST");
 
     // AT_TIMESTAMP: from the first record at or after the timestamp.
-    let other = topic_name("start-ts");
-    create_topic(&other, 2);
+    let other = new_topic("start-ts", 2);
     let before = produce(&other, 2, 10, value);
     std::thread::sleep(Duration::from_millis(1100));
     let since = chrono_now_ms() / 1000 + 1;
@@ -432,31 +410,39 @@ fn latest_and_at_timestamp_start_where_asked_when_the_group_has_no_offsets() {
         &group_name("at-ts"),
         &format!("starting_position = \"AT_TIMESTAMP\"\nstarting_position_timestamp = {since}"),
     );
-    let mut at = Poller::start(&format!("{other}-at"), &config);
-    wait_until(
+    let at = Poller::start(&format!("{other}-at"), &config);
+    delivers_only(at, &other, &after, &before, "AT_TIMESTAMP");
+}
+
+/// Waits until `poller` delivered `expected` of `topic`, and half a second more, then checks
+/// that it delivered each once and none of `left_out`, the records before its
+/// `starting_position`; then stops it.
+fn delivers_only(
+    mut poller: Poller,
+    topic: &str,
+    expected: &BTreeMap<(i32, i64), String>,
+    left_out: &BTreeMap<(i32, i64), String>,
+    starting_position: &str,
+) {
+    wait_for_seen(
         DELIVERY_TIMEOUT,
-        "the records since the timestamp are delivered",
-        || seen_offsets(&other).len() >= after.len(),
+        &format!("the records since the {starting_position} start are delivered"),
+        topic,
+        expected.len(),
     );
     std::thread::sleep(Duration::from_millis(500));
-    let seen_at = seen_offsets(&other);
+    let seen = seen_offsets(topic);
     assert!(
-        before.keys().all(|k| !seen_at.contains(k)),
-        "AT_TIMESTAMP delivered older records: {seen_at:?}"
+        left_out.keys().all(|k| !seen.contains(k)),
+        "{starting_position} delivered older records: {seen:?}"
     );
-    assert_eq!(reconcile(&other, &after), 0);
-    assert_eq!(
-        at.terminate(Duration::from_secs(30)).code(),
-        Some(0),
-        "log:\n{}",
-        at.log_text()
-    );
+    assert_eq!(reconcile(topic, expected), 0);
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn msk_mappings_send_aws_kafka_with_the_cluster_arn() {
-    let topic = topic_name("msk");
-    create_topic(&topic, 1);
+    let topic = new_topic("msk", 1);
     let produced = produce(&topic, 1, 3, value);
     let arn =
         "arn:aws:kafka:us-east-1:123456789012:cluster/demo/751d2973-a626-431c-9d4e-d7975eb44dd7-2";
@@ -466,22 +452,24 @@ fn msk_mappings_send_aws_kafka_with_the_cluster_arn() {
         &format!("event_source = \"aws:kafka\"\nevent_source_arn = \"{arn}\""),
     );
     let mut poller = Poller::start(&topic, &config);
-    wait_until(DELIVERY_TIMEOUT, "the records are delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "the records are delivered",
+        &topic,
+        produced.len(),
+    );
     assert_eq!(reconcile(&topic, &produced), 0);
     for s in seen(&topic) {
         assert_eq!(s.0["eventSource"], "aws:kafka");
         assert_eq!(s.0["eventSourceArn"], arn);
     }
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn an_unknown_function_is_logged_and_retried_without_committing() {
-    let topic = topic_name("no-fn");
+    let topic = new_topic("no-fn", 1);
     let group = group_name("no-fn");
-    create_topic(&topic, 1);
     let produced = produce(&topic, 1, 3, value);
     let config = recorder_config(&topic, &group, "retry_backoff_max_ms = 500").replace(
         "function = \"test-recorder\"",
@@ -490,49 +478,46 @@ fn an_unknown_function_is_logged_and_retried_without_committing() {
     let mut poller = Poller::start(&format!("{topic}-missing"), &config);
     wait_until(DELIVERY_TIMEOUT, "the rejection is logged twice", || {
         poller
-            .log_text()
+            .log()
             .matches("invocation rejected; check the function name")
             .count()
             >= 2
     });
-    assert!(poller.log_text().contains("no-such-function"));
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert!(poller.log().contains("no-such-function"));
+    poller.terminate_cleanly(Duration::from_secs(30));
 
     // Nothing was committed: once the function exists, every record is delivered.
     let fixed = recorder_config(&topic, &group, "");
     let mut poller = Poller::start(&format!("{topic}-fixed"), &fixed);
-    wait_until(DELIVERY_TIMEOUT, "the records are delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "the records are delivered",
+        &topic,
+        produced.len(),
+    );
     assert_eq!(reconcile(&topic, &produced), 0);
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn an_unreachable_broker_is_logged_and_retried_and_sigterm_still_exits_cleanly() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = recorder_config("unreachable", "unreachable-group", "").replace(
         services().kafka_bootstrap_servers(),
         &format!("127.0.0.1:{port}"),
     );
     let mut poller = Poller::start(&topic_name("unreachable"), &config);
     wait_until(DELIVERY_TIMEOUT, "the connection failure is logged", || {
-        let log = poller.log_text();
+        let log = poller.log();
         log.contains(&format!("127.0.0.1:{port}")) && log.contains("Connection refused")
     });
-    let status = poller.terminate(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn the_batching_window_gathers_records_that_arrive_together_and_closes_before_later_ones() {
-    let topic = topic_name("window");
-    create_topic(&topic, 1);
+    let topic = new_topic("window", 1);
     let config = recorder_config(
         &topic,
         &group_name("window"),
@@ -540,7 +525,7 @@ fn the_batching_window_gathers_records_that_arrive_together_and_closes_before_la
     );
     let mut poller = Poller::start(&topic, &config);
     wait_until(DELIVERY_TIMEOUT, "the poller owns the partition", || {
-        owns_partitions(&poller.log_text())
+        poller.owns_partitions()
     });
     let first = produce(&topic, 1, 20, value);
     // Well after the first batch's 1.5 s window closed.
@@ -548,9 +533,12 @@ fn the_batching_window_gathers_records_that_arrive_together_and_closes_before_la
     let second = produce(&topic, 1, 20, value);
     let mut all = first.clone();
     all.extend(second.clone());
-    wait_until(DELIVERY_TIMEOUT, "both waves are delivered", || {
-        seen_offsets(&topic).len() >= all.len()
-    });
+    wait_for_seen(
+        DELIVERY_TIMEOUT,
+        "both waves are delivered",
+        &topic,
+        all.len(),
+    );
     assert_eq!(reconcile(&topic, &all), 0);
     let invocation_of = |offsets: &std::collections::BTreeMap<(i32, i64), String>| -> std::collections::BTreeSet<String> {
         seen(&topic)
@@ -570,5 +558,5 @@ fn the_batching_window_gathers_records_that_arrive_together_and_closes_before_la
         a.is_disjoint(&b),
         "the first window closed before the second wave arrived"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }

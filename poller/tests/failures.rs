@@ -6,15 +6,16 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
-use kafka_lambda_tests::KafkaCluster;
+use kafka_lambda_tests::{
+    FAST_RETRIES, KafkaCluster, Poller, ReadRecord, attempts, create_topic_on, free_port,
+    group_name, http_get, kafka_tool, metric, new_topic, produce, produce_one, read_topic,
+    read_topic_from, reconcile, recorder_config, sasl_table, secret_file, seen, seen_offsets,
+    send_each, services, topic_name, users, wait_for_seen, wait_until, with_telemetry,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-const FAST_RETRIES: &str = "retry_backoff_base_ms = 10\nretry_backoff_max_ms = 100";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -23,55 +24,110 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// A config for `topic` → `test-recorder`, one record per batch: a record that fails once is
-/// dead-lettered to `dlq` at once.
-fn one_try_then_dead_letter(topic: &str, group: &str, dlq: &str) -> String {
+/// A config for `topic` → `test-recorder` in a fresh group named after `group`, with `settings`
+/// and fast retries in its mapping.
+fn config(topic: &str, group: &str, settings: &str) -> String {
     recorder_config(
         topic,
         &group_name(group),
-        &format!(
-            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
-        ),
+        &format!("{settings}\n{FAST_RETRIES}"),
+    )
+}
+
+/// A poller of [`config`].
+fn start(topic: &str, group: &str, settings: &str) -> Poller {
+    Poller::start(topic, &config(topic, group, settings))
+}
+
+/// A config for `topic` → `test-recorder`, one record per batch: a record that fails once is
+/// dead-lettered to `dlq` at once.
+fn one_try_then_dead_letter(topic: &str, group: &str, dlq: &str) -> String {
+    config(
+        topic,
+        group,
+        &format!("batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\""),
+    )
+}
+
+/// `config` with invocations that time out after 1 s.
+fn with_one_second_invoke_timeout(config: &str) -> String {
+    config.replace(
+        "region = \"us-east-1\"",
+        "region = \"us-east-1\"\ninvoke_timeout_s = 1",
     )
 }
 
 /// Produces `n` plain records to partition 0, with `special` values at the given indices.
-fn produce_with(
-    topic: &str,
-    n: usize,
-    special: &BTreeMap<usize, String>,
-) -> BTreeMap<(i32, i64), String> {
+fn produce_with(topic: &str, n: usize, special: &[(usize, &str)]) -> BTreeMap<(i32, i64), String> {
     produce(topic, 1, n, |_, i| {
-        special
-            .get(&i)
-            .cloned()
-            .unwrap_or_else(|| format!(r#"{{"i":{i}}}"#))
+        special.iter().find(|(at, _)| *at == i).map_or_else(
+            || format!(r#"{{"i":{i}}}"#),
+            |(_, value)| (*value).to_owned(),
+        )
     })
+}
+
+/// The (partition, offset) of the `index`th record of `produced`.
+fn nth(produced: &BTreeMap<(i32, i64), String>, index: usize) -> (i32, i64) {
+    produced.keys().nth(index).copied().unwrap()
+}
+
+/// Checks that every record of `produced` but `poison` was delivered exactly once, and the
+/// `poison` ones never.
+fn assert_delivered_once_but(
+    topic: &str,
+    produced: &BTreeMap<(i32, i64), String>,
+    poison: &[(i32, i64)],
+) {
+    let mut healthy = produced.clone();
+    for p in poison {
+        healthy.remove(p);
+    }
+    assert_eq!(
+        reconcile(topic, &healthy),
+        0,
+        "the healthy records are delivered once each"
+    );
+    let seen = seen_offsets(topic);
+    for p in poison {
+        assert!(!seen.contains(p), "{p:?} was never processed");
+    }
+}
+
+/// The one record on `dlq` (read within [`TIMEOUT`]).
+fn the_dead_letter(dlq: &str, poller: &Poller) -> ReadRecord {
+    let mut dead = read_topic(dlq, 1, TIMEOUT);
+    assert_eq!(dead.len(), 1, "{dead:?}; log:\n{}", poller.log());
+    dead.remove(0)
+}
+
+/// The source offset a dead letter's failure headers name.
+fn source_offset(dead: &ReadRecord) -> i64 {
+    dead.header("kafka-lambda-source-offset")
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_with_failure_headers() {
-    let topic = topic_name("poison");
-    let dlq = topic_name("poison-dlq");
-    create_topic(&topic, 1);
-    create_topic(&dlq, 1);
-    let produced = produce_with(
+    let topic = new_topic("poison", 1);
+    let dlq = new_topic("poison-dlq", 1);
+    let produced = produce_with(&topic, 12, &[(5, r#"{"i":5,"fail":true}"#)]);
+    let poison = nth(&produced, 5);
+    let mut poller = start(
         &topic,
-        12,
-        &BTreeMap::from([(5, r#"{"i":5,"fail":true}"#.to_owned())]),
-    );
-    let poison = produced.keys().nth(5).copied().unwrap();
-    let config = recorder_config(
-        &topic,
-        &group_name("poison"),
+        "poison",
         &format!(
-            "batch_size = 12\nbatching_window_ms = 1000\nmax_retry_attempts = 2\nbisect_batch_on_function_error = true\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+            "batch_size = 12\nbatching_window_ms = 1000\nmax_retry_attempts = 2\nbisect_batch_on_function_error = true\non_failure = \"kafka://{dlq}\""
         ),
     );
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(TIMEOUT, "the healthy records are delivered", || {
-        seen_offsets(&topic).len() >= produced.len() - 1
-    });
+    wait_for_seen(
+        TIMEOUT,
+        "the healthy records are delivered",
+        &topic,
+        produced.len() - 1,
+    );
     let dead = read_topic(&dlq, 1, TIMEOUT);
     assert_eq!(
         dead.len(),
@@ -94,10 +150,7 @@ fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_with_failure_heade
         d.header("kafka-lambda-source-partition").as_deref(),
         Some("0")
     );
-    assert_eq!(
-        d.header("kafka-lambda-source-offset"),
-        Some(poison.1.to_string())
-    );
+    assert_eq!(source_offset(d), poison.1);
     assert_eq!(
         d.header("kafka-lambda-function").as_deref(),
         Some("test-recorder")
@@ -107,7 +160,7 @@ fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_with_failure_heade
             .unwrap()
             .contains("asked to fail"),
         "{:?}",
-        d.headers
+        d.headers()
     );
     assert!(!d.header("kafka-lambda-error-type").unwrap().is_empty());
     // Bisection: 12 → 6 → 3 → 2 → 1 records (4 failed invocations), then the isolated record's
@@ -127,34 +180,21 @@ fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_with_failure_heade
     assert!((now_ms() - failed_at).abs() < 120_000);
 
     // Reconcile: every other record delivered exactly once, the poison one never.
-    let mut healthy = produced.clone();
-    healthy.remove(&poison);
-    assert_eq!(reconcile(&topic, &healthy), 0);
-    assert!(!seen_offsets(&topic).contains(&poison));
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_delivered_once_but(&topic, &produced, &[poison]);
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn partial_batch_responses_retry_from_the_first_failed_record_only() {
-    let topic = topic_name("partial");
-    create_topic(&topic, 1);
-    let produced = produce_with(
+    let topic = new_topic("partial", 1);
+    let produced = produce_with(&topic, 10, &[(6, r#"{"i":6,"partial_times":2}"#)]);
+    let failed = nth(&produced, 6);
+    let mut poller = start(
         &topic,
-        10,
-        &BTreeMap::from([(6, r#"{"i":6,"partial_times":2}"#.to_owned())]),
+        "partial",
+        "batch_size = 10\nbatching_window_ms = 1000\nreport_batch_item_failures = true",
     );
-    let failed = produced.keys().nth(6).copied().unwrap();
-    let config = recorder_config(
-        &topic,
-        &group_name("partial"),
-        &format!(
-            "batch_size = 10\nbatching_window_ms = 1000\nreport_batch_item_failures = true\n{FAST_RETRIES}"
-        ),
-    );
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(TIMEOUT, "everything is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
+    wait_for_seen(TIMEOUT, "everything is delivered", &topic, produced.len());
     assert_eq!(
         reconcile(&topic, &produced),
         0,
@@ -169,22 +209,21 @@ fn partial_batch_responses_retry_from_the_first_failed_record_only() {
         );
     }
     assert_eq!(counts.len(), produced.len());
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn partial_responses_are_ignored_unless_report_batch_item_failures_is_on() {
-    let topic = topic_name("partial-off");
-    create_topic(&topic, 1);
+    let topic = new_topic("partial-off", 1);
     // Three batches (one record each) whose response names their record as failed.
     let produced = produce_with(
         &topic,
         5,
-        &BTreeMap::from([
-            (1, r#"{"i":1,"partial_times":5}"#.to_owned()),
-            (2, r#"{"i":2,"partial_times":5}"#.to_owned()),
-            (3, r#"{"i":3,"partial_times":5}"#.to_owned()),
-        ]),
+        &[
+            (1, r#"{"i":1,"partial_times":5}"#),
+            (2, r#"{"i":2,"partial_times":5}"#),
+            (3, r#"{"i":3,"partial_times":5}"#),
+        ],
     );
     let mut poller = Poller::start(
         &topic,
@@ -199,8 +238,8 @@ fn partial_responses_are_ignored_unless_report_batch_item_failures_is_on() {
         "a success is a success: {:?}",
         attempts(&topic)
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
-    let log = poller.log_text();
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let log = poller.log();
     assert_eq!(
         log.matches("the function returned batchItemFailures, which are ignored")
             .count(),
@@ -211,81 +250,63 @@ fn partial_responses_are_ignored_unless_report_batch_item_failures_is_on() {
 
 #[test]
 fn max_retry_attempts_stops_retries_and_without_a_destination_the_record_is_skipped_and_logged() {
-    let topic = topic_name("max-attempts");
-    create_topic(&topic, 1);
-    let produced = produce_with(
+    let topic = new_topic("max-attempts", 1);
+    let produced = produce_with(&topic, 6, &[(3, r#"{"i":3,"fail":true}"#)]);
+    let poison = nth(&produced, 3);
+    let mut poller = start(
         &topic,
-        6,
-        &BTreeMap::from([(3, r#"{"i":3,"fail":true}"#.to_owned())]),
+        "max-attempts",
+        "batch_size = 1\nmax_retry_attempts = 3",
     );
-    let poison = produced.keys().nth(3).copied().unwrap();
-    let config = recorder_config(
-        &topic,
-        &group_name("max-attempts"),
-        &format!("batch_size = 1\nmax_retry_attempts = 3\n{FAST_RETRIES}"),
-    );
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(
+    wait_for_seen(
         TIMEOUT,
         "the records after the poison one are delivered",
-        || seen_offsets(&topic).len() >= produced.len() - 1,
+        &topic,
+        produced.len() - 1,
     );
     assert_eq!(attempts(&topic)[&poison], 4, "1 invocation + 3 retries");
-    let log = poller.log_text();
+    let log = poller.log();
     assert!(
         log.lines().any(|l| l.contains("giving up on records")
             && l.contains(&format!("first_offset={}", poison.1))),
         "the skip is logged at error with its offsets; log:\n{log}"
     );
-    let mut healthy = produced.clone();
-    healthy.remove(&poison);
-    assert_eq!(reconcile(&topic, &healthy), 0);
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_delivered_once_but(&topic, &produced, &[poison]);
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn records_older_than_max_record_age_are_not_retried_but_dead_lettered() {
-    let topic = topic_name("max-age");
-    let dlq = topic_name("max-age-dlq");
-    create_topic(&topic, 1);
-    create_topic(&dlq, 1);
+    let topic = new_topic("max-age", 1);
+    let dlq = new_topic("max-age-dlq", 1);
     let old = produce_one(&topic, 0, r#"{"fail":true}"#, Some(now_ms() - 120_000), &[]);
     let fresh = produce_one(&topic, 0, r#"{"ok":true}"#, None, &[]);
-    let config = recorder_config(
+    let mut poller = start(
         &topic,
-        &group_name("max-age"),
-        &format!(
-            "batch_size = 1\nmax_record_age_s = 60\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
-        ),
+        "max-age",
+        &format!("batch_size = 1\nmax_record_age_s = 60\non_failure = \"kafka://{dlq}\""),
     );
-    let mut poller = Poller::start(&topic, &config);
     wait_until(TIMEOUT, "the fresh record is delivered", || {
         seen_offsets(&topic).contains(&(0, fresh))
     });
-    let dead = read_topic(&dlq, 1, TIMEOUT);
-    assert_eq!(dead.len(), 1);
+    let dead = the_dead_letter(&dlq, &poller);
     assert_eq!(
-        dead[0].header("kafka-lambda-error-type").as_deref(),
+        dead.header("kafka-lambda-error-type").as_deref(),
         Some("RecordAgeExceeded")
     );
-    assert_eq!(
-        dead[0].header("kafka-lambda-source-offset"),
-        Some(old.to_string())
-    );
+    assert_eq!(source_offset(&dead), old);
     assert_eq!(
         attempts(&topic)[&(0, old)],
         1,
         "an expired record is not invoked again"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn record_age_is_checked_while_invocations_keep_timing_out() {
-    let topic = topic_name("max-age-timeout");
-    let dlq = topic_name("max-age-timeout-dlq");
-    create_topic(&topic, 1);
-    create_topic(&dlq, 1);
+    let topic = new_topic("max-age-timeout", 1);
+    let dlq = new_topic("max-age-timeout-dlq", 1);
     // Two minutes old, and every invocation of it outlasts the 1 s invoke timeout: a service
     // failure each time, which uses no retry, so only its age can end it.
     let old = produce_one(
@@ -295,58 +316,45 @@ fn record_age_is_checked_while_invocations_keep_timing_out() {
         Some(now_ms() - 120_000),
         &[],
     );
-    let config = recorder_config(
+    let mut poller = Poller::start(
         &topic,
-        &group_name("max-age-timeout"),
-        &format!(
-            "batch_size = 1\nmax_record_age_s = 60\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
-        ),
-    )
-    .replace(
-        "region = \"us-east-1\"",
-        "region = \"us-east-1\"\ninvoke_timeout_s = 1",
+        &with_one_second_invoke_timeout(&config(
+            &topic,
+            "max-age-timeout",
+            &format!("batch_size = 1\nmax_record_age_s = 60\non_failure = \"kafka://{dlq}\""),
+        )),
     );
-    let mut poller = Poller::start(&topic, &config);
-    let dead = read_topic(&dlq, 1, TIMEOUT);
-    assert_eq!(dead.len(), 1, "log:\n{}", poller.log_text());
+    let dead = the_dead_letter(&dlq, &poller);
+    assert_eq!(source_offset(&dead), old);
     assert_eq!(
-        dead[0].header("kafka-lambda-source-offset"),
-        Some(old.to_string())
-    );
-    assert_eq!(
-        dead[0].header("kafka-lambda-error-type").as_deref(),
+        dead.header("kafka-lambda-error-type").as_deref(),
         Some("RecordAgeExceeded")
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn an_unavailable_destination_blocks_the_partition_until_it_is_back_and_loses_nothing() {
-    let topic = topic_name("dlq-down");
+    let topic = new_topic("dlq-down", 1);
     let dlq = topic_name("dlq-down-dlq");
-    create_topic(&topic, 1);
-    let produced = produce_with(
-        &topic,
-        6,
-        &BTreeMap::from([(2, r#"{"i":2,"fail":true}"#.to_owned())]),
-    );
-    let poison = produced.keys().nth(2).copied().unwrap();
+    let produced = produce_with(&topic, 6, &[(2, r#"{"i":2,"fail":true}"#)]);
+    let poison = nth(&produced, 2);
     // The destination is another cluster, down at first: its only broker is killed once the
     // dead-letter topic exists, and restarted on the same data later.
     let mut destination = KafkaCluster::start(1);
     destination.create_topic(&dlq, 1);
     let destination_servers = destination.bootstrap_servers();
     destination.kill(1);
-    let settings = format!(
-        "batch_size = 1\nmax_retry_attempts = 1\non_failure = \"kafka://{dlq}\"\non_failure_bootstrap_servers = \"{destination_servers}\"\n{FAST_RETRIES}"
-    );
-    let mut poller = Poller::start(
+    let mut poller = start(
         &topic,
-        &recorder_config(&topic, &group_name("dlq-down"), &settings),
+        "dlq-down",
+        &format!(
+            "batch_size = 1\nmax_retry_attempts = 1\non_failure = \"kafka://{dlq}\"\non_failure_bootstrap_servers = \"{destination_servers}\""
+        ),
     );
     wait_until(TIMEOUT, "the destination failure is logged", || {
         poller
-            .log_text()
+            .log()
             .contains("cannot write to the on_failure destination")
     });
     let seen = seen_offsets(&topic);
@@ -357,42 +365,27 @@ fn an_unavailable_destination_blocks_the_partition_until_it_is_back_and_loses_no
 
     // The destination comes back: the record is dead-lettered there and the partition moves on.
     destination.restart(1);
-    wait_until(TIMEOUT, "the rest is delivered", || {
-        seen_offsets(&topic).len() >= produced.len() - 1
-    });
+    wait_for_seen(TIMEOUT, "the rest is delivered", &topic, produced.len() - 1);
     let dead = read_topic_from(&destination_servers, &dlq, 1, TIMEOUT);
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(
-        dead[0].header("kafka-lambda-source-offset"),
-        Some(poison.1.to_string())
-    );
-    let mut healthy = produced.clone();
-    healthy.remove(&poison);
-    assert_eq!(reconcile(&topic, &healthy), 0);
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(source_offset(&dead[0]), poison.1);
+    assert_delivered_once_but(&topic, &produced, &[poison]);
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn a_malformed_partial_response_fails_the_whole_batch() {
-    let topic = topic_name("bad-response");
-    create_topic(&topic, 1);
-    let produced = produce_with(
+    let topic = new_topic("bad-response", 1);
+    produce_with(&topic, 4, &[(1, r#"{"i":1,"bad_response":true}"#)]);
+    let mut poller = start(
         &topic,
-        4,
-        &BTreeMap::from([(1, r#"{"i":1,"bad_response":true}"#.to_owned())]),
+        "bad-response",
+        "batch_size = 4\nbatching_window_ms = 1000\nreport_batch_item_failures = true\nmax_retry_attempts = 1",
     );
-    let config = recorder_config(
-        &topic,
-        &group_name("bad-response"),
-        &format!(
-            "batch_size = 4\nbatching_window_ms = 1000\nreport_batch_item_failures = true\nmax_retry_attempts = 1\n{FAST_RETRIES}"
-        ),
-    );
-    let mut poller = Poller::start(&topic, &config);
     wait_until(TIMEOUT, "the batch is given up", || {
-        poller.log_text().contains("giving up on records")
+        poller.log().contains("giving up on records")
     });
-    let log = poller.log_text();
+    let log = poller.log();
     assert!(
         log.contains("malformed partial batch response"),
         "log:\n{log}"
@@ -402,33 +395,27 @@ fn a_malformed_partial_response_fails_the_whole_batch() {
         "the whole batch was retried once: {:?}",
         attempts(&topic)
     );
-    let _ = produced;
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn an_invocation_that_times_out_is_retried_not_dropped() {
-    let topic = topic_name("timeout");
-    create_topic(&topic, 1);
+    let topic = new_topic("timeout", 1);
     let produced = produce_with(
         &topic,
         3,
-        &BTreeMap::from([(0, r#"{"i":0,"sleep_ms":2500,"sleep_times":1}"#.to_owned())]),
+        &[(0, r#"{"i":0,"sleep_ms":2500,"sleep_times":1}"#)],
     );
-    let config = recorder_config(
+    let mut poller = Poller::start(
         &topic,
-        &group_name("timeout"),
-        &format!("batch_size = 3\nbatching_window_ms = 500\n{FAST_RETRIES}"),
-    )
-    .replace(
-        "region = \"us-east-1\"",
-        "region = \"us-east-1\"\ninvoke_timeout_s = 1",
+        &with_one_second_invoke_timeout(&config(
+            &topic,
+            "timeout",
+            "batch_size = 3\nbatching_window_ms = 500",
+        )),
     );
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
-    let log = poller.log_text();
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, produced.len());
+    let log = poller.log();
     assert!(
         log.contains("timed out"),
         "the timeout is logged; log:\n{log}"
@@ -444,7 +431,7 @@ fn an_invocation_that_times_out_is_retried_not_dropped() {
         !retried.is_empty(),
         "the batch was invoked again after the timeout"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 /// A running scenario of [`poison_in_partial_responses`].
@@ -463,28 +450,27 @@ fn poison_in_partial_responses(
     poison: &[usize],
     on_failure: Option<&str>,
 ) -> PoisonScenario {
-    let topic = topic_name(name);
-    create_topic(&topic, 1);
-    let special = poison
+    let topic = new_topic(name, 1);
+    let values: Vec<(usize, String)> = poison
         .iter()
         .map(|&i| (i, format!(r#"{{"i":{i},"partial_times":1000}}"#)))
         .collect();
+    let special: Vec<(usize, &str)> = values.iter().map(|(i, v)| (*i, v.as_str())).collect();
     let produced = produce_with(&topic, 10, &special);
-    let poison = poison
-        .iter()
-        .map(|&i| produced.keys().nth(i).copied().unwrap())
-        .collect();
+    let poison = poison.iter().map(|&i| nth(&produced, i)).collect();
     let destination = on_failure
         .map(|dlq| format!("on_failure = \"kafka://{dlq}\""))
         .unwrap_or_default();
-    let config = recorder_config(
+    let poller = Poller::start(
         &topic,
-        &group_name(name),
-        &format!(
-            "batch_size = 10\nbatching_window_ms = 1000\nreport_batch_item_failures = true\nmax_retry_attempts = 1\n{destination}\n{FAST_RETRIES}"
+        &config(
+            &topic,
+            name,
+            &format!(
+                "batch_size = 10\nbatching_window_ms = 1000\nreport_batch_item_failures = true\nmax_retry_attempts = 1\n{destination}"
+            ),
         ),
     );
-    let poller = Poller::start(&topic, &config);
     PoisonScenario {
         topic,
         produced,
@@ -496,23 +482,14 @@ fn poison_in_partial_responses(
 /// Waits until every record but the poison ones is delivered, and checks each was delivered once
 /// and the poison ones never.
 fn expect_all_but(produced: &BTreeMap<(i32, i64), String>, poison: &[(i32, i64)], topic: &str) {
-    wait_until(TIMEOUT, "every healthy record is delivered", || {
-        seen_offsets(topic).len() >= produced.len() - poison.len()
-    });
-    let mut healthy = produced.clone();
-    for p in poison {
-        healthy.remove(p);
-    }
-    assert_eq!(
-        reconcile(topic, &healthy),
-        0,
-        "the healthy records after a poison one are delivered once each"
+    wait_for_seen(
+        TIMEOUT,
+        "every healthy record is delivered",
+        topic,
+        produced.len() - poison.len(),
     );
+    assert_delivered_once_but(topic, produced, poison);
     for (i, p) in poison.iter().enumerate() {
-        assert!(
-            !seen_offsets(topic).contains(p),
-            "{p:?} was never processed"
-        );
         // Each earlier poison record costs two invocations that carry this one too; then its
         // own failure and its one retry.
         assert_eq!(
@@ -526,20 +503,12 @@ fn expect_all_but(produced: &BTreeMap<(i32, i64), String>, poison: &[(i32, i64)]
 
 /// The source offsets of the records on a dead-letter topic.
 fn dead_offsets(dead: &[ReadRecord]) -> Vec<i64> {
-    dead.iter()
-        .map(|d| {
-            d.header("kafka-lambda-source-offset")
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect()
+    dead.iter().map(source_offset).collect()
 }
 
 #[test]
 fn a_record_failed_in_partial_responses_is_dead_lettered_alone_and_the_rest_delivered() {
-    let dlq = topic_name("partial-poison-dlq");
-    create_topic(&dlq, 1);
+    let dlq = new_topic("partial-poison-dlq", 1);
     let PoisonScenario {
         topic,
         produced,
@@ -557,7 +526,7 @@ fn a_record_failed_in_partial_responses_is_dead_lettered_alone_and_the_rest_deli
         dead[0].header("kafka-lambda-error-type").as_deref(),
         Some("PartialBatchFailure")
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
     assert_eq!(
         read_topic(&dlq, 2, Duration::from_secs(2)).len(),
         1,
@@ -574,7 +543,7 @@ fn a_record_failed_in_partial_responses_without_a_destination_is_skipped_alone_a
         mut poller,
     } = poison_in_partial_responses("partial-poison-skip", &[3], None);
     expect_all_but(&produced, &poison, &topic);
-    let log = poller.log_text();
+    let log = poller.log();
     let skips: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("giving up on records"))
@@ -586,13 +555,12 @@ fn a_record_failed_in_partial_responses_without_a_destination_is_skipped_alone_a
         "the skip names the record alone: {}",
         skips[0]
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn two_records_failed_in_partial_responses_are_dead_lettered_each_alone() {
-    let dlq = topic_name("partial-poison2-dlq");
-    create_topic(&dlq, 1);
+    let dlq = new_topic("partial-poison2-dlq", 1);
     let PoisonScenario {
         topic,
         produced,
@@ -606,16 +574,14 @@ fn two_records_failed_in_partial_responses_are_dead_lettered_each_alone() {
         [poison[0].1, poison[1].1],
         "exactly the two poison records are dead-lettered, in order"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
     assert_eq!(read_topic(&dlq, 3, Duration::from_secs(2)).len(), 2);
 }
 
 #[test]
 fn a_dead_letter_is_the_original_record_not_the_value_the_input_template_made() {
-    let topic = topic_name("template-dlq-original");
-    let dlq = topic_name("template-dlq-original-dlq");
-    create_topic(&topic, 1);
-    create_topic(&dlq, 1);
+    let topic = new_topic("template-dlq-original", 1);
+    let dlq = new_topic("template-dlq-original-dlq", 1);
     // Whitespace, key order and a field the template drops: a reshaped value differs from it.
     let original = r#"{ "extra": [1, 2],   "eventId": 1 }"#;
     produce_one(&topic, 0, r#"{"eventId":0}"#, None, &[]);
@@ -627,24 +593,16 @@ fn a_dead_letter_is_the_original_record_not_the_value_the_input_template_made() 
         &[("x-fail", "true"), ("trace", "abc")],
     );
     produce_one(&topic, 0, r#"{"eventId":2}"#, None, &[]);
-    let config = recorder_config(
+    let mut poller = start(
         &topic,
-        &group_name("template-dlq-original"),
+        "template-dlq-original",
         &format!(
-            "batch_size = 1\nmax_retry_attempts = 0\ninput_template = '{{\"id\": \"$.eventId\"}}'\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+            "batch_size = 1\nmax_retry_attempts = 0\ninput_template = '{{\"id\": \"$.eventId\"}}'\non_failure = \"kafka://{dlq}\""
         ),
     );
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(TIMEOUT, "the other records are delivered", || {
-        seen_offsets(&topic).len() >= 2
-    });
-    let dead = read_topic(&dlq, 1, TIMEOUT);
-    assert_eq!(dead.len(), 1, "{dead:?}");
-    let d = &dead[0];
-    assert_eq!(
-        d.header("kafka-lambda-source-offset"),
-        Some(poison.to_string())
-    );
+    wait_for_seen(TIMEOUT, "the other records are delivered", &topic, 2);
+    let d = the_dead_letter(&dlq, &poller);
+    assert_eq!(source_offset(&d), poison);
     assert_eq!(
         d.value.as_deref(),
         Some(original.as_bytes()),
@@ -654,14 +612,14 @@ fn a_dead_letter_is_the_original_record_not_the_value_the_input_template_made() 
     assert_eq!(d.header("x-fail").as_deref(), Some("true"));
     assert_eq!(d.header("trace").as_deref(), Some("abc"));
     assert_eq!(
-        &d.headers[..2],
+        &d.headers()[..2],
         &[
             ("x-fail".to_owned(), b"true".to_vec()),
             ("trace".to_owned(), b"abc".to_vec())
         ],
         "the original headers come first, in order"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 /// Source topics whose records may be up to 3 MB (above the broker's 1 MB default).
@@ -694,72 +652,62 @@ fn two_megabytes() -> Vec<u8> {
 fn a_two_megabyte_record_given_up_is_dead_lettered_whole() {
     let topic = topic_name("large-poison");
     let dlq = topic_name("large-poison-dlq");
-    kafka_lambda_tests::create_topic_on(
-        services().kafka_bootstrap_servers(),
-        &topic,
-        1,
-        1,
-        LARGE_TOPIC,
-    );
-    kafka_lambda_tests::create_topic_on(
-        services().kafka_bootstrap_servers(),
-        &dlq,
-        1,
-        1,
-        LARGE_TOPIC,
-    );
+    let bootstrap = services().kafka_bootstrap_servers();
+    create_topic_on(bootstrap, &topic, 1, 1, LARGE_TOPIC);
+    create_topic_on(bootstrap, &dlq, 1, 1, LARGE_TOPIC);
     let large = two_megabytes();
     let offsets = produce_large(
         &topic,
         &[b"{}".to_vec(), large.clone(), b"{}".to_vec()],
         &[false, true, false],
     );
-    let config = one_try_then_dead_letter(&topic, "large-poison", &dlq);
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(
+    let mut poller = Poller::start(
+        &topic,
+        &one_try_then_dead_letter(&topic, "large-poison", &dlq),
+    );
+    wait_for_seen(
         TIMEOUT,
         "the records around the large one are delivered",
-        || seen_offsets(&topic).len() >= 2,
+        &topic,
+        2,
     );
-    let dead = read_topic(&dlq, 1, TIMEOUT);
-    assert_eq!(dead.len(), 1, "log:\n{}", poller.log_text());
-    assert_eq!(
-        dead[0].header("kafka-lambda-source-offset"),
-        Some(offsets[1].to_string())
-    );
+    let dead = the_dead_letter(&dlq, &poller);
+    assert_eq!(source_offset(&dead), offsets[1]);
     assert!(
-        dead[0].value.as_deref() == Some(large.as_slice()),
+        dead.value.as_deref() == Some(large.as_slice()),
         "the 2 MB value, byte for byte"
     );
     assert!(
-        !poller.log_text().contains("max.message.bytes = "),
+        !poller.log().contains("max.message.bytes = "),
         "no size warning: the topics agree"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until_raised() {
     let topic = topic_name("small-dlq");
-    let dlq = topic_name("small-dlq-dlq");
     let bootstrap = services().kafka_bootstrap_servers();
-    kafka_lambda_tests::create_topic_on(bootstrap, &topic, 1, 1, LARGE_TOPIC);
+    create_topic_on(bootstrap, &topic, 1, 1, LARGE_TOPIC);
     // The broker's default limit (about 1 MB): the 2 MB record cannot be written there.
-    create_topic(&dlq, 1);
+    let dlq = new_topic("small-dlq-dlq", 1);
     let offsets = produce_large(
         &topic,
         &[b"{}".to_vec(), two_megabytes(), b"{}".to_vec()],
         &[false, true, false],
     );
-    let port = kafka_lambda_tests::free_port();
-    let config = one_try_then_dead_letter(&topic, "small-dlq", &dlq).replace(
-        "[shutdown]",
-        &format!("[telemetry]\nlisten = \"127.0.0.1:{port}\"\n\n[shutdown]"),
+    let port = free_port();
+    let mut poller = Poller::start(
+        &topic,
+        &with_telemetry(
+            &one_try_then_dead_letter(&topic, "small-dlq", &dlq),
+            port,
+            None,
+        ),
     );
-    let mut poller = Poller::start(&topic, &config);
     // At start: the mismatch is named, with the topic, its limit and the mapping.
     wait_until(TIMEOUT, "the size warning", || {
-        poller.log_text().lines().any(|l| {
+        poller.log().lines().any(|l| {
             l.contains("WARN")
                 && l.contains(&dlq)
                 && l.contains("max.message.bytes = ")
@@ -768,7 +716,7 @@ fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until
     });
     // The write is refused for good: logged with what to fix, counted, retried; /readyz says so.
     wait_until(TIMEOUT, "the refused write is logged", || {
-        poller.log_text().lines().any(|l| {
+        poller.log().lines().any(|l| {
             l.contains("ERROR")
                 && l.contains("cannot write to the on_failure destination")
                 && l.contains("raise the topic's max.message.bytes")
@@ -793,7 +741,7 @@ fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until
     );
 
     // The operator raises the limit: the record goes through and the partition moves on.
-    kafka_lambda_tests::kafka_tool(
+    kafka_tool(
         "org.apache.kafka.tools.ConfigCommand",
         &[
             "--bootstrap-server",
@@ -807,19 +755,15 @@ fn a_dead_letter_topic_too_small_for_a_record_is_warned_about_and_reported_until
             "max.message.bytes=3000000",
         ],
     );
-    let dead = read_topic(&dlq, 1, TIMEOUT);
-    assert_eq!(dead.len(), 1);
-    assert_eq!(
-        dead[0].header("kafka-lambda-source-offset"),
-        Some(offsets[1].to_string())
-    );
+    let dead = the_dead_letter(&dlq, &poller);
+    assert_eq!(source_offset(&dead), offsets[1]);
     wait_until(TIMEOUT, "the record after it is delivered", || {
         seen_offsets(&topic).contains(&(0, offsets[2]))
     });
     wait_until(TIMEOUT, "/readyz is 200 again", || {
         http_get(port, "/readyz").0 == 200
     });
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 /// Produces one record per entry of `headers` to partition 0 of `topic`, each with those
@@ -846,10 +790,8 @@ fn produce_with_raw_header_names(topic: &str, headers: &[Vec<(&[u8], &str)>]) ->
 
 #[test]
 fn header_names_that_are_not_utf8_reach_the_function_and_the_dead_letter_topic_byte_for_byte() {
-    let topic = topic_name("foreign-headers");
-    let dlq = topic_name("foreign-headers-dlq");
-    create_topic(&topic, 1);
-    create_topic(&dlq, 1);
+    let topic = new_topic("foreign-headers", 1);
+    let dlq = new_topic("foreign-headers-dlq", 1);
     let offsets = produce_with_raw_header_names(
         &topic,
         &[
@@ -861,12 +803,15 @@ fn header_names_that_are_not_utf8_reach_the_function_and_the_dead_letter_topic_b
             vec![(b"\xc3".as_slice(), ""), (b"caf\xc3\xa9".as_slice(), "v")],
         ],
     );
-    let config = one_try_then_dead_letter(&topic, "foreign-headers", &dlq);
-    let mut poller = Poller::start(&topic, &config);
-    wait_until(
+    let mut poller = Poller::start(
+        &topic,
+        &one_try_then_dead_letter(&topic, "foreign-headers", &dlq),
+    );
+    wait_for_seen(
         TIMEOUT,
         "the records that do not fail are delivered",
-        || seen_offsets(&topic).len() >= 2,
+        &topic,
+        2,
     );
     // The function got the name's bytes back from the event (the recorder writes them out).
     let third = seen(&topic)
@@ -881,53 +826,49 @@ fn header_names_that_are_not_utf8_reach_the_function_and_the_dead_letter_topic_b
         .collect();
     assert_eq!(names, [b"\xc3".to_vec(), "café".as_bytes().to_vec()]);
     // The dead letter carries the failed record's header names as they were written.
-    let dead = read_topic(&dlq, 1, TIMEOUT);
-    assert_eq!(dead.len(), 1);
+    let dead = the_dead_letter(&dlq, &poller);
+    assert_eq!(source_offset(&dead), offsets[1]);
     assert_eq!(
-        dead[0].header("kafka-lambda-source-offset"),
-        Some(offsets[1].to_string())
-    );
-    assert_eq!(
-        &dead[0].header_names[..2],
+        &dead.header_names()[..2],
         [b"trace\xff\xfe".to_vec(), b"x-fail".to_vec()]
     );
-    assert!(poller.is_running(), "log:\n{}", poller.log_text());
-    assert!(!poller.log_text().contains("panicked"));
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert!(poller.is_running(), "log:\n{}", poller.log());
+    assert!(!poller.log().contains("panicked"));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn a_dead_letter_topic_on_another_cluster_is_written_with_that_clusters_own_credentials() {
-    let topic = topic_name("dlq-elsewhere");
-    let dlq = topic_name("dlq-elsewhere-dlq");
-    create_topic(&topic, 1);
-    create_topic(&dlq, 1);
+    let topic = new_topic("dlq-elsewhere", 1);
+    let dlq = new_topic("dlq-elsewhere-dlq", 1);
     let poison = produce_one(&topic, 0, r#"{"fail":true}"#, None, &[]);
     // "Another cluster": the broker's SCRAM listener, while the source is read without
     // authentication. The source's (absent) credentials would be refused there.
-    let (user, password) = kafka_lambda_tests::users::SCRAM;
-    let password_file = std::env::temp_dir().join(topic_name("dlq-password"));
-    std::fs::write(&password_file, password).unwrap();
+    let (user, password) = users::SCRAM;
     let destination = &services().listeners().sasl_plaintext;
-    let config = recorder_config(
-        &topic,
-        &group_name("dlq-elsewhere"),
-        &format!(
-            "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\non_failure_bootstrap_servers = \"{destination}\"\n{FAST_RETRIES}\n\
-             [mapping.on_failure_auth.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"{user}\"\npassword = {{ file = \"{}\" }}\n",
-            password_file.display()
+    // The table of the destination's credentials ends the mapping: what follows would be in it.
+    let config = format!(
+        "{}\n{}",
+        config(
+            &topic,
+            "dlq-elsewhere",
+            &format!(
+                "batch_size = 1\nmax_retry_attempts = 0\non_failure = \"kafka://{dlq}\"\non_failure_bootstrap_servers = \"{destination}\""
+            ),
         ),
+        sasl_table(
+            "mapping.on_failure_auth.sasl",
+            "SCRAM-SHA-512",
+            user,
+            &secret_file(password)
+        )
     );
     let mut poller = Poller::start(&topic, &config);
-    let dead = read_topic(&dlq, 1, TIMEOUT);
-    assert_eq!(dead.len(), 1, "log:\n{}", poller.log_text());
-    assert_eq!(
-        dead[0].header("kafka-lambda-source-offset"),
-        Some(poison.to_string())
-    );
+    let dead = the_dead_letter(&dlq, &poller);
+    assert_eq!(source_offset(&dead), poison);
     assert!(
-        !poller.log_text().contains(password),
+        !poller.log().contains(password),
         "the password is not logged"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }

@@ -8,14 +8,12 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
-use kafka_lambda_tests::{KafkaCluster, free_port};
-use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use kafka_lambda_tests::{
+    KafkaCluster, Poller, create_topic, create_topic_on, free_port, group_name, reconcile,
+    recorded_lines, recorder_config, seen, seen_offsets, services, topic_name, try_http_get,
+    wait_until, with_kafka_setting, with_telemetry,
+};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -42,67 +40,38 @@ const UNDER_WAY: usize = 2_000;
 #[test]
 fn a_killed_partition_leader_loses_no_record_and_readyz_reports_it_until_a_new_leader_serves() {
     let mut cluster = KafkaCluster::start(3);
-    let bootstrap = cluster.bootstrap_servers();
-    let topic = topic_name("leader-killed");
-    let partitions = 6;
-    cluster.create_topic(&topic, partitions);
-    let port = free_port();
-    let mut poller = Poller::start(&topic, &poller_config(&cluster, &topic, port));
-    let readiness = Readiness::watch(port);
-    readiness.wait_for(200, 0, "the poller is ready before the fault");
-
-    let mut produced = produce_to(&bootstrap, &topic, partitions, 0, BEFORE);
-    wait_until(TIMEOUT, "delivery is under way", || {
-        recorded_lines(&topic) >= UNDER_WAY
-    });
+    let mut load = UnderLoad::start(&cluster, "leader-killed", 6);
     let victim = cluster
-        .leader_of(&topic, 0)
+        .leader_of(&load.topic, 0)
         .expect("partition 0 has a leader");
     eprintln!(
         "killing node {victim} with {} of {} records delivered",
-        recorded_lines(&topic),
-        produced.len()
+        recorded_lines(&load.topic),
+        load.produced.len()
     );
-    let mark = readiness.mark();
+    let mark = load.readiness.mark();
     cluster.kill(victim);
     // acks=all with two of three replicas in sync: the producer rides out the election.
-    produced.extend(produce_to(&bootstrap, &topic, partitions, BEFORE, DURING));
-    let outage = readiness.wait_for(
+    load.produce(BEFORE, DURING);
+    let outage = load.readiness.wait_for(
         503,
         mark,
         &format!("/readyz reports that partition 0's leader (node {victim}) is unreachable"),
     );
-    readiness.wait_for(
+    load.readiness.wait_for(
         200,
         outage,
         "/readyz recovers once the partitions of the dead broker have new leaders",
     );
     assert_ne!(
-        cluster.leader_of(&topic, 0),
+        cluster.leader_of(&load.topic, 0),
         Some(victim),
         "partition 0 has a new leader while node {victim} is down"
     );
-    assert!(
-        poller.is_running(),
-        "the poller survives the outage; log:\n{}",
-        poller.log_text()
-    );
+    load.assert_poller_runs();
 
     cluster.restart(victim);
-    produced.extend(produce_to(
-        &bootstrap,
-        &topic,
-        partitions,
-        BEFORE + DURING,
-        AFTER,
-    ));
-    // One offset per acknowledged record: a write lost by the broker would show as a later
-    // record acknowledged at its offset.
-    assert_eq!(produced.len(), BEFORE + DURING + AFTER);
-    wait_for_delivery(&topic, &produced, &poller);
-    let duplicates = reconcile(&topic, &produced);
-    eprintln!("duplicates after killing the leader of partition 0: {duplicates}");
-    assert_survived(&mut poller, &readiness);
+    load.finish("killing the leader of partition 0");
 }
 
 /// One broker, three partitions: the whole cluster dies while the poller delivers. Nothing can
@@ -111,68 +80,105 @@ fn a_killed_partition_leader_loses_no_record_and_readyz_reports_it_until_a_new_l
 #[test]
 fn the_only_broker_killed_and_restarted_loses_no_record_and_readyz_reports_the_outage() {
     let mut cluster = KafkaCluster::start(1);
-    let bootstrap = cluster.bootstrap_servers();
-    let topic = topic_name("broker-killed");
-    let partitions = 3;
-    cluster.create_topic(&topic, partitions);
-    let port = free_port();
-    let mut poller = Poller::start(&topic, &poller_config(&cluster, &topic, port));
-    let readiness = Readiness::watch(port);
-    readiness.wait_for(200, 0, "the poller is ready before the fault");
-
-    let mut produced = produce_to(&bootstrap, &topic, partitions, 0, BEFORE);
-    wait_until(TIMEOUT, "delivery is under way", || {
-        recorded_lines(&topic) >= UNDER_WAY
-    });
+    let mut load = UnderLoad::start(&cluster, "broker-killed", 3);
     eprintln!(
         "killing the broker with {} of {} records delivered",
-        recorded_lines(&topic),
-        produced.len()
+        recorded_lines(&load.topic),
+        load.produced.len()
     );
-    let mark = readiness.mark();
+    let mark = load.readiness.mark();
     cluster.kill(1);
-    let outage = readiness.wait_for(503, mark, "/readyz reports that no broker is reachable");
+    let outage = load
+        .readiness
+        .wait_for(503, mark, "/readyz reports that no broker is reachable");
     // Readiness is re-evaluated every second: three evaluations while the broker is surely down
     // must all keep it 503.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
-        readiness.changes()[outage..],
+        load.readiness.changes()[outage..],
         [Some(503)],
         "/readyz stays 503 while the only broker is down"
     );
     // Records produced while the broker is down wait in the producer until it is back.
     let during = {
-        let (bootstrap, topic) = (bootstrap.clone(), topic.clone());
+        let (bootstrap, topic, partitions) =
+            (load.bootstrap.clone(), load.topic.clone(), load.partitions);
         std::thread::spawn(move || produce_to(&bootstrap, &topic, partitions, BEFORE, DURING))
     };
-    assert!(
-        poller.is_running(),
-        "the poller survives the outage; log:\n{}",
-        poller.log_text()
-    );
+    load.assert_poller_runs();
     cluster.restart(1);
-    produced.extend(during.join().unwrap());
-    readiness.wait_for(200, outage, "/readyz recovers once the broker is back");
-
-    produced.extend(produce_to(
-        &bootstrap,
-        &topic,
-        partitions,
-        BEFORE + DURING,
-        AFTER,
-    ));
-    // One offset per acknowledged record: a write lost by the broker would show as a later
-    // record acknowledged at its offset.
-    assert_eq!(produced.len(), BEFORE + DURING + AFTER);
-    wait_for_delivery(&topic, &produced, &poller);
-    let duplicates = reconcile(&topic, &produced);
-    eprintln!("duplicates after killing the only broker: {duplicates}");
-    assert_survived(&mut poller, &readiness);
+    load.produced.extend(during.join().unwrap());
+    load.readiness
+        .wait_for(200, outage, "/readyz recovers once the broker is back");
+    load.finish("killing the only broker");
 }
 
-/// `test-recorder` on `topic` of `cluster`, in batches of up to 1,000 records (50,000 records
-/// in a few dozen invocations), with `/readyz` on `telemetry_port` and readiness re-evaluated
-/// every second (the lowest `lag_interval_ms`).
+/// A poller delivering a new topic of a private cluster while records flow, watched through
+/// `/readyz`, for a fault to strike.
+struct UnderLoad {
+    bootstrap: String,
+    topic: String,
+    partitions: u32,
+    poller: Poller,
+    readiness: Readiness,
+    /// What was produced so far, (partition, offset) → value.
+    produced: BTreeMap<(i32, i64), String>,
+}
+
+impl UnderLoad {
+    /// Creates topic `name` with `partitions` partitions on `cluster`, starts a poller on it and
+    /// waits until it is ready, then produces [`BEFORE`] records and waits until [`UNDER_WAY`]
+    /// of them are delivered.
+    fn start(cluster: &KafkaCluster, name: &str, partitions: u32) -> UnderLoad {
+        let topic = topic_name(name);
+        cluster.create_topic(&topic, partitions);
+        let port = free_port();
+        let poller = Poller::start(&topic, &poller_config(cluster, &topic, port));
+        let readiness = Readiness::watch(port);
+        readiness.wait_for(200, 0, "the poller is ready before the fault");
+        let mut load = UnderLoad {
+            bootstrap: cluster.bootstrap_servers(),
+            topic,
+            partitions,
+            poller,
+            readiness,
+            produced: BTreeMap::new(),
+        };
+        load.produce(0, BEFORE);
+        wait_until(TIMEOUT, "delivery is under way", || {
+            recorded_lines(&load.topic) >= UNDER_WAY
+        });
+        load
+    }
+
+    /// Produces records `first..first + count` (see [`produce_to`]).
+    fn produce(&mut self, first: usize, count: usize) {
+        let written = produce_to(&self.bootstrap, &self.topic, self.partitions, first, count);
+        self.produced.extend(written);
+    }
+
+    fn assert_poller_runs(&mut self) {
+        assert!(
+            self.poller.is_running(),
+            "the poller survives the outage; log:\n{}",
+            self.poller.log()
+        );
+    }
+
+    /// Once the cluster is whole again: produces [`AFTER`] more records, waits until every
+    /// record is delivered, reconciles, and checks that the poller ran through `fault`.
+    fn finish(mut self, fault: &str) {
+        self.produce(BEFORE + DURING, AFTER);
+        // One offset per acknowledged record: a write lost by the broker would show as a later
+        // record acknowledged at its offset.
+        assert_eq!(self.produced.len(), BEFORE + DURING + AFTER);
+        wait_for_delivery(&self.topic, &self.produced, &self.poller);
+        let duplicates = reconcile(&self.topic, &self.produced);
+        eprintln!("duplicates after {fault}: {duplicates}");
+        assert_survived(&mut self.poller, &self.readiness);
+    }
+}
+
 /// Three pollers of one group join and leave while 50,000 records of six partitions flow: every
 /// hand-over of a partition must be exact. Checked in delivery order, not only at the end: per
 /// partition, no batch may start past the highest offset delivered so far plus one (going back
@@ -223,12 +229,6 @@ fn members_join_and_leave_under_load(protocol: &str) {
         &format!("group_protocol = \"{protocol}\""),
     );
     let start = |name: &str| Poller::start(&format!("{topic}-{name}"), &config);
-    let owns = |poller: &Poller| {
-        poller
-            .log_text()
-            .lines()
-            .any(|l| l.contains("partitions assigned") && l.contains("partitions=[(\""))
-    };
     // Each step waits for the group to settle and for more records to be delivered.
     let progress = |what: &str| {
         let before = recorded_lines(&topic);
@@ -237,17 +237,17 @@ fn members_join_and_leave_under_load(protocol: &str) {
     let mut a = start("a");
     progress("a delivers");
     let mut b = start("b");
-    wait_until(TIMEOUT, "b owns partitions", || owns(&b));
+    wait_until(TIMEOUT, "b owns partitions", || b.owns_partitions());
     progress("a and b deliver");
     let mut c = start("c");
-    wait_until(TIMEOUT, "c owns partitions", || owns(&c));
+    wait_until(TIMEOUT, "c owns partitions", || c.owns_partitions());
     progress("a, b and c deliver");
-    assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
+    b.terminate_cleanly(Duration::from_secs(60));
     progress("a and c deliver");
     let mut b = start("b2");
-    wait_until(TIMEOUT, "b2 owns partitions", || owns(&b));
+    wait_until(TIMEOUT, "b2 owns partitions", || b.owns_partitions());
     progress("a, b2 and c deliver");
-    assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
+    a.terminate_cleanly(Duration::from_secs(60));
     progress("b2 and c deliver");
     rebalanced.store(true, Ordering::Relaxed);
     let produced = producer.join().unwrap();
@@ -273,8 +273,8 @@ fn members_join_and_leave_under_load(protocol: &str) {
     );
     let duplicates = reconcile(&topic, &produced);
     eprintln!("{protocol}: duplicates across the hand-overs: {duplicates}");
-    assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
-    assert_eq!(c.terminate(Duration::from_secs(60)).code(), Some(0));
+    b.terminate_cleanly(Duration::from_secs(60));
+    c.terminate_cleanly(Duration::from_secs(60));
 }
 
 /// Three brokers, three partitions of one replica each: partition 0's broker is dead when a poller
@@ -287,7 +287,7 @@ fn an_at_timestamp_start_waits_for_a_partition_without_a_leader_and_skips_none_o
     let bootstrap = cluster.bootstrap_servers();
     let topic = topic_name("at-timestamp-leaderless");
     let partitions = 3;
-    kafka_lambda_tests::create_topic_on(
+    create_topic_on(
         &bootstrap,
         &topic,
         partitions,
@@ -315,10 +315,10 @@ fn an_at_timestamp_start_waits_for_a_partition_without_a_leader_and_skips_none_o
     const RETRIED: &str = "cannot look up AT_TIMESTAMP start offsets";
     const COMMITTED: &str = "AT_TIMESTAMP start offsets committed";
     wait_until(TIMEOUT, "the start-offset lookup ends or fails", || {
-        let log = poller.log_text();
+        let log = poller.log();
         log.contains(RETRIED) || log.contains(COMMITTED)
     });
-    let log = poller.log_text();
+    let log = poller.log();
     assert!(
         log.contains(RETRIED) && !log.contains(COMMITTED),
         "start offsets were committed without partition 0's; log:\n{log}"
@@ -326,11 +326,14 @@ fn an_at_timestamp_start_waits_for_a_partition_without_a_leader_and_skips_none_o
     cluster.restart(victim);
     wait_for_delivery(&topic, &produced, &poller);
     assert_eq!(reconcile(&topic, &produced), 0);
-    assert_eq!(poller.terminate(Duration::from_secs(60)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(60));
 }
 
+/// `test-recorder` on `topic` of `cluster`, in batches of up to 1,000 records (50,000 records
+/// in a few dozen invocations), with `/readyz` on `telemetry_port` and readiness re-evaluated
+/// every second (the lowest `lag_interval_ms`).
 fn poller_config(cluster: &KafkaCluster, topic: &str, telemetry_port: u16) -> String {
-    recorder_config(
+    let config = recorder_config(
         topic,
         &group_name("faults"),
         "batch_size = 1000\nbatching_window_ms = 100",
@@ -338,14 +341,8 @@ fn poller_config(cluster: &KafkaCluster, topic: &str, telemetry_port: u16) -> St
     .replace(
         services().kafka_bootstrap_servers(),
         &cluster.bootstrap_servers(),
-    )
-    .replace(
-        "[shutdown]",
-        &format!(
-            "[telemetry]\nlisten = \"127.0.0.1:{telemetry_port}\"\nlag_interval_ms = 1000\n\n\
-             [shutdown]"
-        ),
-    )
+    );
+    with_telemetry(&config, telemetry_port, Some(1000))
 }
 
 /// Produces records `first..first + count` to `topic` at `bootstrap`, record `n` to partition
@@ -360,51 +357,26 @@ fn produce_to(
     first: usize,
     count: usize,
 ) -> BTreeMap<(i32, i64), String> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "20")
-        .set("message.timeout.ms", "180000")
-        .create()
-        .expect("producer");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut pending = Vec::with_capacity(count);
-        for n in first..first + count {
-            let partition = i32::try_from(n % partitions as usize).unwrap();
-            let value = format!(r#"{{"n":{n}}}"#);
-            let key = format!("key-{n}");
-            let record = FutureRecord::to(topic)
-                .partition(partition)
-                .key(&key)
-                .payload(&value);
-            let delivery = producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .expect("enqueue a record");
-            pending.push(async move { (delivery.await, value) });
-        }
-        let mut written = BTreeMap::new();
-        for (delivery, value) in futures::future::join_all(pending).await {
-            let delivery = delivery
-                .expect("delivery report")
-                .unwrap_or_else(|(e, _)| panic!("produce to {topic} failed: {e}"));
-            written.insert((delivery.partition, delivery.offset), value);
-        }
-        written
-    })
-}
-
-/// Lines the function has recorded for `topic` (a record seen twice counts twice), without
-/// parsing them: the file grows to tens of megabytes.
-fn recorded_lines(topic: &str) -> usize {
-    std::fs::read(recorder_file(topic)).map_or(0, |bytes| {
-        bytes.iter().filter(|&&byte| byte == b'\n').count()
-    })
+    let records = (first..first + count).map(|n| {
+        let partition = i32::try_from(n % partitions as usize).unwrap();
+        (
+            partition,
+            format!("key-{n}"),
+            format!(r#"{{"n":{n}}}"#),
+            None,
+        )
+    });
+    kafka_lambda_tests::produce_to(
+        bootstrap,
+        &[
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("linger.ms", "20"),
+            ("message.timeout.ms", "180000"),
+        ],
+        topic,
+        records,
+    )
 }
 
 /// Waits until the function has seen every record of `produced`. The recorder's file is parsed
@@ -428,7 +400,7 @@ fn wait_for_delivery(topic: &str, produced: &BTreeMap<(i32, i64), String>, polle
                 produced.len() - missing.len(),
                 produced.len(),
                 &missing[..missing.len().min(10)],
-                poller.log_text()
+                poller.log()
             );
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -441,7 +413,7 @@ fn assert_survived(poller: &mut Poller, readiness: &Readiness) {
     assert!(
         poller.is_running(),
         "the poller never exits; log:\n{}",
-        poller.log_text()
+        poller.log()
     );
     eprintln!(
         "/readyz answers, as they changed: {:?}",
@@ -455,8 +427,7 @@ fn assert_survived(poller: &mut Poller, readiness: &Readiness) {
     // The last change, or a later one, is to 200.
     let last = readiness.mark().saturating_sub(1);
     readiness.wait_for(200, last, "/readyz is 200 at the end");
-    let status = poller.terminate(Duration::from_secs(60));
-    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
+    poller.terminate_cleanly(Duration::from_secs(60));
 }
 
 /// The `/readyz` answers of one poller, asked every 50 ms on a thread of its own so that an
@@ -476,7 +447,7 @@ impl Readiness {
             let (changes, stop) = (changes.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let status = readyz(port);
+                    let status = try_http_get(port, "/readyz").map(|(status, _)| status);
                     let mut changes = changes.lock().unwrap();
                     if changes.last() != Some(&status) {
                         changes.push(status);
@@ -536,20 +507,4 @@ impl Drop for Readiness {
             let _ = thread.join();
         }
     }
-}
-
-/// The status of `GET /readyz` on `port`, or `None` when nothing answers within 5 s.
-fn readyz(port: u16) -> Option<u16> {
-    let timeout = Duration::from_secs(5);
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout).ok()?;
-    stream.set_read_timeout(Some(timeout)).ok()?;
-    write!(
-        stream,
-        "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
 }

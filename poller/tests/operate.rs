@@ -4,9 +4,11 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use kafka_lambda_tests::{
+    Poller, create_topic, free_port, group_name, http_get, metric, new_topic, poller_check,
+    produce, read_topic, reconcile, recorder_config, resume_with_marker, seen, seen_offsets,
+    services, topic_name, wait_for_seen, wait_until, with_telemetry,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,9 +24,8 @@ fn log_value(p: i32, i: usize) -> String {
 
 #[test]
 fn only_records_matching_the_filters_reach_the_function_and_the_rest_are_committed() {
-    let topic = topic_name("filter");
+    let topic = new_topic("filter", 2);
     let group = group_name("filter");
-    create_topic(&topic, 2);
     let produced = produce(&topic, 2, 30, log_value);
     let config = recorder_config(
         &topic,
@@ -38,9 +39,12 @@ fn only_records_matching_the_filters_reach_the_function_and_the_rest_are_committ
         .collect();
     assert!(matching.len() < produced.len());
     let mut poller = Poller::start(&format!("{topic}-a"), &config);
-    wait_until(TIMEOUT, "the matching records are delivered", || {
-        seen_offsets(&topic).len() >= matching.len()
-    });
+    wait_for_seen(
+        TIMEOUT,
+        "the matching records are delivered",
+        &topic,
+        matching.len(),
+    );
     assert_eq!(reconcile(&topic, &matching), 0);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
@@ -48,39 +52,25 @@ fn only_records_matching_the_filters_reach_the_function_and_the_rest_are_committ
         matching.len(),
         "filtered records never reach the function"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 
     // Filtered records were committed too: a restart delivers only what is new.
-    let marker = produce(&topic, 1, 1, |_, _| {
-        r#"{"returnCode":5,"marker":true}"#.to_owned()
-    });
-    let mut restarted = Poller::start(&format!("{topic}-b"), &config);
     let mut expected = matching.clone();
-    expected.extend(marker);
-    wait_until(TIMEOUT, "the marker is delivered", || {
-        seen_offsets(&topic).len() >= expected.len()
-    });
-    assert_eq!(
-        reconcile(&topic, &expected),
-        0,
-        "nothing was delivered twice"
+    resume_with_marker(
+        &topic,
+        &config,
+        r#"{"returnCode":5,"marker":true}"#,
+        &mut expected,
+        TIMEOUT,
+        "nothing was delivered twice",
     );
-    assert_eq!(restarted.terminate(Duration::from_secs(30)).code(), Some(0));
 }
 
 #[test]
 fn invalid_filters_and_templates_are_rejected_at_config_time_with_their_position() {
     let base = recorder_config("t", "g", "");
     let check = |extra: &str| {
-        let dir = std::env::temp_dir().join("kafka-lambda-poller-tests");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("check-{}.toml", topic_name("cfg")));
-        std::fs::write(&path, format!("{base}{extra}\n")).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-lambda-poller"))
-            .args(["check", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = poller_check(&format!("{base}{extra}\n"), &[]);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -121,9 +111,7 @@ fn an_input_template_reshapes_values_and_records_it_cannot_apply_to_follow_the_f
         ),
     );
     let mut poller = Poller::start(&topic, &config);
-    wait_until(TIMEOUT, "the JSON records are delivered", || {
-        seen_offsets(&topic).len() >= 4
-    });
+    wait_for_seen(TIMEOUT, "the JSON records are delivered", &topic, 4);
     for s in seen(&topic) {
         let v: serde_json::Value = serde_json::from_str(s.0["value"].as_str().unwrap()).unwrap();
         assert_eq!(
@@ -141,30 +129,23 @@ fn an_input_template_reshapes_values_and_records_it_cannot_apply_to_follow_the_f
     );
     let bad = produced.keys().nth(2).copied().unwrap();
     assert!(!seen_offsets(&topic).contains(&bad));
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn metrics_and_health_endpoints_add_up_to_what_was_produced() {
-    let topic = topic_name("metrics");
+    let topic = new_topic("metrics", 2);
     let group = group_name("metrics");
-    create_topic(&topic, 2);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = recorder_config(
-        &topic,
-        &group,
-        r#"batch_size = 10
+    let port = free_port();
+    let config = with_telemetry(
+        &recorder_config(
+            &topic,
+            &group,
+            r#"batch_size = 10
 filters = ['{"value": {"returnCode": [{"anything-but": 0}]}}']"#,
-    )
-    .replace(
-        "[shutdown]",
-        &format!(
-            "[telemetry]\nlisten = \"127.0.0.1:{port}\"\nlag_interval_ms = 1000\n\n[shutdown]"
         ),
+        port,
+        Some(1000),
     );
     let mut poller = Poller::start(&topic, &config);
     wait_until(TIMEOUT, "the endpoint answers", || {
@@ -179,9 +160,12 @@ filters = ['{"value": {"returnCode": [{"anything-but": 0}]}}']"#,
         .values()
         .filter(|v| !v.contains(r#""returnCode":0"#))
         .count();
-    wait_until(TIMEOUT, "the matching records are delivered", || {
-        seen_offsets(&topic).len() >= matching
-    });
+    wait_for_seen(
+        TIMEOUT,
+        "the matching records are delivered",
+        &topic,
+        matching,
+    );
     let g = format!("group=\"{group}\"");
     wait_until(
         TIMEOUT,
@@ -230,24 +214,19 @@ filters = ['{"value": {"returnCode": [{"anything-but": 0}]}}']"#,
         .unwrap()
             >= 1.0
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn until_caught_up_processes_what_was_there_at_start_commits_and_exits_zero() {
-    let topic = topic_name("caught-up");
+    let topic = new_topic("caught-up", 3);
     let group = group_name("caught-up");
-    create_topic(&topic, 3);
     let produced = produce(&topic, 3, 40, log_value);
     let config = recorder_config(&topic, &group, "batch_size = 25");
     let mut poller = Poller::start_with(&format!("{topic}-a"), &config, &["--until-caught-up"]);
     let status = poller.wait(TIMEOUT);
-    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
-    assert!(
-        poller.log_text().contains("caught up"),
-        "log:\n{}",
-        poller.log_text()
-    );
+    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log());
+    assert!(poller.log().contains("caught up"), "log:\n{}", poller.log());
     assert_eq!(reconcile(&topic, &produced), 0);
 
     // Committed: a second run finds nothing to do and exits at once, delivering nothing again.
@@ -256,46 +235,38 @@ fn until_caught_up_processes_what_was_there_at_start_commits_and_exits_zero() {
         again.wait(Duration::from_secs(60)).code(),
         Some(0),
         "log:\n{}",
-        again.log_text()
+        again.log()
     );
     assert_eq!(reconcile(&topic, &produced), 0);
 }
 
 #[test]
 fn until_caught_up_ends_when_the_partitions_another_member_owns_are_committed_too() {
-    let topic = topic_name("caught-up-shared");
+    let topic = new_topic("caught-up-shared", 4);
     let group = group_name("caught-up-shared");
-    create_topic(&topic, 4);
     let config = recorder_config(&topic, &group, "batch_size = 1");
     let mut long_running = Poller::start(&format!("{topic}-run"), &config);
     let first = produce(&topic, 4, 5, log_value);
-    wait_until(TIMEOUT, "the first wave is delivered", || {
-        seen_offsets(&topic).len() >= first.len()
-    });
+    wait_for_seen(TIMEOUT, "the first wave is delivered", &topic, first.len());
     // A slow second wave: both members are still at work when the second one has joined.
     let second = produce(&topic, 4, 10, |p, i| {
         format!(r#"{{"partition":{p},"index":{i},"sleep_ms":300}}"#)
     });
     let mut until = Poller::start_with(&format!("{topic}-until"), &config, &["--until-caught-up"]);
     let status = until.wait(TIMEOUT);
-    assert_eq!(status.code(), Some(0), "log:\n{}", until.log_text());
+    assert_eq!(status.code(), Some(0), "log:\n{}", until.log());
     assert!(
         until
-            .log_text()
+            .log()
             .contains("caught up: every partition reached its end offset"),
         "log:\n{}",
-        until.log_text()
+        until.log()
     );
     let mut all = first;
     all.extend(second);
-    wait_until(TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= all.len()
-    });
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, all.len());
     reconcile(&topic, &all);
-    assert_eq!(
-        long_running.terminate(Duration::from_secs(60)).code(),
-        Some(0)
-    );
+    long_running.terminate_cleanly(Duration::from_secs(60));
 }
 
 #[test]
@@ -304,7 +275,7 @@ fn until_caught_up_on_a_topic_that_does_not_exist_exits_non_zero_naming_it() {
     let config = recorder_config(&topic, &group_name("caught-up-missing"), "");
     let mut poller = Poller::start_with(&topic, &config, &["--until-caught-up"]);
     let status = poller.wait(TIMEOUT);
-    let log = poller.log_text();
+    let log = poller.log();
     assert_eq!(status.code(), Some(1), "log:\n{log}");
     assert!(
         log.contains("cannot read the end offsets")
@@ -327,7 +298,7 @@ fn until_caught_up_with_an_unreachable_broker_exits_non_zero_naming_it() {
     );
     let mut poller = Poller::start_with(&topic, &config, &["--until-caught-up"]);
     let status = poller.wait(TIMEOUT);
-    let log = poller.log_text();
+    let log = poller.log();
     assert_eq!(status.code(), Some(1), "log:\n{log}");
     assert!(
         log.contains("cannot read the end offsets") && log.contains(&topic),
@@ -337,20 +308,15 @@ fn until_caught_up_with_an_unreachable_broker_exits_non_zero_naming_it() {
 
 #[test]
 fn the_lag_of_a_partition_handed_to_another_poller_is_no_longer_reported() {
-    let topic = topic_name("lag-handover");
+    let topic = new_topic("lag-handover", 2);
     let group = group_name("lag-handover");
-    create_topic(&topic, 2);
     // A backlog that drains slowly: the lag of both partitions stays well above zero.
     produce(&topic, 2, 200, |_, i| {
         format!(r#"{{"i":{i},"sleep_ms":200}}"#)
     });
     let port = kafka_lambda_tests::free_port();
-    let config = recorder_config(&topic, &group, "batch_size = 1").replace(
-        "[shutdown]",
-        &format!(
-            "[telemetry]\nlisten = \"127.0.0.1:{port}\"\nlag_interval_ms = 1000\n\n[shutdown]"
-        ),
-    );
+    let other = recorder_config(&topic, &group, "batch_size = 1");
+    let config = with_telemetry(&other, port, Some(1000));
     let lag = |partition: i32| {
         let (_, body) = http_get(port, "/metrics");
         metric(
@@ -370,14 +336,13 @@ fn the_lag_of_a_partition_handed_to_another_poller_is_no_longer_reported() {
         lag(0).is_some_and(|l| l > 50.0) && lag(1).is_some_and(|l| l > 50.0)
     });
     // A second member takes one partition over.
-    let other = recorder_config(&topic, &group, "batch_size = 1");
     let mut b = Poller::start(&format!("{topic}-b"), &other);
     wait_until(
         TIMEOUT,
         "a partition is revoked from the first poller",
-        || a.log_text().contains("partitions revoked"),
+        || a.log().contains("partitions revoked"),
     );
-    let log = a.log_text();
+    let log = a.log();
     let revoked_line = log
         .lines()
         .find(|l| l.contains("partitions revoked"))
@@ -399,16 +364,15 @@ fn the_lag_of_a_partition_handed_to_another_poller_is_no_longer_reported() {
         "the kept partition's lag is reported"
     );
     assert_eq!(lag(revoked).unwrap_or(0.0), 0.0, "and stays unreported");
-    assert_eq!(b.terminate(Duration::from_secs(60)).code(), Some(0));
-    assert_eq!(a.terminate(Duration::from_secs(60)).code(), Some(0));
+    b.terminate_cleanly(Duration::from_secs(60));
+    a.terminate_cleanly(Duration::from_secs(60));
 }
 
 /// Runs a poller with the fault `fault` injected (`KAFKA_LAMBDA_POLLER_FAULT`, see
 /// `mapping::FAULT_VARIABLE`): neither a refused subscription nor a panicking driver can be
 /// caused from outside the process.
 fn run_with_fault(fault: &str) -> (Option<i32>, String) {
-    let topic = topic_name(&format!("fault-{fault}"));
-    create_topic(&topic, 1);
+    let topic = new_topic(&format!("fault-{fault}"), 1);
     let config = recorder_config(&topic, &group_name("fault"), "");
     let mut poller = Poller::start_with_env(
         &topic,
@@ -417,7 +381,7 @@ fn run_with_fault(fault: &str) -> (Option<i32>, String) {
         &[("KAFKA_LAMBDA_POLLER_FAULT", fault)],
     );
     let status = poller.wait(TIMEOUT);
-    (status.code(), poller.log_text())
+    (status.code(), poller.log())
 }
 
 #[test]

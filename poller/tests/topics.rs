@@ -6,9 +6,11 @@
 // Test helpers outside #[test] functions unwrap too: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
+use kafka_lambda_tests::{
+    Poller, committed_offset, create_topic_on, group_name, new_topic, produce, produce_compressed,
+    reconcile, recorder_config, seen_offsets, services, topic_name, unique_name, wait_for_seen,
+    watermarks,
+};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{
@@ -22,8 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn batches_compressed_with_every_codec_arrive_byte_for_byte_in_order() {
-    let topic = topic_name("codecs");
-    create_topic(&topic, 2);
+    let topic = new_topic("codecs", 2);
     let mut produced = BTreeMap::new();
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         produced.extend(produce_compressed(&topic, 2, 200, codec, |p, i| {
@@ -37,21 +38,18 @@ fn batches_compressed_with_every_codec_arrive_byte_for_byte_in_order() {
         &topic,
         &recorder_config(&topic, &group_name("codecs"), "batch_size = 33"),
     );
-    wait_until(TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, produced.len());
     assert_eq!(
         reconcile(&topic, &produced),
         0,
         "no record is delivered twice"
     );
-    assert_eq!(poller.terminate(Duration::from_secs(30)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(30));
 }
 
 #[test]
 fn aborted_transactions_are_never_invoked_and_until_caught_up_ends_past_the_markers() {
-    let topic = topic_name("transactions");
-    create_topic(&topic, 2);
+    let topic = new_topic("transactions", 2);
     let producer = transactional_producer(&topic);
     let mut committed = BTreeMap::new();
     let mut aborted = BTreeSet::new();
@@ -70,7 +68,7 @@ fn aborted_transactions_are_never_invoked_and_until_caught_up_ends_past_the_mark
     let config = recorder_config(&topic, &group, "batch_size = 7");
     let mut poller = Poller::start_with(&topic, &config, &["--until-caught-up"]);
     let status = poller.wait(TIMEOUT);
-    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log_text());
+    assert_eq!(status.code(), Some(0), "log:\n{}", poller.log());
     assert_eq!(reconcile(&topic, &committed), 0);
     let invoked_aborted: Vec<_> = seen_offsets(&topic)
         .intersection(&aborted)
@@ -94,7 +92,7 @@ fn aborted_transactions_are_never_invoked_and_until_caught_up_ends_past_the_mark
 #[test]
 fn a_compacted_topic_is_delivered_across_its_offset_gaps_and_until_caught_up_ends() {
     let topic = topic_name("compacted");
-    kafka_lambda_tests::create_topic_on(
+    create_topic_on(
         services().kafka_bootstrap_servers(),
         &topic,
         1,
@@ -175,7 +173,7 @@ fn a_compacted_topic_is_delivered_across_its_offset_gaps_and_until_caught_up_end
         poller.wait(TIMEOUT).code(),
         Some(0),
         "log:\n{}",
-        poller.log_text()
+        poller.log()
     );
     // The newest record of every key is never cleaned away, so each must be delivered (the
     // cleaner may go on removing older ones while the poller reads), and in order.
@@ -200,27 +198,24 @@ fn a_compacted_topic_is_delivered_across_its_offset_gaps_and_until_caught_up_end
 
 #[test]
 fn a_topic_created_with_64_partitions_is_delivered_completely() {
-    let topic = topic_name("wide");
-    create_topic(&topic, 64);
+    let topic = new_topic("wide", 64);
     let produced = produce(&topic, 64, 25, |p, i| format!(r#"{{"p":{p},"i":{i}}}"#));
     let mut poller = Poller::start(
         &topic,
         &recorder_config(&topic, &group_name("wide"), "batch_size = 10"),
     );
-    wait_until(TIMEOUT, "every record is delivered", || {
-        seen_offsets(&topic).len() >= produced.len()
-    });
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, produced.len());
     assert_eq!(reconcile(&topic, &produced), 0);
     let partitions: BTreeSet<i32> = seen_offsets(&topic).iter().map(|k| k.0).collect();
     assert_eq!(partitions.len(), 64);
-    assert_eq!(poller.terminate(Duration::from_secs(60)).code(), Some(0));
+    poller.terminate_cleanly(Duration::from_secs(60));
 }
 
 /// A producer with a transactional id of its own, transactions initialised.
 fn transactional_producer(topic: &str) -> FutureProducer {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .set("transactional.id", kafka_lambda_tests::unique_name(topic))
+        .set("transactional.id", unique_name(topic))
         .set("linger.ms", "5")
         .create()
         .unwrap();
@@ -268,40 +263,22 @@ fn in_transaction(
 
 /// Each partition's high watermark (the offset after its last record or marker).
 fn end_offsets(topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .create()
-        .unwrap();
     (0..partitions)
         .map(|p| {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .unwrap();
-            (p, high)
+            (
+                p,
+                watermarks(services().kafka_bootstrap_servers(), topic, p).1,
+            )
         })
         .collect()
 }
 
 /// The offsets `group` committed on each partition (-1 for none).
 fn committed_offsets(topic: &str, group: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => (e.partition(), o),
-            _ => (e.partition(), -1),
+    (0..partitions)
+        .map(|p| {
+            let committed = committed_offset(services().kafka_bootstrap_servers(), group, topic, p);
+            (p, committed.unwrap_or(-1))
         })
         .collect()
 }

@@ -4,13 +4,13 @@
 //! keeps its data in a scratch directory, so a node killed with SIGKILL restarts on what it had.
 
 use crate::kafka::{create_topic_on, partition_leader};
-use crate::tools::{free_stable_ports, scratch_dir, without_cargo_test_variables};
+use crate::tools::{free_stable_ports, poll_until, scratch_dir, without_cargo_test_variables};
 use crate::{repo_root, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a node may take to start (format included) before the test fails.
 const NODE_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -195,27 +195,22 @@ impl KafkaCluster {
             .set("bootstrap.servers", &address)
             .create()
             .expect("a metadata client");
-        let start = Instant::now();
-        loop {
-            let ready = client
-                .fetch_metadata(None, Duration::from_secs(2))
-                .is_ok_and(|metadata| metadata.brokers().len() >= running);
-            if ready {
-                return;
-            }
+        let answered = poll_until(NODE_START_TIMEOUT, || {
             if let Some(Ok(Some(status))) = node.process.as_mut().map(Child::try_wait) {
                 panic!(
                     "Kafka node {id} exited ({status}) while starting:\n{}",
                     std::fs::read_to_string(&node.log).unwrap_or_default()
                 );
             }
-            assert!(
-                start.elapsed() < NODE_START_TIMEOUT,
-                "Kafka node {id} did not answer on {address} within {NODE_START_TIMEOUT:?}:\n{}",
-                std::fs::read_to_string(&node.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            client
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok_and(|metadata| metadata.brokers().len() >= running)
+        });
+        assert!(
+            answered,
+            "Kafka node {id} did not answer on {address} within {NODE_START_TIMEOUT:?}:\n{}",
+            std::fs::read_to_string(&node.log).unwrap_or_default()
+        );
     }
 }
 

@@ -1,15 +1,17 @@
 //! Talking to an Apache Kafka broker as an administrator: topics through the Admin API
 //! (rdkafka), access-control lists and SCRAM users through Kafka's own command lines
-//! (`scripts/kafka.sh run-class`), partition leaders from the metadata.
+//! (`scripts/kafka.sh run-class`), partition leaders, committed offsets and watermarks as the
+//! broker reports them.
 
 use crate::repo_root;
-use crate::tools::without_cargo_test_variables;
+use crate::tools::{poll_until, wait_until, without_cargo_test_variables};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long [`create_topic_on`] waits for a new topic's partitions to have leaders.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,9 +61,10 @@ fn wait_for_leaders(bootstrap: &str, topic: &str, partitions: u32) {
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap_or_else(|error| panic!("a metadata client for {bootstrap}: {error}"));
-    let start = Instant::now();
-    loop {
-        let ready = consumer
+    let what =
+        format!("every one of the {partitions} partitions of {topic} on {bootstrap} has a leader");
+    wait_until(TOPIC_READY_TIMEOUT, &what, || {
+        consumer
             .fetch_metadata(Some(topic), Duration::from_secs(5))
             .ok()
             .and_then(|metadata| {
@@ -73,17 +76,8 @@ fn wait_for_leaders(bootstrap: &str, topic: &str, partitions: u32) {
                     .count();
                 Some(found.error().is_none() && led == partitions as usize)
             })
-            .unwrap_or(false);
-        if ready {
-            return;
-        }
-        assert!(
-            start.elapsed() < TOPIC_READY_TIMEOUT,
-            "topic {topic} on {bootstrap}: not every one of its {partitions} partitions has a \
-             leader within {TOPIC_READY_TIMEOUT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .unwrap_or(false)
+    });
 }
 
 /// The node id of the leader of `topic`'s `partition`, as the metadata at `bootstrap` says, or
@@ -107,6 +101,61 @@ pub fn partition_leader(bootstrap: &str, topic: &str, partition: i32) -> Option<
         .find(|p| p.id() == partition)?
         .leader();
     (leader >= 0).then_some(leader)
+}
+
+/// The offset `group` committed for `topic`'s `partition`, as the broker(s) at `bootstrap`
+/// (PLAINTEXT, a super user there) say; `None` when it committed none.
+///
+/// # Panics
+///
+/// When the committed offsets cannot be read.
+pub fn committed_offset(bootstrap: &str, group: &str, topic: &str, partition: i32) -> Option<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap_or_else(|error| panic!("a consumer of group {group} at {bootstrap}: {error}"));
+    let mut partitions = TopicPartitionList::new();
+    partitions.add_partition(topic, partition);
+    let committed = consumer
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .unwrap_or_else(|error| panic!("the offsets {group} committed on {topic}: {error}"));
+    match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(offset) => Some(offset),
+        _ => None,
+    }
+}
+
+/// The low and high watermarks of `topic`'s `partition` at `bootstrap`: the first offset it
+/// holds and the offset after its last record (or transaction marker).
+///
+/// # Panics
+///
+/// When they cannot be read within 10 s.
+pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap_or_else(|error| panic!("a metadata client for {bootstrap}: {error}"));
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .unwrap_or_else(|error| panic!("the watermarks of {topic}-{partition}: {error}"))
+}
+
+/// How many records partition `partition` of `topic` holds on the shared broker (its high
+/// watermark less its low one), asked through the PLAINTEXT listener: what a refused client
+/// cannot have changed.
+///
+/// # Panics
+///
+/// As [`watermarks`].
+pub fn records_in(topic: &str, partition: i32) -> i64 {
+    let (low, high) = watermarks(
+        crate::services().kafka_bootstrap_servers(),
+        topic,
+        partition,
+    );
+    high - low
 }
 
 /// Runs one of Kafka's command-line classes (`org.apache.kafka.tools.AclCommand`, …) with the
@@ -167,25 +216,21 @@ pub fn grant(bootstrap: &str, principal: &str, operation: &str, resource: AclRes
         format!("principal={principal}"),
         format!("operation={}", operation.to_ascii_uppercase()),
     );
-    let start = Instant::now();
-    loop {
-        let listed = kafka_tool(
+    let mut listed = String::new();
+    let in_force = poll_until(Duration::from_secs(30), || {
+        listed = kafka_tool(
             "org.apache.kafka.tools.AclCommand",
             &["--bootstrap-server", bootstrap, "--list", flag, name],
         );
-        if listed
+        listed
             .lines()
             .any(|line| line.contains(&wanted.0) && line.contains(&wanted.1))
-        {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the broker at {bootstrap} does not list {principal} {operation} on {name} 30 s after \
-             granting it:\n{listed}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
+    assert!(
+        in_force,
+        "the broker at {bootstrap} does not list {principal} {operation} on {name} 30 s after \
+         granting it:\n{listed}"
+    );
 }
 
 /// What an ACL of [`grant`] applies to.

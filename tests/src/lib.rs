@@ -1,7 +1,13 @@
-//! The one shared helper of kafka-lambda's integration tests: the real services they run
-//! against, unique names, topics, invocations through the local Lambda emulator, and the
-//! processes a test runs on its own: a private emulator ([`Emulator`]), the poller
-//! ([`Poller`]) and private Apache Kafka clusters ([`KafkaCluster`]).
+//! The one shared helper of kafka-lambda's integration tests (`poller/tests`, `client/tests`,
+//! `tests/tests`): the real services they run against, unique names, topics, invocations
+//! through the local Lambda emulator, and the processes a test runs on its own: a private
+//! emulator ([`Emulator`]), the poller ([`Poller`], [`poller_check`]) and private Apache Kafka
+//! clusters ([`KafkaCluster`]). Beside them: records produced and read back with plain clients
+//! ([`produce`], [`TopicReader`]), what the `test-recorder` function saw, reconciled against what
+//! was produced ([`seen`], [`reconcile`]), the broker's authenticated listeners and test users
+//! ([`Listeners`], [`users`]), clients configured by `kafka-lambda-client` that record what
+//! librdkafka reports ([`client`]), a mock MSK broker ([`MockMsk`]), and one way to wait
+//! ([`wait_until`]), to find a port ([`free_port`]) and to keep scratch files ([`scratch_dir`]).
 //!
 //! The services are an Apache Kafka broker and `cargo lambda watch`, both managed by
 //! `scripts/services.sh`. [`services`] takes their addresses from `KAFKA_BOOTSTRAP_SERVERS` and
@@ -25,21 +31,45 @@
 //! assert_eq!(output["dropped"], 0);
 //! ```
 
+mod auth;
 mod broker;
+pub mod client;
 mod emulator;
 mod kafka;
+mod mock_msk;
 mod poller;
+mod recorder;
+mod records;
 mod tools;
 
+pub use auth::{Listeners, OwnCa, Relay, capture_tracing, sasl_table, secret_file, users};
 pub use broker::KafkaCluster;
 pub use emulator::Emulator;
-pub use kafka::{AclResource, create_topic_on, grant, kafka_tool, partition_leader};
-pub use poller::{Poller, mapping_config};
+pub use kafka::{
+    AclResource, committed_offset, create_topic_on, grant, kafka_tool, partition_leader,
+    records_in, watermarks,
+};
+pub use mock_msk::MockMsk;
+pub use poller::{
+    Poller, RDKAFKA_DEBUG_VARIABLE, http_get, mapping_config, metric, poller_binary, poller_check,
+    try_http_get, with_telemetry,
+};
+pub use recorder::{
+    FAST_RETRIES, Seen, attempts, reconcile, recorded_lines, recorder_config,
+    recorder_config_of_topics, recorder_file, resume_with_marker, seen, seen_offsets, seen_values,
+    wait_for_seen, with_kafka_auth, with_kafka_setting,
+};
+pub use records::{
+    ReadRecord, TopicReader, produce, produce_all, produce_compressed, produce_one, produce_to,
+    read_topic, read_topic_from, send_each,
+};
 pub use tools::{
-    assert_refuses_to_start, binary, cargo_build, free_port, free_stable_ports, scratch_dir,
-    tool_path, wait_until,
+    assert_refuses_to_start, binary, cargo_build, cargo_metadata, command_output, free_port,
+    free_stable_ports, output_text, poll_until, scratch_dir, scratch_file, tool_path, unique_dir,
+    wait_until,
 };
 
+use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
 use serde::Deserialize;
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -66,37 +96,6 @@ pub struct Services {
     lambda_endpoint: Option<String>,
     /// None when the variables of the authenticated listeners are not set.
     listeners: Option<Listeners>,
-}
-
-/// The shared broker's authenticated listeners (`scripts/services.sh env`): each `host:port`,
-/// and the directory of the test PKI's PEM files. The users are [`users`]'.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listeners {
-    /// SASL_PLAINTEXT, mechanisms PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
-    /// (`KAFKA_SASL_PLAINTEXT_SERVERS`).
-    pub sasl_plaintext: String,
-    /// SSL with the broker's certificate only (`KAFKA_SSL_SERVERS`).
-    pub ssl: String,
-    /// SSL that requires a client certificate from the test CA (`KAFKA_MTLS_SERVERS`).
-    pub mtls: String,
-    /// SASL_SSL, the same mechanisms as SASL_PLAINTEXT (`KAFKA_SASL_SSL_SERVERS`).
-    pub sasl_ssl: String,
-    /// `ca.pem` (the CA of every listener's certificate), `client.pem` and `client.key` (the
-    /// certificate the mTLS listener trusts) (`KAFKA_TLS_DIR`).
-    pub tls_dir: PathBuf,
-}
-
-/// The test users of the shared broker, as `scripts/services.sh` creates them.
-pub mod users {
-    /// A SASL/PLAIN user that may do anything.
-    pub const PLAIN: (&str, &str) = ("kl-plain", "kl-plain-secret");
-    /// A SCRAM-SHA-256 and SCRAM-SHA-512 user that may do anything.
-    pub const SCRAM: (&str, &str) = ("kl-scram", "kl-scram-secret");
-    /// A PLAIN and SCRAM-SHA-512 user that may do only what an ACL grants it
-    /// ([`crate::grant`]); its principal is `User:kl-restricted`.
-    pub const RESTRICTED: (&str, &str) = ("kl-restricted", "kl-restricted-secret");
-    /// The principal of the mTLS listener's client certificate (`client.pem`).
-    pub const MTLS_PRINCIPAL: &str = "User:CN=kafka-lambda-test-client";
 }
 
 impl Services {
@@ -327,6 +326,37 @@ pub fn create_topic(topic: &str, partitions: u32) {
         1,
         &[],
     );
+}
+
+/// A fresh topic for the test `test` ([`topic_name`]) with `partitions` partitions on the shared
+/// test broker ([`create_topic`]).
+///
+/// # Panics
+///
+/// As [`create_topic`].
+pub fn new_topic(test: &str, partitions: u32) -> String {
+    let topic = topic_name(test);
+    create_topic(&topic, partitions);
+    topic
+}
+
+/// The invocation payload an Amazon MSK trigger sends with `records`: an `aws:kafka` event of the
+/// cluster `cluster` in `region`, with the ARN and bootstrap servers MSK gives such a cluster.
+pub fn msk_event(
+    cluster: &str,
+    region: &str,
+    records: impl IntoIterator<Item = KafkaRecord>,
+) -> Vec<u8> {
+    KafkaEvent::builder(EventSource::Msk)
+        .event_source_arn(format!(
+            "arn:aws:kafka:{region}:123456789012:cluster/{cluster}/7f3a2b1c-9d8e-4f6a-b5c4-3d2e1f0a9b8c-2"
+        ))
+        .bootstrap_servers(format!(
+            "b-1.{cluster}.k3x9q2.c2.kafka.{region}.amazonaws.com:9098"
+        ))
+        .records(records)
+        .build()
+        .to_vec()
 }
 
 /// What the emulator answered to one invocation.

@@ -1,10 +1,11 @@
 //! Small helpers for tests that run processes: free ports, waiting, scratch files, the
 //! workspace's binaries and the tools `scripts/services.sh install` puts in place.
 
-use crate::repo_root;
+use crate::{repo_root, unique_name};
+use serde_json::Value;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -51,17 +52,32 @@ pub fn free_stable_ports(count: usize) -> Vec<u16> {
         .collect()
 }
 
+/// Checks `condition` every 100 ms until it holds (`true`) or `timeout` has passed (`false`):
+/// for a test that says more than [`wait_until`] when it gives up.
+pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until `condition` holds, checking every 100 ms.
 ///
 /// # Panics
 ///
-/// When it does not hold within `timeout`; the message is "`what` within `timeout`".
-pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < timeout, "{what} within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// When it does not hold within `timeout`; the message is "timed out after `timeout` waiting
+/// until `what`".
+pub fn wait_until(timeout: Duration, what: &str, condition: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, condition),
+        "timed out after {timeout:?} waiting until {what}"
+    );
 }
 
 /// Where tests keep logs and configuration files (created if missing).
@@ -73,6 +89,30 @@ pub fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join("kafka-lambda-tests");
     std::fs::create_dir_all(&dir).expect("create the scratch directory");
     dir
+}
+
+/// A new directory of its own under [`scratch_dir`]: `<prefix>-<random hex>`.
+///
+/// # Panics
+///
+/// When the directory cannot be created.
+pub fn unique_dir(prefix: &str) -> PathBuf {
+    let dir = scratch_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+/// Writes `contents` to a new file under [`scratch_dir`], named `<prefix>-<random hex>`, and
+/// returns its path: a configuration or a secret a process under test reads.
+///
+/// # Panics
+///
+/// When the file cannot be written.
+pub fn scratch_file(prefix: &str, contents: &str) -> PathBuf {
+    let path = scratch_dir().join(unique_name(prefix));
+    std::fs::write(&path, contents)
+        .unwrap_or_else(|error| panic!("write {}: {error}", path.display()));
+    path
 }
 
 /// A `PATH` that finds the tools `scripts/services.sh install` puts in place (`java`,
@@ -147,6 +187,65 @@ pub fn binary(name: &str) -> PathBuf {
 /// The cargo that runs the tests, else the one on `PATH`.
 pub(crate) fn cargo() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+/// `cargo metadata --no-deps` of the workspace: its packages and its target directory.
+///
+/// # Panics
+///
+/// When cargo fails or prints no JSON.
+pub fn cargo_metadata() -> Value {
+    let mut command = Command::new(cargo());
+    command
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(repo_root());
+    let output = command_output(&mut command);
+    assert!(
+        output.status.success(),
+        "cargo metadata:\n{}",
+        output_text(&output)
+    );
+    serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
+}
+
+/// Runs `command` to its end and returns what it printed, whatever its exit status.
+///
+/// # Panics
+///
+/// When it cannot be started.
+pub fn command_output(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {command:?}: {error}"))
+}
+
+/// A finished process's exit status, stdout and stderr, for a failure message.
+pub fn output_text(output: &Output) -> String {
+    format!(
+        "exit: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The latest modification time of a file, or of the files under a directory (its `target/`
+/// and hidden entries left out).
+pub(crate) fn newest_modification(path: &Path) -> Option<std::time::SystemTime> {
+    let metadata = std::fs::metadata(path).ok()?;
+    if !metadata.is_dir() {
+        return metadata.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && name != "target"
+        })
+        .filter_map(|entry| newest_modification(&entry.path()))
+        .max()
 }
 
 /// Variables that `cargo test` sets for a test process and that must not leak into the cargo

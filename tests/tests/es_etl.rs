@@ -12,13 +12,12 @@
 //! Each test starts its own emulator with the function's configuration in its environment
 //! (`ES_ADDRESS` pointing at its stand-in), see `kafka_lambda_tests::Emulator`.
 
-use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
+use kafka_lambda_events::KafkaRecord;
 use kafka_lambda_tests::{
-    Emulator, Poller, assert_refuses_to_start, cargo_build, create_topic, free_port,
-    mapping_config, services, topic_name,
+    Emulator, Poller, assert_refuses_to_start, cargo_build, free_port, mapping_config, new_topic,
+    produce_all,
 };
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseRecord;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -318,8 +317,7 @@ fn records_flow_from_kafka_through_the_poller_to_the_bulk_api() {
             ("ES_INDEX_KEYWORD", "error-logs"),
         ],
     );
-    let topic = topic_name("es_etl_poller");
-    create_topic(&topic, 2);
+    let topic = new_topic("es_etl_poller", 2);
     let _poller = poller(&topic, emulator.endpoint());
 
     let produced = [
@@ -404,36 +402,20 @@ fn record(partition: i32, offset: i64, value: &str) -> KafkaRecord {
 
 /// The event an MSK trigger delivers, serialized as the invocation payload.
 fn msk_event(records: impl IntoIterator<Item = KafkaRecord>) -> Vec<u8> {
-    KafkaEvent::builder(EventSource::Msk)
-        .event_source_arn(
-            "arn:aws:kafka:eu-west-1:123456789012:cluster/error-logs/7f3a2b1c-9d8e-4f6a-b5c4-3d2e1f0a9b8c-2",
-        )
-        .bootstrap_servers("b-1.error-logs.k3x9q2.c2.kafka.eu-west-1.amazonaws.com:9098")
-        .records(records)
-        .build()
-        .to_vec()
+    kafka_lambda_tests::msk_event("error-logs", "eu-west-1", records)
 }
 
-/// Produces `(partition, value)` records to `topic`, in order.
+/// Produces `(partition, value)` records to `topic`, in order, with key `trade`.
 fn produce(topic: &str, records: &[(i32, String)]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .create()
-        .expect("create a producer");
-    for (partition, value) in records {
-        producer
-            .send(
-                BaseRecord::to(topic)
-                    .partition(*partition)
-                    .key("trade")
-                    .payload(value),
-            )
-            .map_err(|(error, _)| error)
-            .expect("enqueue a record");
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("every record is acknowledged");
+    produce_all(
+        &[],
+        records.iter().map(|(partition, value)| {
+            BaseRecord::to(topic)
+                .partition(*partition)
+                .key("trade")
+                .payload(value)
+        }),
+    );
 }
 
 /// `kafka-lambda-poller run` for one mapping `topic` → es-etl, stopped on drop.

@@ -9,13 +9,12 @@
 //! machine may take seconds for a cold consumer's first fetch.
 
 use kafka_lambda_tests::{
-    Emulator, Invocation, Poller, assert_refuses_to_start, cargo_build, create_topic, free_port,
-    group_name, mapping_config, services, topic_name, wait_until,
+    Emulator, Invocation, Poller, TopicReader, assert_refuses_to_start, cargo_build, create_topic,
+    free_port, mapping_config, produce_all, services, topic_name, wait_until,
 };
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::producer::BaseRecord;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -540,20 +539,13 @@ fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_l
 /// Produces the commands as records to `topic`, in order, batched together as a producer
 /// does, so a retry from a failed command's offset starts inside a batch.
 fn produce_commands(topic: &str, commands: &[Value]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .set("linger.ms", "20")
-        .create()
-        .expect("create a producer");
-    for command in commands {
-        producer
-            .send(BaseRecord::<(), _>::to(topic).payload(&command.to_string()))
-            .map_err(|(error, _)| error)
-            .expect("enqueue a command");
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("the commands are acknowledged");
+    let commands: Vec<String> = commands.iter().map(Value::to_string).collect();
+    produce_all(
+        &[("linger.ms", "20")],
+        commands
+            .iter()
+            .map(|command| BaseRecord::<(), _>::to(topic).payload(command)),
+    );
 }
 
 /// How many partitions `topic` has, `None` while the broker does not know it.
@@ -580,44 +572,21 @@ type Stored = (
 /// The records of one partition, read with a plain rdkafka consumer from its start until
 /// `count` are there (at most 30 s), and a second longer: more than `count` when more arrive.
 fn read_partition(topic: &str, partition: i32, count: usize) -> Vec<Stored> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .set("group.id", group_name("kafka_client_fn_reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("create a consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, partition, Offset::Beginning)
-        .expect("an assignment");
-    consumer.assign(&assignment).expect("assign the partition");
-    let mut deadline = Instant::now() + Duration::from_secs(30);
-    let mut records = Vec::new();
-    let mut complete = false;
-    while Instant::now() < deadline {
-        if !complete && records.len() >= count {
-            // A moment longer, so that a record written twice shows.
-            complete = true;
-            deadline = Instant::now() + Duration::from_secs(1);
-        }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message.expect("a record");
-        let headers = message
-            .headers()
-            .map(|headers| {
-                headers
-                    .iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        records.push((
-            message.key().map(<[u8]>::to_vec),
-            message.payload().map(<[u8]>::to_vec),
-            headers,
-        ));
+    TopicReader {
+        partition: Some(partition),
+        timeout: Duration::from_secs(30),
+        linger: Duration::from_secs(1),
+        ..TopicReader::new(services().kafka_bootstrap_servers())
     }
-    records
+    .read(topic, count)
+    .into_iter()
+    .map(|record| {
+        let headers = record
+            .raw_headers
+            .into_iter()
+            .map(|(name, value)| (String::from_utf8_lossy(&name).into_owned(), value))
+            .collect();
+        (record.key, record.value, headers)
+    })
+    .collect()
 }

@@ -5,7 +5,7 @@
 //! started with that variable set: these expectations assume the default.
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
-use kafka_lambda_tests::{invoke, repo_root};
+use kafka_lambda_tests::{Invocation, invoke, repo_root};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -41,14 +41,16 @@ fn error_log(return_code: i64, return_message: &str) -> String {
 
 /// The event an MSK trigger delivers, serialized as the invocation payload.
 fn msk_event(records: impl IntoIterator<Item = KafkaRecord>) -> Vec<u8> {
-    KafkaEvent::builder(EventSource::Msk)
-        .event_source_arn(
-            "arn:aws:kafka:ap-east-1:123456789012:cluster/error-logs/7f3a2b1c-9d8e-4f6a-b5c4-3d2e1f0a9b8c-2",
-        )
-        .bootstrap_servers("b-1.error-logs.k3x9q2.c2.kafka.ap-east-1.amazonaws.com:9098")
-        .records(records)
-        .build()
-        .to_vec()
+    kafka_lambda_tests::msk_event("error-logs", "ap-east-1", records)
+}
+
+/// Checks that `response` is exactly [`ERROR_LOG`] cleaned: the one document [`CLEANED`].
+fn assert_cleaned(response: &Invocation) {
+    assert_eq!(response.status, 200, "{response}");
+    assert_eq!(
+        response.body_text(),
+        format!(r#"{{"documents":[{CLEANED}],"dropped":0}}"#)
+    );
 }
 
 fn document(timestamp: &str, code: i64, error: &str, message: &str, request_id: &str) -> Value {
@@ -82,11 +84,7 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
 fn an_error_log_becomes_exactly_the_cleaned_document() {
     let response = invoke(FUNCTION, msk_event([record(0, 10, ERROR_LOG)]));
 
-    assert_eq!(response.status, 200, "{response}");
-    assert_eq!(
-        response.body_text(),
-        format!(r#"{{"documents":[{CLEANED}],"dropped":0}}"#)
-    );
+    assert_cleaned(&response);
 }
 
 #[test]
@@ -211,11 +209,7 @@ fn a_self_managed_kafka_event_is_cleaned_the_same_way() {
 
     let response = invoke(FUNCTION, event.to_vec());
 
-    assert_eq!(response.status, 200, "{response}");
-    assert_eq!(
-        response.body_text(),
-        format!(r#"{{"documents":[{CLEANED}],"dropped":0}}"#)
-    );
+    assert_cleaned(&response);
 }
 
 #[test]
@@ -294,11 +288,7 @@ fn the_function_keeps_serving_after_a_failed_invocation() {
 
     let response = invoke(FUNCTION, msk_event([record(0, 2, ERROR_LOG)]));
 
-    assert_eq!(response.status, 200, "{response}");
-    assert_eq!(
-        response.body_text(),
-        format!(r#"{{"documents":[{CLEANED}],"dropped":0}}"#)
-    );
+    assert_cleaned(&response);
 }
 
 #[test]

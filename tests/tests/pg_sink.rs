@@ -8,17 +8,16 @@
 //! variables. Invoked directly with AWS-shaped events, and through the real
 //! `kafka-lambda-poller` binary reading a topic of the shared broker.
 
-use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};
+use kafka_lambda_events::KafkaRecord;
 use kafka_lambda_tests::{
-    Emulator, Poller, create_topic, free_port, mapping_config, repo_root, services, topic_name,
-    unique_name, wait_until,
+    Emulator, Poller, free_port, mapping_config, new_topic, poll_until, produce_all, repo_root,
+    topic_name, unique_name, wait_until,
 };
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::BaseRecord;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FUNCTION: &str = "pg-sink";
 
@@ -211,12 +210,8 @@ fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
         ("PG_SINK_INVALID_RECORDS", "skip".into()),
         ("PG_SINK_REPORT_BATCH_ITEM_FAILURES", "true".into()),
     ]);
-    let topic = topic_name("pg_poller");
-    create_topic(&topic, 2);
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .create()
-        .expect("a producer");
+    let topic = new_topic("pg_poller", 2);
+    let mut values = Vec::new();
     let mut expected = Vec::new();
     for partition in 0..2 {
         for i in 0..12_i64 {
@@ -229,22 +224,20 @@ fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
                 // Skipped by the `skip` policy: logged, not written, not failed.
                 _ => ("not an ad view".to_owned(), "", ""),
             };
-            producer
-                .send(
-                    BaseRecord::<(), _>::to(&topic)
-                        .partition(partition)
-                        .payload(&value),
-                )
-                .map_err(|(error, _)| error)
-                .expect("enqueue a record");
+            values.push((partition, value));
             if !shape.is_empty() {
                 expected.push(row(&topic, partition, i, &ad, &user, currency, shape));
             }
         }
     }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("every record delivered to the topic");
+    produce_all(
+        &[],
+        values.iter().map(|(partition, value)| {
+            BaseRecord::<(), _>::to(&topic)
+                .partition(*partition)
+                .payload(value)
+        }),
+    );
 
     let config = mapping_config(
         FUNCTION,
@@ -256,15 +249,11 @@ fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
              report_batch_item_failures = true",
     );
     let mut poller = Poller::start("pg-sink", &config);
-    let start = Instant::now();
     let mut found = Vec::new();
-    while start.elapsed() < Duration::from_secs(90) {
+    poll_until(Duration::from_secs(90), || {
         found = rows_if_any(&pg_url(), &table);
-        if found.len() >= expected.len() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+        found.len() >= expected.len()
+    });
     poller.stop();
     assert_eq!(found, expected, "poller log:\n{}", poller.log());
 }
@@ -423,14 +412,7 @@ impl Drop for Cluster {
 // Events, the private emulator, the poller
 
 fn msk_event(records: impl IntoIterator<Item = KafkaRecord>) -> Vec<u8> {
-    KafkaEvent::builder(EventSource::Msk)
-        .event_source_arn(
-            "arn:aws:kafka:eu-west-1:123456789012:cluster/ads/7f3a2b1c-9d8e-4f6a-b5c4-3d2e1f0a9b8c-2",
-        )
-        .bootstrap_servers("b-1.ads.k3x9q2.c2.kafka.eu-west-1.amazonaws.com:9098")
-        .records(records)
-        .build()
-        .to_vec()
+    kafka_lambda_tests::msk_event("ads", "eu-west-1", records)
 }
 
 /// This test's own emulator serving pg-sink, configured by `env`.

@@ -8,16 +8,13 @@
 //! environment, instead of the shared emulator. Invoked directly with AWS-shaped events, and
 //! through the real `kafka-lambda-poller` binary reading the source topic.
 
-use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
+use kafka_lambda_events::{KafkaRecord, TimestampType};
 use kafka_lambda_tests::{
-    Emulator, KafkaCluster, Poller, create_topic, free_port, group_name, mapping_config, services,
-    topic_name,
+    Emulator, KafkaCluster, Poller, ReadRecord, TopicReader, create_topic, free_port,
+    mapping_config, produce_all, services, topic_name,
 };
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -91,7 +88,7 @@ fn copies_every_record_once_per_batch_with_key_value_headers_and_timestamp() {
             .iter()
             .map(|h| (h.name.to_string(), h.value.clone()))
             .collect();
-        assert_eq!(copy.headers, headers, "headers of {}", original.id());
+        assert_eq!(copy.headers(), headers, "headers of {}", original.id());
         assert_eq!(
             copy.timestamp,
             Some(original.timestamp),
@@ -235,7 +232,7 @@ fn the_poller_copies_a_topic_partition_by_partition_in_order() {
             record.timestamp.unwrap_or(-1),
         ));
         assert_eq!(
-            record.headers,
+            record.headers(),
             [
                 ("index".to_owned(), b"x".to_vec()),
                 ("binary".to_owned(), vec![0, 200, 255])
@@ -259,25 +256,7 @@ fn the_poller_copies_a_topic_partition_by_partition_in_order() {
 type KeyValueTimestamp = (Vec<u8>, Vec<u8>, i64);
 
 fn msk_event(records: impl IntoIterator<Item = KafkaRecord>) -> Vec<u8> {
-    KafkaEvent::builder(EventSource::Msk)
-        .event_source_arn(
-            "arn:aws:kafka:eu-west-1:123456789012:cluster/orders/7f3a2b1c-9d8e-4f6a-b5c4-3d2e1f0a9b8c-2",
-        )
-        .bootstrap_servers("b-1.orders.k3x9q2.c2.kafka.eu-west-1.amazonaws.com:9098")
-        .records(records)
-        .build()
-        .to_vec()
-}
-
-/// A record read back from a topic.
-#[derive(Debug, Clone)]
-struct ReadRecord {
-    partition: i32,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Vec<u8>)>,
-    timestamp: Option<i64>,
+    kafka_lambda_tests::msk_event("orders", "eu-west-1", records)
 }
 
 /// Reads `topic` on `bootstrap` from the beginning of every partition until `expected` records
@@ -294,58 +273,14 @@ fn read_topic_with(
     topic: &str,
     expected: usize,
 ) -> Vec<ReadRecord> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group_name("dump_reader"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10");
-    for (key, value) in settings {
-        config.set(*key, *value);
+    let mut records = TopicReader {
+        settings,
+        linger: Duration::from_secs(1),
+        ..TopicReader::new(bootstrap)
     }
-    let consumer: BaseConsumer = config.create().expect("a consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("topic metadata");
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        assignment
-            .add_partition_offset(topic, partition.id(), Offset::Offset(0))
-            .expect("an assignment");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let mut out = Vec::new();
-    let start = Instant::now();
-    let mut complete_at = None;
-    while start.elapsed() < Duration::from_secs(60) {
-        if out.len() >= expected {
-            let at = *complete_at.get_or_insert_with(Instant::now);
-            if at.elapsed() > Duration::from_secs(1) {
-                break;
-            }
-        }
-        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        out.push(ReadRecord {
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers: message
-                .headers()
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            timestamp: message.timestamp().to_millis(),
-        });
-    }
-    out.sort_by_key(|r| (r.partition, r.offset));
-    out
+    .read(topic, expected);
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
 }
 
 /// A record produced to the source topic.
@@ -359,20 +294,19 @@ struct Produced {
 /// Produces `count` records to each of `partitions` partitions of `topic` on the shared broker,
 /// with keys, two headers and a distinct producer timestamp each.
 fn produce(topic: &str, partitions: i32, count: i64) -> Vec<Produced> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", services().kafka_bootstrap_servers())
-        .set("linger.ms", "5")
-        .create()
-        .expect("a producer");
-    let mut produced = Vec::new();
-    for partition in 0..partitions {
-        for i in 0..count {
-            let record = Produced {
+    let produced: Vec<Produced> = (0..partitions)
+        .flat_map(|partition| {
+            (0..count).map(move |i| Produced {
                 partition,
                 key: format!("key-{partition}-{i}").into_bytes(),
                 value: format!(r#"{{"partition":{partition},"index":{i}}}"#).into_bytes(),
                 timestamp: 1_700_000_000_000 + i64::from(partition) * 1000 + i,
-            };
+            })
+        })
+        .collect();
+    produce_all(
+        &[("linger.ms", "5")],
+        produced.iter().map(|record| {
             let headers = OwnedHeaders::new()
                 .insert(Header {
                     key: "index",
@@ -382,23 +316,14 @@ fn produce(topic: &str, partitions: i32, count: i64) -> Vec<Produced> {
                     key: "binary",
                     value: Some(&[0u8, 200, 255][..]),
                 });
-            producer
-                .send(
-                    BaseRecord::to(topic)
-                        .partition(partition)
-                        .key(&record.key)
-                        .payload(&record.value)
-                        .timestamp(record.timestamp)
-                        .headers(headers),
-                )
-                .map_err(|(error, _)| error)
-                .expect("enqueue a record");
-            produced.push(record);
-        }
-    }
-    producer
-        .flush(Duration::from_secs(30))
-        .expect("every record delivered to the source topic");
+            BaseRecord::to(topic)
+                .partition(record.partition)
+                .key(&record.key)
+                .payload(&record.value)
+                .timestamp(record.timestamp)
+                .headers(headers)
+        }),
+    );
     produced
 }
 

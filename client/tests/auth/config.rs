@@ -3,8 +3,8 @@
 //! refused naming its field. `sasl.rs` and `tls.rs` then show those settings working against
 //! the real broker's listeners.
 
-use crate::support::{OwnCa, capture_tracing, scratch_dir};
 use kafka_lambda_client::KafkaClientConfig;
+use kafka_lambda_tests::{OwnCa, capture_tracing, unique_dir};
 use rdkafka::ClientConfig;
 use std::path::Path;
 
@@ -26,7 +26,7 @@ fn secret_file(dir: &Path, name: &str, value: &str) -> String {
 
 #[test]
 fn plain_over_tls_gives_librdkafka_the_mechanism_username_and_password() {
-    let dir = scratch_dir("plain");
+    let dir = unique_dir("plain");
     let password = secret_file(&dir, "pw", "plain-Password-5\n");
     let config = parse(&format!(
         "bootstrap_servers = \"b1:9096,b2:9096\"\n[auth.tls]\n[auth.sasl]\nmechanism = \"PLAIN\"\n\
@@ -50,7 +50,7 @@ fn plain_over_tls_gives_librdkafka_the_mechanism_username_and_password() {
 
 #[test]
 fn plain_without_tls_is_allowed_but_logged_at_warn() {
-    let dir = scratch_dir("plain-clear");
+    let dir = unique_dir("plain-clear");
     let password = secret_file(&dir, "pw", "x");
     let config = parse(&format!(
         "bootstrap_servers = \"b:9092\"\n[auth.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\n\
@@ -66,7 +66,7 @@ fn plain_without_tls_is_allowed_but_logged_at_warn() {
 
 #[test]
 fn tls_files_and_the_key_password_reach_librdkafka() {
-    let dir = scratch_dir("tls-files");
+    let dir = unique_dir("tls-files");
     let ca = OwnCa::create(&dir, "files-ca");
     let (client_cert, client_key) = ca.client_cert(&dir, "files-client", "client");
     let key_password = secret_file(&dir, "key-pw", "key-Password-6");
@@ -105,7 +105,7 @@ fn no_auth_leaves_the_security_settings_to_librdkafka_and_options() {
 
 #[test]
 fn every_invalid_value_is_rejected_naming_its_field() {
-    let dir = scratch_dir("invalid");
+    let dir = unique_dir("invalid");
     let not_pem = secret_file(&dir, "not.pem", "hello");
     let missing = dir.join("missing.pem").display().to_string();
     let (cert, key) = OwnCa::create(&dir, "invalid-ca").client_cert(&dir, "c", "client");

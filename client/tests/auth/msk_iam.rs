@@ -7,13 +7,14 @@
 //!   token a real client sends over TLS, and never serves data;
 //! - `role_arn` is exercised against a **mock STS** endpoint that answers AssumeRole.
 
-use crate::mock_msk::MockMsk;
-use crate::support::{Recording, RecordingContext, client_config, scratch_dir, wait_until};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, future};
 use base64::Engine;
 use kafka_lambda_client::{KafkaClientConfig, KafkaClientContext, MskIamTokenProvider};
+use kafka_lambda_tests::MockMsk;
+use kafka_lambda_tests::client::{Recording, RecordingContext, client_config};
+use kafka_lambda_tests::{poll_until, unique_dir};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -249,7 +250,7 @@ fn producer_to_mock(
     test: &str,
     provider: MskIamTokenProvider,
 ) -> (MockMsk, FutureProducer<RecordingContext>, Arc<Recording>) {
-    let dir = scratch_dir(test);
+    let dir = unique_dir(test);
     let mock = MockMsk::start(&dir);
     let config = KafkaClientConfig::from_toml_str(&format!(
         "bootstrap_servers = \"127.0.0.1:{}\"\n[auth.tls]\nca_file = \"{}\"\n\
@@ -276,15 +277,9 @@ fn producer_to_mock(
 fn rdkafka_asks_for_a_token_through_the_refresh_callback_and_authenticates_with_it() {
     let (provider, _) = provider("ap-southeast-2", TestCredentials::default());
     let (mock, _producer, recording) = producer_to_mock("msk-iam-callback", provider);
-    let token = mock
-        .tokens
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| {
-            panic!(
-                "the mock MSK broker received no token in 20 s; client reported:\n{}",
-                recording.transcript()
-            )
-        });
+    let token = mock.expect_token(Duration::from_secs(20), || {
+        format!("client reported:\n{}", recording.transcript())
+    });
     assert!(recording.token_requests.load(Ordering::SeqCst) >= 1);
     let transcript = recording.transcript();
     assert!(
@@ -312,21 +307,19 @@ fn a_failing_credential_source_is_reported_clearly_and_the_client_asks_again() {
     );
     let (mock, _producer, recording) = producer_to_mock("msk-iam-retry", provider);
     // librdkafka retries a failed refresh after 10 s.
-    let token = mock
-        .tokens
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| {
-            panic!(
-                "no token after a failed refresh; client reported:\n{}",
-                recording.transcript()
-            )
-        });
+    let token = mock.expect_token(Duration::from_secs(30), || {
+        format!(
+            "no token after a failed refresh; client reported:\n{}",
+            recording.transcript()
+        )
+    });
     assert_eq!(decode(&token).host, "kafka.us-east-1.amazonaws.com");
-    wait_until(
-        Duration::from_secs(5),
-        "two refreshes were asked for",
-        &recording,
-        || recording.token_requests.load(Ordering::SeqCst) >= 2,
+    assert!(
+        poll_until(Duration::from_secs(5), || {
+            recording.token_requests.load(Ordering::SeqCst) >= 2
+        }),
+        "two refreshes were not asked for within 5 s; client reported:\n{}",
+        recording.transcript()
     );
     assert_eq!(calls.calls.load(Ordering::SeqCst), 2);
     let errors = recording.errors().join("\n");

@@ -3,38 +3,28 @@
 //! producing and consuming real records; wrong passwords and missing credentials refused with
 //! nothing written or read.
 
-use crate::support::{
-    broker_ca, capture_tracing, consume, consume_in_group, listeners, new_topic, produce,
-    produce_ok, records_in, scratch_dir, users,
-};
 use kafka_lambda_client::KafkaClientConfig;
+use kafka_lambda_tests::client::{consume, consume_in_group, produce, produce_ok};
+use kafka_lambda_tests::{
+    capture_tracing, group_name, new_topic, records_in, sasl_table, secret_file, services, users,
+};
 use std::path::Path;
 use std::time::Duration;
 
-/// A client config for `bootstrap` with SASL `mechanism`, the password read from a file in
-/// `dir`; with `ca`, over TLS verified against that CA (SASL_SSL), else in clear text.
+/// A client config for `bootstrap` with SASL `mechanism`, the password read from a file; with
+/// `ca`, over TLS verified against that CA (SASL_SSL), else in clear text.
 pub(crate) fn sasl_config(
     bootstrap: &str,
-    dir: &Path,
     mechanism: &str,
     (user, password): (&str, &str),
     ca: Option<&Path>,
 ) -> KafkaClientConfig {
-    let file = dir.join(kafka_lambda_tests::unique_name(&format!("{user}-password")));
-    std::fs::write(&file, format!("{password}\n")).expect("write password file");
     let tls = ca.map_or_else(String::new, |ca| {
         format!("[auth.tls]\nca_file = \"{}\"\n", ca.display())
     });
+    let sasl = sasl_table("auth.sasl", mechanism, user, &secret_file(password));
     let config = KafkaClientConfig::from_toml_str(&format!(
-        r#"
-bootstrap_servers = "{bootstrap}"
-{tls}
-[auth.sasl]
-mechanism = "{mechanism}"
-username = "{user}"
-password = {{ file = "{}" }}
-"#,
-        file.display()
+        "bootstrap_servers = \"{bootstrap}\"\n{tls}\n{sasl}"
     ))
     .expect("config parses");
     config.validate().expect("valid");
@@ -42,25 +32,43 @@ password = {{ file = "{}" }}
 }
 
 /// Produces three records to a fresh topic and reads them back, both through `config`'s
-/// listener, and checks the topic holds exactly those.
-fn round_trip(test: &str, config: &KafkaClientConfig) {
-    let topic = new_topic(test);
-    produce_ok(config, &topic, &["one", "two", "three"]);
-    assert_eq!(consume(config, &topic, 3), ["one", "two", "three"]);
-    assert_eq!(records_in(&topic), 3);
+/// listener, and checks the topic holds exactly those; returns what was logged meanwhile.
+fn round_trip(test: &str, config: &KafkaClientConfig) -> String {
+    let topic = new_topic(test, 1);
+    let ((), logs) = capture_tracing(|| {
+        produce_ok(config, &topic, &["one", "two", "three"]);
+        assert_eq!(consume(config, &topic, 3), ["one", "two", "three"]);
+    });
+    assert_eq!(records_in(&topic, 0), 3);
+    logs
+}
+
+/// [`round_trip`] with [`sasl_config`] as the test user of `mechanism`: in clear text on the
+/// SASL_PLAINTEXT listener, or with `over_tls` on the SASL_SSL listener verified against the
+/// broker's CA.
+fn sasl_round_trip(test: &str, mechanism: &str, over_tls: bool) -> String {
+    let listeners = services().listeners();
+    let user = if mechanism == "PLAIN" {
+        users::PLAIN
+    } else {
+        users::SCRAM
+    };
+    let config = if over_tls {
+        sasl_config(
+            &listeners.sasl_ssl,
+            mechanism,
+            user,
+            Some(&listeners.ca_file()),
+        )
+    } else {
+        sasl_config(&listeners.sasl_plaintext, mechanism, user, None)
+    };
+    round_trip(test, &config)
 }
 
 #[test]
 fn plain_over_sasl_plaintext_produces_and_consumes_and_warns_about_clear_text() {
-    let dir = scratch_dir("plain");
-    let config = sasl_config(
-        &listeners().sasl_plaintext,
-        &dir,
-        "PLAIN",
-        users::PLAIN,
-        None,
-    );
-    let ((), logs) = capture_tracing(|| round_trip("plain_clear", &config));
+    let logs = sasl_round_trip("plain_clear", "PLAIN", false);
     assert!(
         logs.contains("WARN") && logs.contains("clear text"),
         "PLAIN without TLS was not logged at warn:\n{logs}"
@@ -69,15 +77,7 @@ fn plain_over_sasl_plaintext_produces_and_consumes_and_warns_about_clear_text() 
 
 #[test]
 fn plain_over_sasl_ssl_verifies_the_broker_and_produces_and_consumes() {
-    let dir = scratch_dir("plain-ssl");
-    let config = sasl_config(
-        &listeners().sasl_ssl,
-        &dir,
-        "PLAIN",
-        users::PLAIN,
-        Some(&broker_ca()),
-    );
-    let ((), logs) = capture_tracing(|| round_trip("plain_ssl", &config));
+    let logs = sasl_round_trip("plain_ssl", "PLAIN", true);
     assert!(
         !logs.contains("clear text"),
         "PLAIN over TLS was reported as clear text:\n{logs}"
@@ -86,54 +86,22 @@ fn plain_over_sasl_ssl_verifies_the_broker_and_produces_and_consumes() {
 
 #[test]
 fn scram_sha_256_over_sasl_plaintext_produces_and_consumes() {
-    let dir = scratch_dir("scram-256");
-    let config = sasl_config(
-        &listeners().sasl_plaintext,
-        &dir,
-        "SCRAM-SHA-256",
-        users::SCRAM,
-        None,
-    );
-    round_trip("scram_256", &config);
+    sasl_round_trip("scram_256", "SCRAM-SHA-256", false);
 }
 
 #[test]
 fn scram_sha_512_over_sasl_plaintext_produces_and_consumes() {
-    let dir = scratch_dir("scram-512");
-    let config = sasl_config(
-        &listeners().sasl_plaintext,
-        &dir,
-        "SCRAM-SHA-512",
-        users::SCRAM,
-        None,
-    );
-    round_trip("scram_512", &config);
+    sasl_round_trip("scram_512", "SCRAM-SHA-512", false);
 }
 
 #[test]
 fn scram_sha_256_over_sasl_ssl_produces_and_consumes() {
-    let dir = scratch_dir("scram-256-ssl");
-    let config = sasl_config(
-        &listeners().sasl_ssl,
-        &dir,
-        "SCRAM-SHA-256",
-        users::SCRAM,
-        Some(&broker_ca()),
-    );
-    round_trip("scram_256_ssl", &config);
+    sasl_round_trip("scram_256_ssl", "SCRAM-SHA-256", true);
 }
 
 #[test]
 fn scram_sha_512_over_sasl_ssl_produces_and_consumes() {
-    let dir = scratch_dir("scram-512-ssl");
-    let config = sasl_config(
-        &listeners().sasl_ssl,
-        &dir,
-        "SCRAM-SHA-512",
-        users::SCRAM,
-        Some(&broker_ca()),
-    );
-    round_trip("scram_512_ssl", &config);
+    sasl_round_trip("scram_512_ssl", "SCRAM-SHA-512", true);
 }
 
 /// Against a topic that already holds three records: a client of `mechanism` with a wrong
@@ -147,15 +115,14 @@ fn wrong_password_is_refused(
     (user, password): (&str, &str),
     broker_says: &str,
 ) {
-    let dir = scratch_dir(test);
-    let topic = new_topic(test);
-    let group = kafka_lambda_tests::group_name(test);
-    let bootstrap = &listeners().sasl_plaintext;
-    let right = sasl_config(bootstrap, &dir, mechanism, (user, password), None);
+    let topic = new_topic(test, 1);
+    let group = group_name(test);
+    let bootstrap = &services().listeners().sasl_plaintext;
+    let right = sasl_config(bootstrap, mechanism, (user, password), None);
     produce_ok(&right, &topic, &["one", "two", "three"]);
 
     let wrong_password = format!("{password}-but-wrong");
-    let wrong = sasl_config(bootstrap, &dir, mechanism, (user, &wrong_password), None);
+    let wrong = sasl_config(bootstrap, mechanism, (user, &wrong_password), None);
     let (result, recording) = produce(&wrong, &topic, &["never"]);
     let transcript = recording.transcript();
     assert!(
@@ -182,7 +149,7 @@ fn wrong_password_is_refused(
         "{attempts} authentication attempts in 8 s is a retry storm:\n{transcript}"
     );
     assert_eq!(
-        records_in(&topic),
+        records_in(&topic, 0),
         3,
         "a refused producer changed the topic"
     );
@@ -241,8 +208,8 @@ fn a_wrong_plain_password_fails_with_a_clear_authentication_error_and_loses_noth
 
 #[test]
 fn a_client_without_credentials_is_refused_by_the_sasl_listener() {
-    let topic = new_topic("sasl_no_credentials");
-    let config = KafkaClientConfig::new(listeners().sasl_plaintext.clone());
+    let topic = new_topic("sasl_no_credentials", 1);
+    let config = KafkaClientConfig::new(services().listeners().sasl_plaintext.clone());
     let (result, recording) = produce(&config, &topic, &["never"]);
     assert!(
         result.is_err(),
@@ -253,7 +220,7 @@ fn a_client_without_credentials_is_refused_by_the_sasl_listener() {
     // depends on timing, and librdkafka reports some of it as a log line only.
     let transcript = recording.transcript();
     assert!(
-        transcript.contains(&listeners().sasl_plaintext)
+        transcript.contains(&services().listeners().sasl_plaintext)
             && ["Disconnected", "Broken pipe", "Connection reset"]
                 .iter()
                 .any(|hang_up| transcript.contains(hang_up))
@@ -261,5 +228,5 @@ fn a_client_without_credentials_is_refused_by_the_sasl_listener() {
         "the SASL listener did not hang up on a client without credentials:\n{}",
         recording.transcript()
     );
-    assert_eq!(records_in(&topic), 0);
+    assert_eq!(records_in(&topic, 0), 0);
 }

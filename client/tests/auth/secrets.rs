@@ -4,10 +4,9 @@
 //! logs are scanned for the secret values, as are a TLS key password and a refused literal one.
 
 use crate::sasl::sasl_config;
-use crate::support::{
-    OwnCa, capture_tracing, client_config, listeners, new_topic, produce, scratch_dir, users,
-};
 use kafka_lambda_client::KafkaClientConfig;
+use kafka_lambda_tests::client::{client_config, produce};
+use kafka_lambda_tests::{OwnCa, capture_tracing, new_topic, services, unique_dir, users};
 
 const WRONG_PASSWORD: &str = "Scan-Me-Wrong-2291";
 const KEY_PASSWORD: &str = "Scan-Me-Key-Password-5512";
@@ -15,15 +14,14 @@ const LITERAL: &str = "Scan-Me-Literal-6604";
 
 #[test]
 fn secrets_never_appear_in_debug_output_errors_or_client_logs() {
-    let dir = scratch_dir("secrets");
-    let topic = new_topic("secrets_scan");
+    let dir = unique_dir("secrets");
+    let topic = new_topic("secrets_scan", 1);
     let mut seen = Vec::new();
     for (mechanism, (user, password)) in [("SCRAM-SHA-512", users::SCRAM), ("PLAIN", users::PLAIN)]
     {
         for (password, should_work) in [(password, true), (WRONG_PASSWORD, false)] {
             let mut config = sasl_config(
-                &listeners().sasl_plaintext,
-                &dir,
+                &services().listeners().sasl_plaintext,
                 mechanism,
                 (user, password),
                 None,

@@ -4,11 +4,11 @@
 //! rcgen, which the broker never heard of, and a TCP relay on 127.0.0.2, an address the broker's
 //! certificate does not name.
 
-use crate::support::{
-    OwnCa, Relay, broker_ca, capture_tracing, consume, listeners, new_topic, produce, produce_ok,
-    records_in, scratch_dir, trusted_client_cert,
-};
 use kafka_lambda_client::KafkaClientConfig;
+use kafka_lambda_tests::client::{self, consume, produce, produce_ok};
+use kafka_lambda_tests::{
+    OwnCa, Relay, capture_tracing, new_topic, records_in, services, unique_dir,
+};
 use std::path::Path;
 
 fn tls_config(bootstrap: &str, tls_table: &str) -> KafkaClientConfig {
@@ -48,14 +48,17 @@ fn refused(config: &KafkaClientConfig, topic: &str, what: &str, expected: &[&str
         "{what}: no error saying {expected:?}; client reported:\n{}",
         recording.transcript()
     );
-    assert_eq!(records_in(topic), 0, "{what} wrote to {topic}");
+    assert_eq!(records_in(topic, 0), 0, "{what} wrote to {topic}");
 }
 
 #[test]
 fn ssl_verifies_the_broker_against_its_ca_and_hostname_and_produces_and_consumes() {
-    let topic = new_topic("ssl_ok");
-    let config = tls_config(&listeners().ssl, &ca_line(&broker_ca()));
-    let (cc, _) = crate::support::client_config(&config, &[]);
+    let topic = new_topic("ssl_ok", 1);
+    let config = tls_config(
+        &services().listeners().ssl,
+        &ca_line(&services().listeners().ca_file()),
+    );
+    let (cc, _) = client::client_config(&config, &[]);
     assert_eq!(cc.get("security.protocol"), Some("SSL"));
     assert_eq!(
         cc.get("ssl.endpoint.identification.algorithm"),
@@ -67,10 +70,10 @@ fn ssl_verifies_the_broker_against_its_ca_and_hostname_and_produces_and_consumes
 
 #[test]
 fn a_broker_certificate_checked_against_another_ca_fails_verification_clearly() {
-    let dir = scratch_dir("ssl-wrong-ca");
+    let dir = unique_dir("ssl-wrong-ca");
     let other = OwnCa::create(&dir, "some-other-ca");
-    let topic = new_topic("ssl_wrong_ca");
-    let config = tls_config(&listeners().ssl, &ca_line(&other.pem));
+    let topic = new_topic("ssl_wrong_ca", 1);
+    let config = tls_config(&services().listeners().ssl, &ca_line(&other.pem));
     refused(
         &config,
         &topic,
@@ -81,9 +84,9 @@ fn a_broker_certificate_checked_against_another_ca_fails_verification_clearly() 
 
 #[test]
 fn without_a_ca_file_only_the_system_roots_are_trusted() {
-    let topic = new_topic("ssl_system_roots");
+    let topic = new_topic("ssl_system_roots", 1);
     // The test CA is in no system store, so the default (system roots) must refuse it.
-    let config = tls_config(&listeners().ssl, "");
+    let config = tls_config(&services().listeners().ssl, "");
     refused(
         &config,
         &topic,
@@ -94,11 +97,11 @@ fn without_a_ca_file_only_the_system_roots_are_trusted() {
 
 #[test]
 fn hostname_verification_is_on_by_default_and_rejects_an_address_the_certificate_does_not_name() {
-    let topic = new_topic("ssl_wrong_host");
+    let topic = new_topic("ssl_wrong_host", 1);
     // The broker's certificate names 127.0.0.1 and localhost; reached as 127.0.0.2 it is the
     // right certificate from the right CA for the wrong host.
-    let relay = Relay::to(&listeners().ssl);
-    let config = tls_config(&relay.address, &ca_line(&broker_ca()));
+    let relay = Relay::to(&services().listeners().ssl);
+    let config = tls_config(&relay.address, &ca_line(&services().listeners().ca_file()));
     refused(
         &config,
         &topic,
@@ -109,15 +112,18 @@ fn hostname_verification_is_on_by_default_and_rejects_an_address_the_certificate
 
 #[test]
 fn turning_verification_off_is_explicit_and_logged_at_warn() {
-    let dir = scratch_dir("ssl-no-verify");
-    let topic = new_topic("ssl_no_verify");
+    let dir = unique_dir("ssl-no-verify");
+    let topic = new_topic("ssl_no_verify", 1);
 
     // The bootstrap connection goes through 127.0.0.2, which the certificate does not name: only
     // with the hostname check off does the client get the metadata it needs to produce.
-    let relay = Relay::to(&listeners().ssl);
+    let relay = Relay::to(&services().listeners().ssl);
     let no_hostname = tls_config(
         &relay.address,
-        &format!("{}\nverify_hostname = false", ca_line(&broker_ca())),
+        &format!(
+            "{}\nverify_hostname = false",
+            ca_line(&services().listeners().ca_file())
+        ),
     );
     let ((), logs) = capture_tracing(|| produce_ok(&no_hostname, &topic, &["name-unchecked"]));
     assert!(
@@ -127,7 +133,7 @@ fn turning_verification_off_is_explicit_and_logged_at_warn() {
 
     let other = OwnCa::create(&dir, "unrelated-ca");
     let no_verification = tls_config(
-        &listeners().ssl,
+        &services().listeners().ssl,
         &format!("{}\nverify_certificate = false", ca_line(&other.pem)),
     );
     let ((), logs) = capture_tracing(|| produce_ok(&no_verification, &topic, &["unverified"]));
@@ -143,11 +149,11 @@ fn turning_verification_off_is_explicit_and_logged_at_warn() {
 
 #[test]
 fn mtls_with_the_client_certificate_the_broker_trusts_produces_and_consumes() {
-    let topic = new_topic("mtls_ok");
-    let (cert, key) = trusted_client_cert();
+    let topic = new_topic("mtls_ok", 1);
+    let (cert, key) = services().listeners().trusted_client_cert();
     let config = tls_config(
-        &listeners().mtls,
-        &client_cert_lines(&broker_ca(), (&cert, &key)),
+        &services().listeners().mtls,
+        &client_cert_lines(&services().listeners().ca_file(), (&cert, &key)),
     );
     produce_ok(&config, &topic, &["mutual-1", "mutual-2"]);
     assert_eq!(consume(&config, &topic, 2), ["mutual-1", "mutual-2"]);
@@ -155,9 +161,12 @@ fn mtls_with_the_client_certificate_the_broker_trusts_produces_and_consumes() {
 
 #[test]
 fn mtls_refuses_a_client_without_a_certificate() {
-    let topic = new_topic("mtls_no_cert");
+    let topic = new_topic("mtls_no_cert", 1);
     // The client trusts the broker: the TLS alert that ends the handshake is the broker's.
-    let config = tls_config(&listeners().mtls, &ca_line(&broker_ca()));
+    let config = tls_config(
+        &services().listeners().mtls,
+        &ca_line(&services().listeners().ca_file()),
+    );
     refused(
         &config,
         &topic,
@@ -168,14 +177,14 @@ fn mtls_refuses_a_client_without_a_certificate() {
 
 #[test]
 fn mtls_refuses_a_client_certificate_from_a_ca_the_broker_does_not_trust() {
-    let dir = scratch_dir("mtls-untrusted");
+    let dir = unique_dir("mtls-untrusted");
     let rogue = OwnCa::create(&dir, "rogue-ca");
     // The same common name as the trusted certificate: only the issuer differs.
     let (cert, key) = rogue.client_cert(&dir, "kafka-lambda-test-client", "rogue-client");
-    let topic = new_topic("mtls_untrusted");
+    let topic = new_topic("mtls_untrusted", 1);
     let config = tls_config(
-        &listeners().mtls,
-        &client_cert_lines(&broker_ca(), (&cert, &key)),
+        &services().listeners().mtls,
+        &client_cert_lines(&services().listeners().ca_file(), (&cert, &key)),
     );
     refused(
         &config,

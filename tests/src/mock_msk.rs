@@ -2,7 +2,7 @@
 //! TLS itself (OpenSSL, with a server certificate for 127.0.0.1 from a CA it makes with rcgen)
 //! and speaks just enough of the Kafka protocol (ApiVersions, SaslHandshake for OAUTHBEARER,
 //! SaslAuthenticate) to capture the bearer token a real client sends; it serves nothing else.
-//! It needs only std, `openssl` and `rcgen`, so the poller's tests include it too (`#[path]`).
+//! The client's tests and the poller's use it.
 
 use openssl::pkey::PKey;
 use openssl::ssl::{SslAcceptor, SslMethod};
@@ -12,23 +12,25 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 /// A mock MSK broker behind its own TLS: answers ApiVersions, SaslHandshake (OAUTHBEARER only)
 /// and SaslAuthenticate, and reports every bearer token it receives. A client that does not
 /// complete a TLS handshake trusting [`MockMsk::ca_file`] gets nothing from it.
-pub(crate) struct MockMsk {
+#[derive(Debug)]
+pub struct MockMsk {
     /// Where it accepts TLS connections, on 127.0.0.1.
-    pub(crate) port: u16,
+    pub port: u16,
     /// The PEM file of the CA that signed its certificate (for `127.0.0.1` and `localhost`).
-    pub(crate) ca_file: PathBuf,
+    pub ca_file: PathBuf,
     /// Every bearer token received, in order.
-    pub(crate) tokens: mpsc::Receiver<String>,
+    pub tokens: mpsc::Receiver<String>,
 }
 
 impl MockMsk {
     /// Makes a CA and a server certificate (the CA's PEM written into `dir`), then listens on a
     /// free port; runs until the test process ends.
-    pub(crate) fn start(dir: &Path) -> MockMsk {
+    pub fn start(dir: &Path) -> MockMsk {
         let (acceptor, ca_file) = tls_acceptor(dir);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock MSK");
         let port = listener.local_addr().expect("address").port();
@@ -50,6 +52,25 @@ impl MockMsk {
             ca_file,
             tokens,
         }
+    }
+
+    /// The next bearer token received, waiting at most `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// When none comes within `timeout`; the message ends with `what_the_client_said()` (its
+    /// log).
+    pub fn expect_token(
+        &self,
+        timeout: Duration,
+        what_the_client_said: impl FnOnce() -> String,
+    ) -> String {
+        self.tokens.recv_timeout(timeout).unwrap_or_else(|_| {
+            panic!(
+                "the mock MSK broker received no token in {timeout:?}; {}",
+                what_the_client_said()
+            )
+        })
     }
 }
 
