@@ -170,19 +170,7 @@ pub(crate) fn produce(
     first: u64,
     count: u64,
 ) -> anyhow::Result<Duration> {
-    let producer = producer(bootstrap, 50)?;
-    let started = Instant::now();
-    for id in first..first + count {
-        send(&producer, topic, id)?;
-        if id % 1024 == 0 {
-            producer.poll(Duration::ZERO);
-        }
-    }
-    producer
-        .flush(Duration::from_secs(600))
-        .context("flushing the produced records")?;
-    producer.context().check()?;
-    Ok(started.elapsed())
+    produce_ids(bootstrap, topic, first..first + count, workload::key)
 }
 
 /// Produces records `0..count` of the workload with the keys `key(id)` instead of the
@@ -193,9 +181,20 @@ pub(crate) fn produce_keyed(
     count: u64,
     key: impl Fn(u64) -> Vec<u8>,
 ) -> anyhow::Result<Duration> {
+    produce_ids(bootstrap, topic, 0..count, key)
+}
+
+/// Produces the workload's records `ids` with the keys `key(id)`, as fast as the broker takes
+/// them; returns how long it took.
+fn produce_ids(
+    bootstrap: &str,
+    topic: &str,
+    ids: std::ops::Range<u64>,
+    key: impl Fn(u64) -> Vec<u8>,
+) -> anyhow::Result<Duration> {
     let producer = producer(bootstrap, 50)?;
     let started = Instant::now();
-    for id in 0..count {
+    for id in ids {
         send_keyed(&producer, topic, id, &key(id))?;
         if id % 1024 == 0 {
             producer.poll(Duration::ZERO);

@@ -38,6 +38,26 @@ fn produce_keyed(
     );
 }
 
+/// Values `{"i":i}`, with `extra` fields added to every record whose index `special` selects.
+fn values_with(
+    extra: &'static str,
+    special: impl Fn(usize) -> bool,
+) -> impl Fn(i32, usize) -> String {
+    move |_, i| {
+        if special(i) {
+            format!(r#"{{"i":{i},{extra}}}"#)
+        } else {
+            format!(r#"{{"i":{i}}}"#)
+        }
+    }
+}
+
+/// A poller configuration for `topic` → `test-recorder` in group `group`, with the mapping
+/// `settings` and fast retries.
+fn config(topic: &str, group: &str, settings: &str) -> String {
+    recorder_config(topic, group, &format!("{settings}\n{FAST_RETRIES}"))
+}
+
 /// The key test-recorder saw for a record.
 fn key_of(s: &Seen) -> String {
     s.0["key"].as_str().unwrap_or_default().to_owned()
@@ -92,12 +112,10 @@ fn records_of_a_key_keep_their_order_while_keys_run_concurrently_through_failure
             format!(r#"{{"i":{i}}}"#)
         }
     });
-    let config = recorder_config(
+    let config = config(
         &topic,
         &group_name("order-by-key"),
-        &format!(
-            "ordering = \"key\"\nbatch_size = 10\nbatching_window_ms = 20\nmax_concurrency = 16\n{FAST_RETRIES}"
-        ),
+        "ordering = \"key\"\nbatch_size = 10\nbatching_window_ms = 20\nmax_concurrency = 16",
     );
     let mut poller = Poller::start(&topic, &config);
     wait_until(TIMEOUT, "every record is processed", || {
@@ -125,21 +143,13 @@ fn a_failing_key_holds_back_only_its_own_records_and_the_commit() {
         1,
         100,
         |_, i| format!("k{}", i % 10),
-        |_, i| {
-            if i == 5 {
-                format!(r#"{{"i":{i},"fail":true}}"#)
-            } else {
-                format!(r#"{{"i":{i}}}"#)
-            }
-        },
+        values_with(r#""fail":true"#, |i| i == 5),
     );
     let group = group_name("poison-key");
-    let config = recorder_config(
+    let config = config(
         &topic,
         &group,
-        &format!(
-            "ordering = \"key\"\nbatch_size = 5\nbatching_window_ms = 10\nmax_concurrency = 8\n{FAST_RETRIES}"
-        ),
+        "ordering = \"key\"\nbatch_size = 5\nbatching_window_ms = 10\nmax_concurrency = 8",
     );
     let mut poller = Poller::start(&topic, &config);
     let others: BTreeSet<i64> = (0..100).filter(|i| i % 10 != 5).collect();
@@ -185,20 +195,14 @@ fn a_poison_record_is_dead_lettered_alone_and_its_key_goes_on() {
         1,
         60,
         |_, i| format!("k{}", i % 10),
-        |_, i| {
-            if i == 5 {
-                format!(r#"{{"i":{i},"fail":true}}"#)
-            } else {
-                format!(r#"{{"i":{i}}}"#)
-            }
-        },
+        values_with(r#""fail":true"#, |i| i == 5),
     );
-    let config = recorder_config(
+    let config = config(
         &topic,
         &group_name("poison-key-dlq"),
         &format!(
             "ordering = \"key\"\nbatch_size = 5\nbatching_window_ms = 10\nmax_concurrency = 8\n\
-             max_retry_attempts = 1\non_failure = \"kafka://{dlq}\"\n{FAST_RETRIES}"
+             max_retry_attempts = 1\non_failure = \"kafka://{dlq}\""
         ),
     );
     let mut poller = Poller::start(&topic, &config);
@@ -232,12 +236,10 @@ fn ordering_none_delivers_every_record() {
         |p, i| format!("key-{p}-{i}"),
         |_, i| format!(r#"{{"i":{i}}}"#),
     );
-    let config = recorder_config(
+    let config = config(
         &topic,
         &group_name("order-none"),
-        &format!(
-            "ordering = \"none\"\nbatch_size = 25\nbatching_window_ms = 20\nmax_concurrency = 8\n{FAST_RETRIES}"
-        ),
+        "ordering = \"none\"\nbatch_size = 25\nbatching_window_ms = 20\nmax_concurrency = 8",
     );
     let mut poller = Poller::start(&topic, &config);
     wait_until(TIMEOUT, "every record is processed", || {
@@ -264,13 +266,11 @@ fn through_a_disturbance(
     produce_keyed(&topic, 2, 3000, scattered_key(50), |_, i| {
         format!(r#"{{"i":{i},"sleep_ms":20}}"#)
     });
-    let config = recorder_config(
+    let config = config(
         &topic,
         &group_name(name),
-        &format!(
-            "ordering = \"key\"\nbatch_size = 10\nbatching_window_ms = 20\nmax_concurrency = 4\n\
-             max_records_in_flight_per_partition = 100\n{FAST_RETRIES}"
-        ),
+        "ordering = \"key\"\nbatch_size = 10\nbatching_window_ms = 20\nmax_concurrency = 4\n\
+         max_records_in_flight_per_partition = 100",
     );
     let first = Poller::start(&topic, &config);
     wait_until(TIMEOUT, "600 records are processed", || {
@@ -330,20 +330,18 @@ fn until_caught_up_by_key_ends_once_every_record_is_done_and_committed() {
     let topic = new_topic("key-until", 2);
     // Some records sleep: the last offsets of a partition finish before earlier ones, and the
     // run may end only when the committed offset covers them all.
-    produce_keyed(&topic, 2, 300, scattered_key(30), |_, i| {
-        if i % 50 == 7 {
-            format!(r#"{{"i":{i},"sleep_ms":300}}"#)
-        } else {
-            format!(r#"{{"i":{i}}}"#)
-        }
-    });
+    produce_keyed(
+        &topic,
+        2,
+        300,
+        scattered_key(30),
+        values_with(r#""sleep_ms":300"#, |i| i % 50 == 7),
+    );
     let group = group_name("key-until");
-    let config = recorder_config(
+    let config = config(
         &topic,
         &group,
-        &format!(
-            "ordering = \"key\"\nbatch_size = 10\nbatching_window_ms = 20\nmax_concurrency = 16\n{FAST_RETRIES}"
-        ),
+        "ordering = \"key\"\nbatch_size = 10\nbatching_window_ms = 20\nmax_concurrency = 16",
     );
     let mut poller = Poller::start_with(&topic, &config, &["--until-caught-up"]);
     let status = poller.wait(TIMEOUT);
