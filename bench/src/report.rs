@@ -171,9 +171,6 @@ impl Report {
         if let Some(f) = &self.floor {
             Self::floor_row(f, self.throughput.as_ref(), &mut out);
         }
-        if let Some(o) = &self.ordering {
-            Self::ordering_rows(o, &mut out, &mut details);
-        }
         if !self.latency.is_empty() {
             let ok: Vec<&LatencyRun> = self
                 .latency
@@ -324,6 +321,9 @@ impl Report {
                     ms(i.first_response)
                 );
             }
+        }
+        if let Some(o) = &self.ordering {
+            Self::ordering_rows(o, &mut out, &mut details);
         }
         out.push_str(&details);
         out
