@@ -23,6 +23,7 @@ use futures::FutureExt;
 use kafka_lambda_events::RecordRef;
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
+use rdkafka::message::BorrowedMessage;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
@@ -68,6 +69,40 @@ pub(crate) struct WorkerControl {
     pub done: DoneGuard,
 }
 
+/// What a worker does with a record taken off its queue.
+enum Taken {
+    /// It goes into a batch: with the value the input template made of it, if any.
+    Invoke(Option<Vec<u8>>),
+    /// It is finished without an invocation (filtered out, or given up): up to this offset.
+    Finished(i64),
+    /// The worker was aborted while giving it up.
+    Aborted,
+}
+
+/// The record as its event carries it, taken off the queue as `msg` and seen as `view`: the
+/// value the input template made (`reshaped`) in place of the one read, which is returned
+/// beside it (a dead letter holds the original).
+fn to_record<'a>(
+    msg: &BorrowedMessage<'_>,
+    view: &RecordView<'a>,
+    reshaped: Option<&'a [u8]>,
+) -> (RecordRef<'a>, Option<&'a [u8]>) {
+    let (timestamp, timestamp_type) = batch::timestamp(msg);
+    let record = RecordRef {
+        topic: view.topic,
+        partition: view.partition,
+        offset: msg.offset(),
+        timestamp,
+        timestamp_type,
+        key: view.key,
+        value: reshaped.or(view.value),
+        headers: view.headers,
+        key_schema_metadata: None,
+        value_schema_metadata: None,
+    };
+    (record, reshaped.and(view.value))
+}
+
 /// What becomes of a record taken off the queue.
 enum Admitted {
     /// Goes into the batch: with the value the input template made of it, if any.
@@ -106,7 +141,48 @@ struct GiveUp<'a, I> {
     abort: &'a CancellationToken,
 }
 
+impl<'a, I> GiveUp<'a, I> {
+    /// The worker of `topic`-`partition`, aborted by `control`.
+    fn of(
+        shared: &'a Shared<I>,
+        topic: &'a str,
+        partition: i32,
+        control: &'a WorkerControl,
+    ) -> Self {
+        GiveUp {
+            shared,
+            topic,
+            partition,
+            abort: &control.abort,
+        }
+    }
+}
+
 impl<I: Invoker> GiveUp<'_, I> {
+    /// Admits a record taken off the queue (filters, input template): a filtered record is
+    /// finished at once, and one the input template does not apply to is given up here.
+    async fn admit(&self, msg: &BorrowedMessage<'_>, view: &RecordView<'_>) -> Taken {
+        let metrics = &self.shared.deliverer.metrics;
+        match admit(&self.shared.mapping, view) {
+            Admitted::Invoke(reshaped) => Taken::Invoke(reshaped),
+            Admitted::Filtered => {
+                RecordFiltered.emit(metrics);
+                Taken::Finished(msg.offset())
+            }
+            Admitted::Unusable(info) => {
+                InputTemplateFailed {
+                    offset: msg.offset(),
+                    error: &info.message,
+                }
+                .emit(metrics);
+                match self.record(PolledRecord::from_message(msg), info).await {
+                    Some(offset) => Taken::Finished(offset),
+                    None => Taken::Aborted,
+                }
+            }
+        }
+    }
+
     /// Gives up one record that can never be invoked (dead-lettered, or skipped and logged);
     /// `Some(offset)` once done, `None` when the worker was aborted first.
     async fn record(&self, record: PolledRecord, info: FailureInfo) -> Option<i64> {
@@ -169,12 +245,7 @@ async fn in_partition_order<I: Invoker>(
     let m = &shared.mapping;
     let deliverer = &shared.deliverer;
     let metrics = &deliverer.metrics;
-    let give_up = GiveUp {
-        shared: &shared,
-        topic: &topic,
-        partition,
-        abort: &control.abort,
-    };
+    let give_up = GiveUp::of(&shared, &topic, partition, &control);
     // A record taken but not fitting the previous batch; already admitted.
     let mut held: Option<PolledRecord> = None;
     let mut headers = HeaderScratch::default();
@@ -268,41 +339,15 @@ async fn in_partition_order<I: Invoker>(
                 value: msg.payload(),
                 headers: headers.fill(&msg),
             };
-            let reshaped = match admit(m, &view) {
-                Admitted::Invoke(reshaped) => reshaped,
-                Admitted::Filtered => {
-                    RecordFiltered.emit(metrics);
+            let reshaped = match give_up.admit(&msg, &view).await {
+                Taken::Invoke(reshaped) => reshaped,
+                Taken::Finished(offset) => {
                     covered = Some(offset);
                     continue;
                 }
-                Admitted::Unusable(info) => {
-                    InputTemplateFailed {
-                        offset,
-                        error: &info.message,
-                    }
-                    .emit(metrics);
-                    let record = PolledRecord::from_message(&msg);
-                    match give_up.record(record, info).await {
-                        Some(offset) => covered = Some(offset),
-                        None => break 'batches,
-                    }
-                    continue;
-                }
+                Taken::Aborted => break 'batches,
             };
-            let (timestamp, timestamp_type) = batch::timestamp(&msg);
-            let record = RecordRef {
-                topic: &topic,
-                partition,
-                offset,
-                timestamp,
-                timestamp_type,
-                key: view.key,
-                value: reshaped.as_deref().or(view.value),
-                headers: view.headers,
-                key_schema_metadata: None,
-                value_schema_metadata: None,
-            };
-            let original_value = reshaped.as_ref().and(view.value);
+            let (record, original_value) = to_record(&msg, &view, reshaped.as_deref());
             match builder.try_add(&record, original_value) {
                 Ok(()) => {}
                 Err(Rejected::Full) => {

@@ -5,20 +5,19 @@
 //! offset follows the window's committable one: the first record not done holds it back.
 
 use super::{
-    Admitted, GiveUp, IDLE_GAP_CHECK_INTERVAL, Shared, WorkerControl, admit, reading_refused, recv,
-    store_skipped_offsets,
+    GiveUp, IDLE_GAP_CHECK_INTERVAL, Shared, Taken, WorkerControl, reading_refused, recv,
+    store_skipped_offsets, to_record,
 };
-use crate::batch::{self, Batch, BatchBuilder, HeaderScratch, PolledRecord, Rejected};
+use crate::batch::{Batch, BatchBuilder, HeaderScratch, PolledRecord, Rejected};
 use crate::config::Ordering;
 use crate::consumer::PartitionQueue;
 use crate::delivery::{Deliverer, Delivery, LaneReport};
 use crate::filter::RecordView;
-use crate::internal_events::{InputTemplateFailed, InternalEvent, RecordFiltered, RecordReceived};
+use crate::internal_events::{InternalEvent, RecordReceived};
 use crate::invoke::Invoker;
 use crate::window::{Lane, Lanes, Offered, Window};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use kafka_lambda_events::RecordRef;
 use rdkafka::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,12 +37,7 @@ pub(super) async fn run<I: Invoker>(
     let m = &shared.mapping;
     let deliverer = &shared.deliverer;
     let metrics = &deliverer.metrics;
-    let give_up = GiveUp {
-        shared: &shared,
-        topic: &topic,
-        partition,
-        abort: &control.abort,
-    };
+    let give_up = GiveUp::of(&shared, &topic, partition, &control);
     let lanes = Lanes::new(m.ordering == Ordering::Key);
     let mut window = Window::default();
     let mut headers = HeaderScratch::default();
@@ -178,37 +172,13 @@ pub(super) async fn run<I: Invoker>(
                             value: msg.payload(),
                             headers: headers.fill(&msg),
                         };
-                        match admit(m, &view) {
-                            Admitted::Filtered => {
-                                RecordFiltered.emit(metrics);
-                                window.skip(offset);
-                            }
-                            Admitted::Unusable(info) => {
-                                InputTemplateFailed { offset, error: &info.message }.emit(metrics);
-                                let record = PolledRecord::from_message(&msg);
-                                match give_up.record(record, info).await {
-                                    Some(offset) => window.skip(offset),
-                                    None => break 'work,
-                                }
-                            }
-                            Admitted::Invoke(reshaped) => {
-                                let (timestamp, timestamp_type) = batch::timestamp(&msg);
-                                let original_value = reshaped.as_ref().and(view.value);
-                                let record = PolledRecord::from_ref(
-                                    &RecordRef {
-                                        topic: &topic,
-                                        partition,
-                                        offset,
-                                        timestamp,
-                                        timestamp_type,
-                                        key: view.key,
-                                        value: reshaped.as_deref().or(view.value),
-                                        headers: view.headers,
-                                        key_schema_metadata: None,
-                                        value_schema_metadata: None,
-                                    },
-                                    original_value,
-                                );
+                        match give_up.admit(&msg, &view).await {
+                            Taken::Finished(offset) => window.skip(offset),
+                            Taken::Aborted => break 'work,
+                            Taken::Invoke(reshaped) => {
+                                let (record, original_value) =
+                                    to_record(&msg, &view, reshaped.as_deref());
+                                let record = PolledRecord::from_ref(&record, original_value);
                                 window.take(record, lanes.of(view.key, offset));
                             }
                         }
