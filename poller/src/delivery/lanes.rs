@@ -77,12 +77,15 @@ impl<I: Invoker> Deliverer<I> {
             failed_offsets,
         } = judged;
         // Each lane's records, lanes in the order of their first record.
+        // (A batch may hold thousands of keys: each is looked up, not searched for.)
         let mut by_lane: Vec<(usize, Vec<BatchRecord>)> = Vec::new();
+        let mut index: std::collections::HashMap<usize, usize> = Default::default();
         for (record, lane) in seg.records.into_iter().zip(lanes) {
-            match by_lane.iter_mut().find(|(l, _)| l == lane) {
-                Some((_, records)) => records.push(record),
-                None => by_lane.push((*lane, vec![record])),
-            }
+            let at = *index.entry(*lane).or_insert_with(|| {
+                by_lane.push((*lane, Vec::new()));
+                by_lane.len() - 1
+            });
+            by_lane[at].1.push(record);
         }
         let mut failed_lanes = Vec::new();
         let mut done = Vec::new();
