@@ -83,9 +83,15 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// Records taken and not done.
+    /// The offsets from the first record not done to the last one taken: what a crash would
+    /// deliver again, since the commit stops before the first record not done. Records done
+    /// after a record that is not (another key's) count too, so a stuck record stops the
+    /// partition's reading once the look-ahead is full instead of letting the redelivery grow.
     pub(crate) fn len(&self) -> usize {
-        self.open.len()
+        match (self.open.keys().next(), self.last) {
+            (Some(first), Some(last)) => usize::try_from(last - first + 1).unwrap_or(0),
+            _ => 0,
+        }
     }
 
     /// Takes `record` (of `lane`) into the window: it waits for a batch.
@@ -271,6 +277,18 @@ mod tests {
         w.skip(15);
         assert_eq!(w.committable(), Some(15), "skipped records are done");
         assert_eq!(Window::default().committable(), None);
+    }
+
+    #[test]
+    fn the_look_ahead_spans_from_the_first_record_not_done_to_the_last_taken() {
+        let (mut w, _) = window(&[(10, "a"), (11, "b"), (12, "c")]);
+        assert_eq!(w.len(), 3);
+        w.done([11, 12]);
+        assert_eq!(w.len(), 3, "10 is not done: a crash repeats 10..=12");
+        w.skip(20);
+        assert_eq!(w.len(), 11, "10..=20");
+        w.done([10]);
+        assert_eq!(w.len(), 0);
     }
 
     #[test]

@@ -190,10 +190,10 @@ pub struct MappingConfig {
     /// first record of a partition not done, whatever the order.
     #[serde(default)]
     pub ordering: Ordering,
-    /// With `ordering = "key"` or `"none"`: records of one partition taken but not done yet
-    /// (the look-ahead), 1..=100000. When it is full the partition is read no further until
-    /// records are done, which bounds memory; a crash redelivers at most this many records per
-    /// partition. Default 10 × `batch_size`, at least 1,000 and at most 10,000.
+    /// With `ordering = "key"` or `"none"`: the look-ahead of one partition, in offsets from its
+    /// first record not done to the last one read, 1..=100000. When it is full the partition is
+    /// read no further until that record is done (a stuck key then stops its partition), which
+    /// bounds memory and what a crash redelivers: at most this many records per partition. Default 10 × `batch_size`, at least 1,000 and at most 10,000.
     #[serde(default)]
     pub max_records_in_flight_per_partition: Option<usize>,
     /// `SelfManagedKafka` (default) or `aws:kafka` (MSK; then `event_source_arn` is required).
