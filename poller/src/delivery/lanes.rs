@@ -328,4 +328,52 @@ mod tests {
             "the batch once, then lane 0 alone once more (max_retry_attempts = 1): {calls:?}"
         );
     }
+
+    #[tokio::test]
+    async fn a_failed_lane_is_bisected_on_its_own_down_to_the_poison_record() {
+        let (delivery, done, _, calls) = run(
+            "bisect_batch_on_function_error = true\nmax_retry_attempts = 0",
+            6,
+            |o| (o % 2) as usize,
+            |_, offsets| if offsets.contains(&4) { error() } else { ok() },
+        )
+        .await;
+        assert_eq!(delivery, Delivery::Done);
+        let mut sorted = done.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 1, 2, 3, 4, 5]);
+        assert!(calls.contains(&vec![4]), "4 invoked alone: {calls:?}");
+        assert!(
+            calls
+                .iter()
+                .all(|c| !c.contains(&4) || c.iter().all(|o| o % 2 == 0) || c.len() == 6),
+            "after the first batch, 4 is only ever invoked with records of its own lane: {calls:?}"
+        );
+        assert!(
+            calls.contains(&vec![1, 3, 5]),
+            "the other lane alone: {calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn record_age_is_checked_per_lane_before_its_retry() {
+        // The test batch's records are from 2023: older than any max_record_age_s.
+        let (delivery, done, released, calls) = run(
+            "max_record_age_s = 60",
+            6,
+            |o| (o % 2) as usize,
+            |_, offsets| if offsets.contains(&4) { error() } else { ok() },
+        )
+        .await;
+        assert_eq!(delivery, Delivery::Done);
+        let mut sorted = done.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            [0, 1, 2, 3, 4, 5],
+            "given up (skipped) once too old"
+        );
+        assert_eq!(calls.len(), 1, "no lane is invoked again: {calls:?}");
+        assert_eq!(released, [0, 1]);
+    }
 }
