@@ -246,55 +246,6 @@ impl DeadLetterProducer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let sent = self
-            .send_with(
-                &producer,
-                source_topic,
-                partition,
-                function,
-                records,
-                failure,
-            )
-            .await;
-        let Err(error) = sent else {
-            return Ok(());
-        };
-        let Some((code, reason)) = producer.client().fatal_error() else {
-            return Err(error);
-        };
-        match self.config.create_with_context(self.context.clone()) {
-            Ok(renewed) => {
-                // Several workers can fail on the same stopped producer: only the first replaces
-                // it; a later one finds a new producer in place already and drops its own.
-                let unused = {
-                    let mut slot = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
-                    if slot.client().native_ptr() == producer.client().native_ptr() {
-                        tracing::warn!(topic = %self.topic, %reason, "the on_failure producer stopped on a fatal error; a new one takes over");
-                        std::mem::replace(&mut *slot, renewed)
-                    } else {
-                        renewed
-                    }
-                };
-                // Dropping a producer's last handle flushes for up to 500 ms: not on the runtime.
-                tokio::task::spawn_blocking(move || drop((producer, unused)));
-            }
-            Err(e) => {
-                let e = kafka_lambda_client::redact_config_error(e);
-                tracing::warn!(topic = %self.topic, error = %e, "cannot create a new on_failure producer; the stopped one is kept")
-            }
-        }
-        Err(KafkaError::MessageProduction(code))
-    }
-
-    async fn send_with(
-        &self,
-        producer: &FutureProducer<KafkaClientContext>,
-        source_topic: &str,
-        partition: i32,
-        function: &str,
-        records: &[PolledRecord],
-        failure: &FailureInfo,
-    ) -> Result<(), KafkaError> {
         let failed_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64)
@@ -335,12 +286,46 @@ impl DeadLetterProducer {
                 out = out.payload(v.as_slice());
             }
             // One at a time, so the destination keeps the source order even across retries.
-            producer
-                .send(out, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| e)?;
+            if let Err((error, _)) = producer.send(out, Duration::from_secs(30)).await {
+                return Err(self.replace_if_stopped(producer, error));
+            }
         }
         Ok(())
+    }
+
+    /// The error to return for `error`, which `producer` met: as it is, unless it stopped the
+    /// producer for good, in which case the producer is replaced and the code that stopped it
+    /// is returned.
+    fn replace_if_stopped(
+        &self,
+        producer: FutureProducer<KafkaClientContext>,
+        error: KafkaError,
+    ) -> KafkaError {
+        let Some((code, reason)) = producer.client().fatal_error() else {
+            return error;
+        };
+        match self.config.create_with_context(self.context.clone()) {
+            Ok(renewed) => {
+                // Several workers can fail on the same stopped producer: only the first replaces
+                // it; a later one finds a new producer in place already and drops its own.
+                let unused = {
+                    let mut slot = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+                    if slot.client().native_ptr() == producer.client().native_ptr() {
+                        tracing::warn!(topic = %self.topic, %reason, "the on_failure producer stopped on a fatal error; a new one takes over");
+                        std::mem::replace(&mut *slot, renewed)
+                    } else {
+                        renewed
+                    }
+                };
+                // Dropping a producer's last handle flushes for up to 500 ms: not on the runtime.
+                tokio::task::spawn_blocking(move || drop((producer, unused)));
+            }
+            Err(e) => {
+                let e = kafka_lambda_client::redact_config_error(e);
+                tracing::warn!(topic = %self.topic, error = %e, "cannot create a new on_failure producer; the stopped one is kept")
+            }
+        }
+        KafkaError::MessageProduction(code)
     }
 }
 

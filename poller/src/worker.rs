@@ -142,18 +142,31 @@ struct GiveUp<'a, I> {
 }
 
 impl<'a, I> GiveUp<'a, I> {
-    /// The worker of `topic`-`partition`, aborted by `control`.
-    fn of(
-        shared: &'a Shared<I>,
-        topic: &'a str,
-        partition: i32,
-        control: &'a WorkerControl,
-    ) -> Self {
+    /// The worker of `assigned`, aborted by its `control`.
+    fn of(assigned: &'a Assigned<I>) -> Self {
         GiveUp {
-            shared,
-            topic,
-            partition,
-            abort: &control.abort,
+            shared: &assigned.shared,
+            topic: &assigned.topic,
+            partition: assigned.partition,
+            abort: &assigned.control.abort,
+        }
+    }
+}
+
+impl<I> GiveUp<'_, I> {
+    /// What filters and input templates see of `msg`, a record of this partition, with its
+    /// headers read into `headers`.
+    fn view<'m>(
+        &'m self,
+        msg: &'m BorrowedMessage<'_>,
+        headers: &'m mut HeaderScratch,
+    ) -> RecordView<'m> {
+        RecordView {
+            topic: self.topic,
+            partition: self.partition,
+            key: msg.key(),
+            value: msg.payload(),
+            headers: headers.fill(msg),
         }
     }
 }
@@ -215,19 +228,26 @@ impl<I: Invoker> GiveUp<'_, I> {
     }
 }
 
+/// A partition handed to its worker: what a worker loop starts from, besides its queue.
+pub(crate) struct Assigned<I> {
+    /// The mapping's settings and delivery, shared by its workers.
+    pub(crate) shared: Arc<Shared<I>>,
+    /// The partition's topic.
+    pub(crate) topic: String,
+    /// The partition.
+    pub(crate) partition: i32,
+    /// How the worker is told to stop and tells it has.
+    pub(crate) control: WorkerControl,
+}
+
 /// Runs the worker of one partition in the mapping's `ordering`.
-pub(crate) async fn run<I: Invoker>(
-    shared: Arc<Shared<I>>,
-    topic: String,
-    partition: i32,
-    queue: PartitionQueue,
-    control: WorkerControl,
-) {
-    match shared.mapping.ordering {
-        Ordering::Partition => in_partition_order(shared, topic, partition, queue, control).await,
-        Ordering::Key | Ordering::None => {
-            keyed::run(shared, topic, partition, queue, control).await
-        }
+///
+/// The worker is done once this returns: `assigned.control` (with its [`DoneGuard`]) is dropped
+/// last, after the loop has dropped the queue.
+pub(crate) async fn run<I: Invoker>(assigned: Assigned<I>, queue: PartitionQueue) {
+    match assigned.shared.mapping.ordering {
+        Ordering::Partition => in_partition_order(&assigned, queue).await,
+        Ordering::Key | Ordering::None => keyed::run(&assigned, queue).await,
     }
 }
 
@@ -235,17 +255,13 @@ pub(crate) async fn run<I: Invoker>(
 ///
 /// Records are encoded into the batch's payload straight from librdkafka's buffers; only a
 /// record that starts the next batch or is given up before it is in one is copied.
-async fn in_partition_order<I: Invoker>(
-    shared: Arc<Shared<I>>,
-    topic: String,
-    partition: i32,
-    queue: PartitionQueue,
-    control: WorkerControl,
-) {
+async fn in_partition_order<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueue) {
+    let (shared, topic, partition) = (&assigned.shared, &assigned.topic, assigned.partition);
+    let control = &assigned.control;
     let m = &shared.mapping;
     let deliverer = &shared.deliverer;
     let metrics = &deliverer.metrics;
-    let give_up = GiveUp::of(&shared, &topic, partition, &control);
+    let give_up = GiveUp::of(assigned);
     // A record taken but not fitting the previous batch; already admitted.
     let mut held: Option<PolledRecord> = None;
     let mut headers = HeaderScratch::default();
@@ -332,13 +348,7 @@ async fn in_partition_order<I: Invoker>(
             idle_position = None;
             RecordReceived.emit(metrics);
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
-            let view = RecordView {
-                topic: &topic,
-                partition,
-                key: msg.key(),
-                value: msg.payload(),
-                headers: headers.fill(&msg),
-            };
+            let view = give_up.view(&msg, &mut headers);
             let reshaped = match give_up.admit(&msg, &view).await {
                 Taken::Invoke(reshaped) => reshaped,
                 Taken::Finished(offset) => {

@@ -73,7 +73,13 @@ impl<I: Invoker> PartitionWorkers<I> {
         let key = (topic.clone(), partition);
         let join = self.runtime.spawn(async move {
             let span = tracing::info_span!("partition", %function, %topic, partition);
-            let worker = worker::run(shared, topic.clone(), partition, queue, control);
+            let assigned = worker::Assigned {
+                shared,
+                topic: topic.clone(),
+                partition,
+                control,
+            };
+            let worker = worker::run(assigned, queue);
             supervisor
                 .supervise(&function, &topic, partition, worker.instrument(span))
                 .await;

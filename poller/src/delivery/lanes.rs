@@ -262,6 +262,20 @@ mod tests {
         (delivery, done, released, calls)
     }
 
+    /// [`run`] over offsets 0..6 in two lanes (even and odd) where every invocation holding
+    /// record 4 fails with a function error; the records done come back sorted.
+    async fn run_with_poison_4(extra: &str) -> (Delivery, Vec<i64>, Vec<usize>, Vec<Vec<i64>>) {
+        let (delivery, mut done, released, calls) = run(
+            extra,
+            6,
+            |o| (o % 2) as usize,
+            |_, offsets| if offsets.contains(&4) { error() } else { ok() },
+        )
+        .await;
+        done.sort_unstable();
+        (delivery, done, released, calls)
+    }
+
     #[tokio::test]
     async fn a_delivered_batch_finishes_every_lane_at_once() {
         let (delivery, done, released, calls) = run("", 6, |o| (o % 3) as usize, |_, _| ok()).await;
@@ -306,18 +320,10 @@ mod tests {
     #[tokio::test]
     async fn a_function_error_retries_each_lane_alone_and_gives_up_only_the_poison_lane() {
         // Record 4 (lane 0 of 0, 2, 4) always fails; the other lane succeeds alone.
-        let (delivery, done, _, calls) = run(
-            "max_retry_attempts = 1",
-            6,
-            |o| (o % 2) as usize,
-            |_, offsets| if offsets.contains(&4) { error() } else { ok() },
-        )
-        .await;
+        let (delivery, done, _, calls) = run_with_poison_4("max_retry_attempts = 1").await;
         assert_eq!(delivery, Delivery::Done);
-        let mut sorted = done.clone();
-        sorted.sort_unstable();
         assert_eq!(
-            sorted,
+            done,
             [0, 1, 2, 3, 4, 5],
             "given up (skipped) counts as done"
         );
@@ -331,17 +337,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_lane_is_bisected_on_its_own_down_to_the_poison_record() {
-        let (delivery, done, _, calls) = run(
-            "bisect_batch_on_function_error = true\nmax_retry_attempts = 0",
-            6,
-            |o| (o % 2) as usize,
-            |_, offsets| if offsets.contains(&4) { error() } else { ok() },
-        )
-        .await;
+        let (delivery, done, _, calls) =
+            run_with_poison_4("bisect_batch_on_function_error = true\nmax_retry_attempts = 0")
+                .await;
         assert_eq!(delivery, Delivery::Done);
-        let mut sorted = done.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(done, [0, 1, 2, 3, 4, 5]);
         assert!(calls.contains(&vec![4]), "4 invoked alone: {calls:?}");
         assert!(
             calls
@@ -358,21 +358,9 @@ mod tests {
     #[tokio::test]
     async fn record_age_is_checked_per_lane_before_its_retry() {
         // The test batch's records are from 2023: older than any max_record_age_s.
-        let (delivery, done, released, calls) = run(
-            "max_record_age_s = 60",
-            6,
-            |o| (o % 2) as usize,
-            |_, offsets| if offsets.contains(&4) { error() } else { ok() },
-        )
-        .await;
+        let (delivery, done, released, calls) = run_with_poison_4("max_record_age_s = 60").await;
         assert_eq!(delivery, Delivery::Done);
-        let mut sorted = done.clone();
-        sorted.sort_unstable();
-        assert_eq!(
-            sorted,
-            [0, 1, 2, 3, 4, 5],
-            "given up (skipped) once too old"
-        );
+        assert_eq!(done, [0, 1, 2, 3, 4, 5], "given up (skipped) once too old");
         assert_eq!(calls.len(), 1, "no lane is invoked again: {calls:?}");
         assert_eq!(released, [0, 1]);
     }

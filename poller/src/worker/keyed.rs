@@ -5,14 +5,13 @@
 //! offset follows the window's committable one: the first record not done holds it back.
 
 use super::{
-    GiveUp, IDLE_GAP_CHECK_INTERVAL, Shared, Taken, WorkerControl, reading_refused, recv,
-    store_skipped_offsets, to_record,
+    Assigned, GiveUp, IDLE_GAP_CHECK_INTERVAL, Taken, reading_refused, recv, store_skipped_offsets,
+    to_record,
 };
 use crate::batch::{Batch, BatchBuilder, HeaderScratch, PolledRecord, Rejected};
 use crate::config::Ordering;
 use crate::consumer::PartitionQueue;
 use crate::delivery::{Deliverer, Delivery, LaneReport};
-use crate::filter::RecordView;
 use crate::internal_events::{InternalEvent, RecordReceived};
 use crate::invoke::Invoker;
 use crate::window::{Lane, Lanes, Offered, Window};
@@ -20,25 +19,19 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::Message;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The worker loop of one partition read by key (or in no order).
-pub(super) async fn run<I: Invoker>(
-    shared: Arc<Shared<I>>,
-    topic: String,
-    partition: i32,
-    queue: PartitionQueue,
-    control: WorkerControl,
-) {
+pub(super) async fn run<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueue) {
+    let (shared, topic, partition) = (&assigned.shared, &assigned.topic, assigned.partition);
+    let lanes = Lanes::new(shared.mapping.ordering == Ordering::Key);
     let m = &shared.mapping;
     let deliverer = &shared.deliverer;
     let metrics = &deliverer.metrics;
-    let give_up = GiveUp::of(&shared, &topic, partition, &control);
-    let lanes = Lanes::new(m.ordering == Ordering::Key);
+    let give_up = GiveUp::of(assigned);
     let mut window = Window::default();
     let mut headers = HeaderScratch::default();
     // As in partition order: records below it were taken already, and are dropped.
@@ -110,7 +103,7 @@ pub(super) async fn run<I: Invoker>(
                 partition,
                 builder.finish_covering(None),
                 lane_numbers,
-                &control.abort,
+                &assigned.control.abort,
                 report.clone(),
             ));
             deadline = None;
@@ -133,7 +126,7 @@ pub(super) async fn run<I: Invoker>(
         let idle = !stopping && window.len() == 0 && deliveries.is_empty();
         tokio::select! {
             biased;
-            _ = control.stop.cancelled(), if !stopping => stopping = true,
+            _ = assigned.control.stop.cancelled(), if !stopping => stopping = true,
             Some(r) = reports.recv() => match r {
                 LaneReport::Done(offsets) => window.done(offsets),
                 LaneReport::Released(n) => {
@@ -165,13 +158,7 @@ pub(super) async fn run<I: Invoker>(
                         next_offset = offset + 1;
                         idle_position = None;
                         RecordReceived.emit(metrics);
-                        let view = RecordView {
-                            topic: &topic,
-                            partition,
-                            key: msg.key(),
-                            value: msg.payload(),
-                            headers: headers.fill(&msg),
-                        };
+                        let view = give_up.view(&msg, &mut headers);
                         match give_up.admit(&msg, &view).await {
                             Taken::Finished(offset) => window.skip(offset),
                             Taken::Aborted => break 'work,
@@ -185,7 +172,7 @@ pub(super) async fn run<I: Invoker>(
                     }
                     // A backlog: take what is waiting already, while there is room.
                     if window.len() < m.max_records_in_flight_per_partition
-                        && !control.stop.is_cancelled()
+                        && !assigned.control.stop.is_cancelled()
                     {
                         received = queue.recv().now_or_never();
                     }
