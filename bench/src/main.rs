@@ -455,28 +455,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             t.produce = produced;
             report.throughput = Some(t);
             produce(&setup, &topic, records, records).await?;
-            report.memory.push(
-                memory(
-                    &setup,
-                    &topic,
-                    2 * records,
-                    100,
-                    "defaults",
-                    Default::default(),
-                )
-                .await?,
-            );
-            report.memory.push(
-                memory(
-                    &setup,
-                    &topic,
-                    2 * records,
-                    100,
+            for (label, options) in [
+                ("defaults", Default::default()),
+                (
                     "librdkafka's prefetch: `queued.max.messages.kbytes = 65536`, `fetch.queue.backoff.ms = 1000`",
                     librdkafka_prefetch(),
-                )
-                .await?,
-            );
+                ),
+            ] {
+                report
+                    .memory
+                    .push(memory(&setup, &topic, 2 * records, 100, label, options).await?);
+            }
             report.ordering =
                 Some(ordering::run(&setup, 40_000, Some((&topic, 2 * records))).await?);
             report::write(&path, &report.render(&machine))?;

@@ -244,6 +244,24 @@ impl serde::Serialize for JavaBytes<'_> {
     }
 }
 
+/// The visitor methods of a list that may be `null` (or missing, which serde reads as `none`):
+/// `null` is the empty list, anything else is read as a sequence.
+macro_rules! null_is_empty_list {
+    () => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    };
+}
+
 struct HeaderList;
 
 impl<'de> Visitor<'de> for HeaderList {
@@ -253,17 +271,7 @@ impl<'de> Visitor<'de> for HeaderList {
         f.write_str("a list of {\"name\": [byte, ...]} objects")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
+    null_is_empty_list!();
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut headers = Vec::with_capacity(seq.size_hint().unwrap_or(0));
@@ -348,17 +356,7 @@ impl<'de> Visitor<'de> for ByteList {
         f.write_str("a list of bytes (integers from -128 to 255) or null")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
+    null_is_empty_list!();
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(16));

@@ -68,6 +68,56 @@ impl EnvVarError {
     }
 }
 
+/// A function's settings read from environment variables (Lambda's way of configuring a
+/// function). Implement [`from_vars`](FromEnv::from_vars) against any [`EnvVars`], so that tests
+/// can read fixed values ([`EnvVars::from_pairs`]); [`from_env`](FromEnv::from_env) reads the
+/// process environment with it.
+///
+/// ```
+/// use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
+/// use std::env::VarError;
+///
+/// struct Settings {
+///     table: String,
+/// }
+///
+/// impl FromEnv for Settings {
+///     type Error = EnvVarError;
+///
+///     fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, EnvVarError>
+///     where
+///         L: Fn(&str) -> Result<String, VarError>,
+///     {
+///         Ok(Settings {
+///             table: env.get("TABLE")?.unwrap_or_else(|| "events".to_owned()),
+///         })
+///     }
+/// }
+///
+/// let settings = Settings::from_vars(&EnvVars::from_pairs([("TABLE", "orders")])).unwrap();
+/// assert_eq!(settings.table, "orders");
+/// ```
+pub trait FromEnv: Sized {
+    /// What a missing or malformed variable is reported as; it should name the variable.
+    type Error;
+
+    /// Reads the settings through `env`.
+    ///
+    /// # Errors
+    /// A variable is missing, malformed or inconsistent with another.
+    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, Self::Error>
+    where
+        L: Fn(&str) -> Result<String, VarError>;
+
+    /// Reads the settings from the process environment.
+    ///
+    /// # Errors
+    /// As [`from_vars`](FromEnv::from_vars).
+    fn from_env() -> Result<Self, Self::Error> {
+        Self::from_vars(&EnvVars::from_process())
+    }
+}
+
 /// The lookup of the process environment, [`std::env::var`].
 pub type ProcessLookup = fn(&str) -> Result<String, VarError>;
 

@@ -17,6 +17,26 @@ use serde_json::value::RawValue;
 use std::future::Future;
 use std::sync::Arc;
 
+/// Runs the Lambda runtime with `f` and `options` kept for every invocation, whose payload is
+/// parsed as a Kafka event and handed to `$process(event, &f, &options)`. A macro rather than a
+/// function: the future `$process` returns borrows `f` and `options` from the shared pair, a
+/// bound no closure type in a generic signature can name.
+macro_rules! serve {
+    ($f:expr, $options:expr, $process:path) => {{
+        init_tracing();
+        let shared = Arc::new(($f, $options));
+        lambda_runtime::run(service_fn(move |invocation: LambdaEvent<Box<RawValue>>| {
+            let shared = Arc::clone(&shared);
+            async move {
+                let (f, options) = &*shared;
+                let event = parse(&invocation.payload)?;
+                $process(event, f, options).await
+            }
+        }))
+        .await
+    }};
+}
+
 /// Runs `f` on each record of every invocation, partition by partition in offset order, as
 /// [`process_event`] describes.
 ///
@@ -47,17 +67,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Into<Error>,
 {
-    init_tracing();
-    let shared = Arc::new((f, options));
-    lambda_runtime::run(service_fn(move |invocation: LambdaEvent<Box<RawValue>>| {
-        let shared = Arc::clone(&shared);
-        async move {
-            let (f, options) = &*shared;
-            let event = parse(&invocation.payload)?;
-            process_event(event, f, options).await
-        }
-    }))
-    .await
+    serve!(f, options, process_event)
 }
 
 /// Runs `f` on the whole decoded batch of every invocation; whatever `f` returns is the
@@ -96,17 +106,7 @@ where
     Fut: Future<Output = Result<R, E>>,
     E: Into<Error>,
 {
-    init_tracing();
-    let shared = Arc::new((f, options));
-    lambda_runtime::run(service_fn(move |invocation: LambdaEvent<Box<RawValue>>| {
-        let shared = Arc::clone(&shared);
-        async move {
-            let (f, options) = &*shared;
-            let event = parse(&invocation.payload)?;
-            process_batch(event, f, options).await
-        }
-    }))
-    .await
+    serve!(f, options, process_batch)
 }
 
 /// The payload is taken raw and parsed here so that a payload that is not a Kafka event is

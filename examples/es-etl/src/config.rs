@@ -7,7 +7,7 @@
 
 use crate::document::{DOCUMENT_FIELDS, IndexNaming, IndexPeriod};
 use chrono::FixedOffset;
-use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
 use reqwest::Url;
 use std::env::VarError;
 use std::fmt;
@@ -85,14 +85,11 @@ impl fmt::Debug for Credentials {
 /// variable's name and never contains a password.
 pub(crate) type ConfigError = EnvVarError;
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub(crate) fn from_env() -> Result<Config, ConfigError> {
-        Config::from_vars(&EnvVars::from_process())
-    }
+impl FromEnv for Config {
+    type Error = ConfigError;
 
     /// Reads the configuration through `env` (the process environment, or fixed values in tests).
-    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Config, ConfigError>
+    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
     where
         L: Fn(&str) -> Result<String, VarError>,
     {
@@ -163,6 +160,9 @@ impl Config {
             utc_offset,
         })
     }
+}
+
+impl Config {
 
     /// Ignored fields that cleaned documents do not have: most likely typos, worth a warning.
     pub(crate) fn unknown_ignore_fields(&self) -> Vec<&str> {

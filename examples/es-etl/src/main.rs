@@ -12,6 +12,7 @@ mod etl;
 
 use config::{Config, IGNORE_WORDS_VAR};
 use etl::EsEtl;
+use kafka_lambda_handler::env::FromEnv;
 use kafka_lambda_handler::{Batch, BatchOptions, lambda_runtime, run_batch_with};
 use log_etl::ErrorLog;
 use std::sync::Arc;

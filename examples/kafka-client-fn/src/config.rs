@@ -12,7 +12,7 @@
 //! empty string counts as unset.
 
 use kafka_lambda_client::KafkaClientConfig;
-use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
 use std::env::VarError;
 use std::time::Duration;
 
@@ -53,14 +53,11 @@ pub(crate) struct Config {
 /// variable's name and never contains a secret.
 pub(crate) type ConfigError = EnvVarError;
 
-impl Config {
-    /// Reads the configuration from the process environment, reading the secrets it names.
-    pub(crate) fn from_env() -> Result<Config, ConfigError> {
-        Config::from_vars(&EnvVars::from_process())
-    }
+impl FromEnv for Config {
+    type Error = ConfigError;
 
     /// Reads the configuration through `env` (the process environment, or fixed values in tests).
-    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Config, ConfigError>
+    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
     where
         L: Fn(&str) -> Result<String, VarError>,
     {

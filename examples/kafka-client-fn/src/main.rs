@@ -13,6 +13,7 @@ mod kafka;
 use config::Config;
 use kafka::Kafka;
 use kafka_lambda_handler::ProcessOptions;
+use kafka_lambda_handler::env::FromEnv;
 use kafka_lambda_handler::lambda_runtime::{self, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use std::sync::Arc;

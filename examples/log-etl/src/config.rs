@@ -1,7 +1,7 @@
 //! The function's configuration, read once at start-up.
 
 use chrono::FixedOffset;
-use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
 use std::env::VarError;
 
 /// The environment variable holding the UTC offset timestamps are written in.
@@ -22,14 +22,11 @@ pub struct Config {
 /// variable's name.
 pub type ConfigError = EnvVarError;
 
-impl Config {
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_vars(&EnvVars::from_process())
-    }
+impl FromEnv for Config {
+    type Error = ConfigError;
 
     /// Reads the configuration through `env` (the process environment, or fixed values in tests).
-    pub fn from_vars<L>(env: &EnvVars<L>) -> Result<Config, ConfigError>
+    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
     where
         L: Fn(&str) -> Result<String, VarError>,
     {

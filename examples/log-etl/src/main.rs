@@ -3,6 +3,7 @@
 //! Configuration: `LOG_ETL_UTC_OFFSET` (default `+08:00`), the UTC offset timestamps are
 //! written in. See `README.md`; the cleaning itself lives in the library (`src/lib.rs`).
 
+use kafka_lambda_handler::env::FromEnv;
 use kafka_lambda_handler::{Batch, run_batch};
 use log_etl::{Config, ErrorLog};
 

@@ -1,7 +1,7 @@
 //! The function's configuration, read from environment variables (see `README.md`), through a
 //! lookup function so that it is tested without touching the process environment.
 
-use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
 use std::env::VarError;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -66,11 +66,8 @@ pub(crate) enum ConfigError {
     NoDatabase,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&EnvVars::from_process())
-    }
+impl FromEnv for Config {
+    type Error = ConfigError;
 
     /// Reads the variables through `env` (the process environment, or fixed values in tests).
     /// Empty values count as unset.
@@ -79,7 +76,7 @@ impl Config {
     /// variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
     /// `PGCONNECT_TIMEOUT`, `PGAPPNAME`) fill in what it leaves out, or stand alone. (Unlike
     /// libpq, a URL always sets the port, 5432 when it names none.)
-    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
+    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
     where
         L: Fn(&str) -> Result<String, VarError>,
     {
@@ -207,6 +204,9 @@ impl Config {
             report_batch_item_failures,
         })
     }
+}
+
+impl Config {
 
     /// `host:port/database` for logs: never the user or password.
     pub(crate) fn describe_database(&self) -> String {

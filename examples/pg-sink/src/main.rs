@@ -13,6 +13,7 @@ mod sink;
 
 use config::Config;
 use handle::Value;
+use kafka_lambda_handler::env::FromEnv;
 use kafka_lambda_handler::{Batch, run_batch};
 use sink::Sink;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use kafka_lambda_client::{
     AuthConfig, KafkaClientConfig, MskIamConfig, SaslConfig, SaslCredentials, SecretSource,
     TlsConfig,
 };
-use kafka_lambda_handler::env::{EnvVarError, EnvVars};
+use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
 use std::env::VarError;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -103,15 +103,12 @@ pub(crate) enum ConfigError {
     },
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&EnvVars::from_process())
-    }
+impl FromEnv for Config {
+    type Error = ConfigError;
 
     /// Reads the variables through `env` (the process environment, or fixed values in tests).
     /// Empty values count as unset.
-    pub(crate) fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
+    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
     where
         L: Fn(&str) -> Result<String, VarError>,
     {

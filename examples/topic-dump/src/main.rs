@@ -12,6 +12,7 @@ mod dump;
 
 use config::Config;
 use dump::{Dumper, Value};
+use kafka_lambda_handler::env::FromEnv;
 use kafka_lambda_handler::{Batch, run_batch};
 use std::sync::Arc;
 
