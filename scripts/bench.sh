@@ -29,7 +29,9 @@ readonly report="${BENCH_REPORT:-$repo/BENCHMARKS.md}"
 readonly target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 cd "$repo"
 
-log() { printf 'bench: %s\n' "$*" >&2 || true; }
+readonly script_name=bench
+# shellcheck source=scripts/lib/common.sh
+. "$repo/scripts/lib/common.sh"
 
 # The private services: scripts/services.sh with its own ports and state directory. Four
 # instances of a function at most, one per partition of the benchmark topics.

@@ -40,44 +40,20 @@ readonly libs="$kafka_home/libs"
 # Written last by `install`: a half-copied directory (an interrupted install) is not reused.
 readonly complete_marker="$kafka_home/.complete"
 
-log() { printf 'kafka: %s\n' "$*" >&2 || true; }
-die() {
-  printf 'kafka: error: %s\n' "$*" >&2 || true
-  exit 1
-}
-
-run_as_root() {
-  if [[ "$(id -u)" == 0 ]]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo "$@"
-  else
-    return 1
-  fi
-}
+readonly script_name=kafka
+# shellcheck source=scripts/lib/common.sh
+. "$here/lib/common.sh"
 
 # The major version of the `java` on PATH (17 for "17.0.15"), or nothing.
 java_major() {
   java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
 }
 
-# Installs Debian packages (sudo when not root), or says which to install.
-install_debian_packages() {
-  command -v apt-get >/dev/null 2>&1 ||
-    die "missing: $* (the broker needs Java 17 or newer, its install Maven); install them with your package manager"
-  run_as_root true ||
-    die "missing Debian packages: $*. Install them with: sudo apt-get install $*"
-  log "installing Debian packages: $*"
-  run_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  run_as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends "$@"
-}
-
 install_java() {
   local major
   major="$(java_major 2>/dev/null || true)"
   [[ -n "$major" ]] && ((major >= 17)) && return
-  install_debian_packages default-jre-headless
+  install_debian_packages "the broker needs Java 17 or newer" default-jre-headless
   major="$(java_major 2>/dev/null || true)"
   [[ -n "$major" ]] && ((major >= 17)) || die "java on PATH is still older than 17 (${major:-none})"
 }
@@ -85,7 +61,7 @@ install_java() {
 cmd_install() {
   install_java
   [[ -f "$complete_marker" ]] && return
-  command -v mvn >/dev/null 2>&1 || install_debian_packages maven
+  command -v mvn >/dev/null 2>&1 || install_debian_packages "the broker's install needs Maven" maven
   mkdir -p "$cache_dir"
   # Several callers may install at once (the tests' services and the benchmark's): one
   # downloads, the others wait and then find it complete.

@@ -37,11 +37,9 @@ readonly database=kafka_lambda
 readonly superuser=postgres
 readonly url="postgres://$superuser@127.0.0.1:$port/$database"
 
-log() { printf 'postgres: %s\n' "$*" >&2 || true; }
-die() {
-  printf 'postgres: error: %s\n' "$*" >&2 || true
-  exit 1
-}
+readonly script_name=postgres
+# shellcheck source=scripts/lib/common.sh
+. "$repo/scripts/lib/common.sh"
 
 # The server programs (initdb, pg_ctl, pg_isready, psql): Debian keeps them out of PATH, under
 # /usr/lib/postgresql/<major>/bin; the newest major installed wins.
@@ -64,19 +62,9 @@ cmd_install() {
   if find_bindir >/dev/null; then
     return
   fi
-  command -v apt-get >/dev/null 2>&1 ||
-    die "PostgreSQL's server programs (initdb, pg_ctl) are missing; install PostgreSQL with your package manager"
-  local sudo=()
-  if [[ "$(id -u)" != 0 ]]; then
-    sudo -n true 2>/dev/null || die "PostgreSQL is missing. Install it with: sudo apt-get install postgresql"
-    sudo=(sudo)
-  fi
-  log "installing Debian's postgresql package"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
   # The package's own cluster (main, port 5432) is not used; policy-rc.d or the absence of an
   # init system may keep it from starting, which is fine.
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends postgresql
+  install_debian_packages "PostgreSQL's server programs initdb and pg_ctl" postgresql
   find_bindir >/dev/null || die "initdb and pg_ctl are still missing after installing postgresql"
 }
 
