@@ -410,24 +410,28 @@ mod tests {
 
     #[tokio::test]
     async fn throttling_and_service_errors_are_not_function_errors() {
-        let throttled = http(
-            "429 Too Many Requests",
-            "x-amzn-errortype: TooManyRequestsException\r\n",
-            r#"{"message":"Rate exceeded"}"#,
-        );
-        assert!(matches!(
-            classify(Some(throttled)).await,
-            InvokeOutcome::Throttled { .. }
-        ));
-        let unavailable = http(
-            "503 Service Unavailable",
-            "x-amzn-errortype: ServiceException\r\n",
-            r#"{"message":"try later"}"#,
-        );
-        assert!(matches!(
-            classify(Some(unavailable)).await,
-            InvokeOutcome::Transient { .. }
-        ));
+        for (status, error_type, throttled) in [
+            ("429 Too Many Requests", "TooManyRequestsException", true),
+            ("503 Service Unavailable", "ServiceException", false),
+        ] {
+            let response = http(
+                status,
+                &format!("x-amzn-errortype: {error_type}\r\n"),
+                r#"{"message":"try later"}"#,
+            );
+            let outcome = classify(Some(response)).await;
+            if throttled {
+                assert!(
+                    matches!(outcome, InvokeOutcome::Throttled { .. }),
+                    "{outcome:?}"
+                );
+            } else {
+                assert!(
+                    matches!(outcome, InvokeOutcome::Transient { .. }),
+                    "{outcome:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

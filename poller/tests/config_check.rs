@@ -15,6 +15,15 @@ fn check(config: &str) -> (i32, String, String) {
     )
 }
 
+/// Checks that `check` refuses `config` with a message naming each of `names`.
+fn assert_refused(config: &str, names: &[&str]) {
+    let (code, _, stderr) = check(config);
+    assert_ne!(code, 0, "refused: {stderr}");
+    for name in names {
+        assert!(stderr.contains(name), "names {name}: {stderr}");
+    }
+}
+
 const BASE: &str = r#"
 [kafka]
 bootstrap_servers = "127.0.0.1:19092"
@@ -241,12 +250,9 @@ fn a_secret_never_reaches_stderr_when_librdkafka_or_toml_refuses_it() {
 #[test]
 fn a_drain_timeout_not_below_max_poll_interval_is_refused_naming_both() {
     let config = format!("{BASE}\n[shutdown]\ndrain_timeout_ms = 300000\n");
-    let (code, _, stderr) = check(&config);
-    assert_ne!(code, 0);
-    assert!(
-        stderr.contains("shutdown.drain_timeout_ms")
-            && stderr.contains("max.poll.interval.ms (300000)"),
-        "{stderr}"
+    assert_refused(
+        &config,
+        &["shutdown.drain_timeout_ms", "max.poll.interval.ms (300000)"],
     );
     // Allowed once the poll interval is raised above it.
     let raised = config.replacen(
@@ -263,11 +269,8 @@ fn on_failure_auth_needs_another_cluster() {
     let config = format!(
         "{BASE}on_failure = \"kafka://dlq\"\n[mapping.on_failure_auth.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"u\"\npassword = {{ env = \"KL_UNSET_PASSWORD\" }}\n"
     );
-    let (code, _, stderr) = check(&config);
-    assert_ne!(code, 0);
-    assert!(
-        stderr.contains("mapping[0].on_failure_auth")
-            && stderr.contains("on_failure_bootstrap_servers"),
-        "{stderr}"
+    assert_refused(
+        &config,
+        &["mapping[0].on_failure_auth", "on_failure_bootstrap_servers"],
     );
 }

@@ -384,22 +384,19 @@ fn run_with_fault(fault: &str) -> (Option<i32>, String) {
     (status.code(), poller.log())
 }
 
+/// Runs the poller with `fault` and checks that it exits with 1, logging `message` and the fault.
+fn exits_naming(fault: &str, message: &str) {
+    let (code, log) = run_with_fault(fault);
+    assert_eq!(code, Some(1), "log:\n{log}");
+    assert!(log.contains(message) && log.contains(fault), "log:\n{log}");
+}
+
 #[test]
 fn a_refused_subscription_exits_non_zero_naming_it() {
-    let (code, log) = run_with_fault("subscribe-error");
-    assert_eq!(code, Some(1), "log:\n{log}");
-    assert!(
-        log.contains("cannot subscribe to") && log.contains("subscribe-error"),
-        "log:\n{log}"
-    );
+    exits_naming("subscribe-error", "cannot subscribe to");
 }
 
 #[test]
 fn a_panic_in_the_driver_exits_non_zero_naming_it() {
-    let (code, log) = run_with_fault("driver-panic");
-    assert_eq!(code, Some(1), "log:\n{log}");
-    assert!(
-        log.contains("the consumer's driver stopped unexpectedly") && log.contains("driver-panic"),
-        "log:\n{log}"
-    );
+    exits_naming("driver-panic", "the consumer's driver stopped unexpectedly");
 }

@@ -34,6 +34,13 @@ fn refused(kafka: &str, mapping: &str, rest: &str) -> (String, String) {
     }
 }
 
+/// [`refused`], checking that the refusal names `field`; returns the problem.
+fn refused_at(kafka: &str, mapping: &str, rest: &str, field: &str) -> String {
+    let (f, p) = refused(kafka, mapping, rest);
+    assert_eq!(f, field, "{p}");
+    p
+}
+
 #[test]
 fn defaults_resolve_into_the_runtime_model() {
     let c = validate("", "", "").unwrap();
@@ -126,8 +133,12 @@ fn bootstrap_servers_must_each_be_host_and_port() {
 #[test]
 fn options_the_poller_owns_are_refused() {
     for key in ["enable.auto.offset.store", "group.id", "enable.auto.commit"] {
-        let (f, p) = refused(&format!("[kafka.options]\n\"{key}\" = \"x\""), "", "");
-        assert_eq!(f, format!("kafka.options.\"{key}\""));
+        let p = refused_at(
+            &format!("[kafka.options]\n\"{key}\" = \"x\""),
+            "",
+            "",
+            &format!("kafka.options.\"{key}\""),
+        );
         assert!(p.contains("managed by the poller"), "{p}");
     }
     let (_, p) = refused("[kafka.options]\n\"group.protocol\" = \"consumer\"", "", "");
@@ -136,12 +147,12 @@ fn options_the_poller_owns_are_refused() {
 
 #[test]
 fn a_drain_timeout_must_stay_below_the_poll_interval_it_blocks() {
-    let (f, p) = refused(
+    let p = refused_at(
         "[kafka.options]\n\"max.poll.interval.ms\" = \"20000\"",
         "",
         "[shutdown]\ndrain_timeout_ms = 20000",
+        "shutdown.drain_timeout_ms",
     );
-    assert_eq!(f, "shutdown.drain_timeout_ms");
     assert!(p.contains("max.poll.interval.ms (20000)"), "{p}");
     assert!(
         validate(
@@ -155,8 +166,12 @@ fn a_drain_timeout_must_stay_below_the_poll_interval_it_blocks() {
 
 #[test]
 fn starting_position_and_its_timestamp_go_together() {
-    let (f, p) = refused("", "starting_position = \"AT_TIMESTAMP\"", "");
-    assert_eq!(f, "mapping[0].starting_position_timestamp");
+    let p = refused_at(
+        "",
+        "starting_position = \"AT_TIMESTAMP\"",
+        "",
+        "mapping[0].starting_position_timestamp",
+    );
     assert!(p.contains("is required"), "{p}");
     let (_, p) = refused("", "starting_position_timestamp = 1700000000", "");
     assert!(p.contains("only allowed with"), "{p}");
@@ -299,12 +314,12 @@ fn ordering_defaults_to_partition_and_key_gets_a_bounded_look_ahead() {
 
 #[test]
 fn the_look_ahead_is_refused_out_of_range_or_without_an_ordering_that_uses_it() {
-    let (f, p) = refused(
+    let p = refused_at(
         "",
         "ordering = \"key\"\nmax_records_in_flight_per_partition = 0",
         "",
+        "mapping[0].max_records_in_flight_per_partition",
     );
-    assert_eq!(f, "mapping[0].max_records_in_flight_per_partition");
     assert!(p.contains("allowed: 1..=100000"), "{p}");
     let (_, p) = refused("", "max_records_in_flight_per_partition = 10", "");
     assert!(p.contains("only used with ordering"), "{p}");
