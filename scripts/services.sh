@@ -2,25 +2,29 @@
 # The real services behind kafka-lambda's demo and integration tests: an Apache Kafka broker
 # (4.x, KRaft, from Maven Central through scripts/kafka.sh) and the local AWS Lambda emulator
 # (`cargo lambda watch`), plus the private PostgreSQL server of the pg-sink example, which
-# scripts/postgres.sh manages on its own.
+# scripts/postgres.sh manages on its own, and the schema registries of the schema-registry tests
+# (Apicurio Registry's Confluent-compatible API, moto's AWS Glue), which scripts/registry.sh
+# manages on its own.
 #
 # Usage: scripts/services.sh {install|start|stop|restart|status|env}
 #   install  Debian packages the build and tests need (Java and Maven among them), Apache Kafka,
 #            cargo-lambda and cargo-nextest, each only when missing; PostgreSQL through
-#            `scripts/postgres.sh install`.
+#            `scripts/postgres.sh install`, the registries through `scripts/registry.sh install`.
 #   start    installs what is missing, starts the services in the background, or reuses them
 #            when they already run, and returns once each one answers. The broker starts on a
 #            freshly formatted storage directory (no topic of an earlier start is left). Logs,
 #            pid files, the broker's config, data and certificates are kept in .services/
 #            (gitignored).
 #   stop     stops the services with every process they started, then checks that none is
-#            left; then `scripts/postgres.sh stop`. (`start` runs `scripts/postgres.sh start` too.)
+#            left; then `scripts/postgres.sh stop` and `scripts/registry.sh stop`. (`start` runs
+#            `scripts/postgres.sh start` and `scripts/registry.sh start` too.)
 #   restart  stop, then start: the emulator then serves the functions' current code (see below).
 #   status   tells whether each service runs and answers; exits 0 only when both do.
 #   env      prints the `export` line for the variables the tests and the demo read:
 #            KAFKA_BOOTSTRAP_SERVERS (PLAINTEXT), KAFKA_SASL_PLAINTEXT_SERVERS,
 #            KAFKA_SSL_SERVERS, KAFKA_MTLS_SERVERS, KAFKA_SASL_SSL_SERVERS, KAFKA_TLS_DIR and
-#            LAMBDA_ENDPOINT.
+#            LAMBDA_ENDPOINT; then, on a second line (`scripts/registry.sh env`),
+#            KL_SCHEMA_REGISTRY_URL, KL_GLUE_ENDPOINT and KL_REGISTRY_PYTHON.
 #
 # The broker has one listener per security protocol the poller supports, on consecutive ports
 # from KL_KAFKA_PORT (P):
@@ -122,12 +126,13 @@ readonly lambda_endpoint="http://127.0.0.1:$lambda_port"
 # for ps, openssl for the test certificates. Java and Maven for the broker: scripts/kafka.sh.
 readonly system_packages=(build-essential pkg-config libssl-dev zlib1g-dev cmake curl ca-certificates procps openssl)
 
-# A closed stderr (the caller piped into `head`, say) must not stop a `stop` half-way.
-log() { printf 'services: %s\n' "$*" >&2 || true; }
-die() {
-  printf 'services: error: %s\n' "$*" >&2 || true
-  exit 1
-}
+# A closed stderr (the caller piped into `head`, say) must not stop a `stop` half-way: `log`
+# and `die` of scripts/lib/common.sh ignore it.
+readonly script_name=services
+# shellcheck source=scripts/lib/common.sh
+. "$repo/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/processes.sh
+. "$repo/scripts/lib/processes.sh"
 
 # Tools installed by cargo and pip land in directories a fresh login shell may not have on PATH.
 add_tool_paths() {
@@ -147,16 +152,6 @@ print(site.getuserbase() + "/bin")' 2>/dev/null || true)
 
 # ---------------------------------------------------------------------------------------------
 # install
-
-run_as_root() {
-  if [[ "$(id -u)" == 0 ]]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo "$@"
-  else
-    return 1
-  fi
-}
 
 install_system_packages() {
   local wanted=("${system_packages[@]}") missing=() package
@@ -229,90 +224,9 @@ cmd_install() {
   install_cargo_lambda
   install_cargo_nextest
   "$repo/scripts/postgres.sh" install
+  "$repo/scripts/registry.sh" install
 }
 
-# ---------------------------------------------------------------------------------------------
-# processes
-
-# Prints the pid recorded for a service when that process still runs the service's program,
-# so a stale pid file reused by an unrelated process is never signalled.
-service_pid() {
-  local name="$1" program="$2" pid
-  [[ -f "$state_dir/$name.pid" ]] || return 1
-  pid="$(<"$state_dir/$name.pid")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$program" || return 1
-  printf '%s\n' "$pid"
-}
-
-# Every service runs in its own session (setsid), so the processes it spawns, even ones that
-# left its process group, are found by session id.
-session_pids() {
-  ps -e -o pid=,sid= | awk -v sid="$1" '$2 == sid { print $1 }'
-}
-
-# Starts a command in a new session, detached from the caller, and records its pid.
-spawn() {
-  local name="$1" workdir="$2"
-  shift 2
-  : >"$state_dir/$name.log"
-  (
-    cd "$workdir"
-    # The inner shell writes its own pid, then execs the service: pid == session id == pgid.
-    # shellcheck disable=SC2016
-    setsid bash -c 'printf "%s\n" "$$" >"$1"; shift; exec "$@"' _ "$state_dir/$name.pid" "$@" \
-      </dev/null >>"$state_dir/$name.log" 2>&1 9>&- &
-  )
-  local waited=0
-  until [[ -s "$state_dir/$name.pid" ]]; do
-    ((waited++ < 50)) || die "$name did not start; see $state_dir/$name.log"
-    sleep 0.1
-  done
-}
-
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Waits until `probe` succeeds, failing early with the log's tail when the process dies.
-wait_ready() {
-  local name="$1" program="$2" timeout="$3" probe="$4" started="$SECONDS"
-  until "$probe"; do
-    if ! service_pid "$name" "$program" >/dev/null; then
-      tail -n 30 "$state_dir/$name.log" >&2 || true
-      die "$name exited while starting; its log is $state_dir/$name.log"
-    fi
-    if ((SECONDS - started > timeout)); then
-      tail -n 30 "$state_dir/$name.log" >&2 || true
-      die "$name did not answer within ${timeout}s; its log is $state_dir/$name.log"
-    fi
-    sleep 0.2
-  done
-}
-
-# Stops the session recorded in the pid file, even when its leader is gone but children are not.
-stop_service() {
-  local name="$1" pid waited=0 left
-  pid="$(cat "$state_dir/$name.pid" 2>/dev/null)" || return 0
-  if ! [[ "$pid" =~ ^[0-9]+$ ]] || [[ -z "$(session_pids "$pid")" ]]; then
-    rm -f "$state_dir/$name.pid"
-    return
-  fi
-  log "stopping $name (session $pid)"
-  kill -TERM -- "-$pid" 2>/dev/null || true
-  while left="$(session_pids "$pid")" && [[ -n "$left" ]]; do
-    if ((waited++ == 100)); then
-      log "$name did not stop within 10s: killing $(echo "$left" | wc -l) process(es)"
-      # shellcheck disable=SC2086 # one pid per word
-      kill -KILL $left 2>/dev/null || true
-    elif ((waited > 150)); then
-      die "processes of $name are left after SIGKILL: $(echo "$left" | tr '\n' ' ')"
-    fi
-    sleep 0.1
-  done
-  rm -f "$state_dir/$name.pid"
-}
 
 # ---------------------------------------------------------------------------------------------
 # Apache Kafka
@@ -557,6 +471,7 @@ cmd_start() {
   done
   start_kafka
   "$repo/scripts/postgres.sh" start
+  "$repo/scripts/registry.sh" start
   start_lambda
 }
 
@@ -565,6 +480,7 @@ cmd_stop() {
   stop_service lambda
   stop_service kafka
   "$repo/scripts/postgres.sh" stop
+  "$repo/scripts/registry.sh" stop
   local port
   for port in "$kafka_port" "$kafka_controller_port" "$kafka_sasl_port" "$kafka_ssl_port" \
     "$kafka_mtls_port" "$kafka_sasl_ssl_port" "$lambda_port"; do
@@ -620,6 +536,7 @@ main() {
         "KAFKA_SASL_SSL_SERVERS=127.0.0.1:$kafka_sasl_ssl_port" \
         "KAFKA_TLS_DIR=$tls_dir" \
         "LAMBDA_ENDPOINT=$lambda_endpoint"
+      "$repo/scripts/registry.sh" env
       ;;
     *) die "$usage" ;;
   esac

@@ -3,6 +3,7 @@
 # never run; the sourcing script sets `script_name` first, which prefixes its messages.
 
 # Prints a message on stderr; a closed stderr is not an error.
+# shellcheck disable=SC2154 # set by the sourcing script
 log() { printf '%s: %s\n' "$script_name" "$*" >&2 || true; }
 
 # Prints an error on stderr and exits with 1.
