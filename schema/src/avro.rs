@@ -277,7 +277,9 @@ mod tests {
         let schema = AvroSchema::parse(person, [address]).unwrap();
         // "Oslo": length 4 zigzag = 8, then the bytes.
         let mut out = Vec::new();
-        schema.to_json(&[8, b'O', b's', b'l', b'o'], &mut out).unwrap();
+        schema
+            .to_json(&[8, b'O', b's', b'l', b'o'], &mut out)
+            .unwrap();
         assert_eq!(out, br#"{"home":{"city":"Oslo"}}"#);
         assert!(
             AvroSchema::parse(person, []).is_err(),

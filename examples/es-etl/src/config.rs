@@ -163,7 +163,6 @@ impl FromEnv for Config {
 }
 
 impl Config {
-
     /// Ignored fields that cleaned documents do not have: most likely typos, worth a warning.
     pub(crate) fn unknown_ignore_fields(&self) -> Vec<&str> {
         self.ignore_fields

@@ -207,7 +207,6 @@ impl FromEnv for Config {
 }
 
 impl Config {
-
     /// `host:port/database` for logs: never the user or password.
     pub(crate) fn describe_database(&self) -> String {
         let host = match self.database.get_hosts().first() {
