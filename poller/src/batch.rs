@@ -7,7 +7,7 @@
 //! copied out of librdkafka on the way.
 
 use kafka_lambda_events::{
-    EventSource, EventWriter, Header, KafkaRecord, RecordRef, TimestampType,
+    EventSource, EventWriter, Header, KafkaRecord, RecordRef, SchemaMetadata, TimestampType,
 };
 use rdkafka::Message;
 use rdkafka::message::BorrowedMessage;
@@ -30,9 +30,27 @@ pub(crate) struct PolledRecord {
     pub value: Option<Vec<u8>>,
     /// Headers in record order (a null header value becomes empty).
     pub headers: Vec<Header>,
-    /// The value as read from Kafka when the input template reshaped it into `value`; the
-    /// on-failure destination receives this one, so a dead letter is the original record.
+    /// The value as read from Kafka when the event carries another one in `value` (decoded
+    /// through the schema registry, or reshaped by the input template); the on-failure
+    /// destination receives this one, so a dead letter is the original record.
     pub original_value: Option<Vec<u8>>,
+    /// The key as read from Kafka when the event carries another one (decoded through the
+    /// schema registry), for the on-failure destination as `original_value`.
+    pub original_key: Option<Vec<u8>>,
+    /// The key's schema metadata, when it was decoded through the schema registry.
+    pub key_schema_metadata: Option<SchemaMetadata>,
+    /// The value's schema metadata, when it was decoded through the schema registry.
+    pub value_schema_metadata: Option<SchemaMetadata>,
+}
+
+/// A record's key and value as read from Kafka, where its event carries something else (schema
+/// decoding, the input template); `None` where the event carries the part as read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Original<'a> {
+    /// The key as read.
+    pub key: Option<&'a [u8]>,
+    /// The value as read.
+    pub value: Option<&'a [u8]>,
 }
 
 impl PolledRecord {
@@ -50,14 +68,16 @@ impl PolledRecord {
             value: msg.payload().map(<[u8]>::to_vec),
             headers,
             original_value: None,
+            original_key: None,
+            key_schema_metadata: None,
+            value_schema_metadata: None,
         }
     }
 
     /// Copies a record that was about to be written (the inverse of
     /// [`as_record_ref`](Self::as_record_ref)): its key, value and headers are already read
-    /// out of the message, the value perhaps reshaped by the input template from
-    /// `original_value`.
-    pub(crate) fn from_ref(record: &RecordRef<'_>, original_value: Option<&[u8]>) -> Self {
+    /// out of the message, the key and value perhaps made of the `original` ones.
+    pub(crate) fn from_ref(record: &RecordRef<'_>, original: Original<'_>) -> Self {
         PolledRecord {
             offset: record.offset,
             timestamp: record.timestamp,
@@ -65,7 +85,18 @@ impl PolledRecord {
             key: record.key.map(<[u8]>::to_vec),
             value: record.value.map(<[u8]>::to_vec),
             headers: record.headers.to_vec(),
-            original_value: original_value.map(<[u8]>::to_vec),
+            original_value: original.value.map(<[u8]>::to_vec),
+            original_key: original.key.map(<[u8]>::to_vec),
+            key_schema_metadata: record.key_schema_metadata.cloned(),
+            value_schema_metadata: record.value_schema_metadata.cloned(),
+        }
+    }
+
+    /// The key and value as read, where the event carries others.
+    pub(crate) fn original(&self) -> Original<'_> {
+        Original {
+            key: self.original_key.as_deref(),
+            value: self.original_value.as_deref(),
         }
     }
 
@@ -80,8 +111,8 @@ impl PolledRecord {
             key: self.key.as_deref(),
             value: self.value.as_deref(),
             headers: &self.headers,
-            key_schema_metadata: None,
-            value_schema_metadata: None,
+            key_schema_metadata: self.key_schema_metadata.as_ref(),
+            value_schema_metadata: self.value_schema_metadata.as_ref(),
         }
     }
 }
@@ -184,8 +215,10 @@ pub(crate) struct BatchRecord {
     pub timestamp: i64,
     /// The record's JSON object in [`Batch::payload`].
     pub json: Range<usize>,
-    /// The value before the input template reshaped it (see [`PolledRecord::original_value`]).
+    /// The value as read, where the event carries another (see [`PolledRecord::original_value`]).
     pub original_value: Option<Box<[u8]>>,
+    /// The key as read, where the event carries another (see [`PolledRecord::original_key`]).
+    pub original_key: Option<Box<[u8]>>,
 }
 
 impl BatchRecord {
@@ -204,6 +237,9 @@ impl BatchRecord {
             value: r.value,
             headers: r.headers,
             original_value: self.original_value.as_deref().map(<[u8]>::to_vec),
+            original_key: self.original_key.as_deref().map(<[u8]>::to_vec),
+            key_schema_metadata: r.key_schema_metadata,
+            value_schema_metadata: r.value_schema_metadata,
         }
     }
 }
@@ -260,12 +296,12 @@ impl BatchBuilder {
     /// Adds a record of this batch's partition if it fits (its `topic` and `partition` are the
     /// batch's). Nothing of the record is kept but its JSON in the payload. An empty batch
     /// never answers [`Rejected::Full`]: a record that does not fit it is
-    /// [`Rejected::TooLarge`]. `original_value` is the value before the input template made
-    /// `record.value` of it, if it did: kept for the on-failure destination.
+    /// [`Rejected::TooLarge`]. `original` holds the key and value as read where the event
+    /// carries others: kept for the on-failure destination.
     pub(crate) fn try_add(
         &mut self,
         record: &RecordRef<'_>,
-        original_value: Option<&[u8]>,
+        original: Original<'_>,
     ) -> Result<(), Rejected> {
         if self.records.len() >= self.max_records {
             return Err(Rejected::Full);
@@ -276,7 +312,8 @@ impl BatchBuilder {
                     offset: record.offset,
                     timestamp: record.timestamp,
                     json: self.writer.last_record().unwrap_or_default(),
-                    original_value: original_value.map(Box::from),
+                    original_value: original.value.map(Box::from),
+                    original_key: original.key.map(Box::from),
                 });
                 Ok(())
             }
@@ -367,6 +404,9 @@ mod tests {
             value: Some(vec![b'x'; size]),
             headers: vec![Header::new("h", vec![0xff, 1])],
             original_value: None,
+            original_key: None,
+            key_schema_metadata: None,
+            value_schema_metadata: None,
         }
     }
 
@@ -374,13 +414,13 @@ mod tests {
     fn a_batch_closes_at_the_record_count() {
         let h = header();
         let mut b = BatchBuilder::new(&h, 2, 1 << 20);
-        b.try_add(&record(0, 10).as_record_ref("t", 3), None)
+        b.try_add(&record(0, 10).as_record_ref("t", 3), Original::default())
             .unwrap();
-        b.try_add(&record(1, 10).as_record_ref("t", 3), None)
+        b.try_add(&record(1, 10).as_record_ref("t", 3), Original::default())
             .unwrap();
         assert!(b.is_full());
         assert_eq!(
-            b.try_add(&record(2, 10).as_record_ref("t", 3), None),
+            b.try_add(&record(2, 10).as_record_ref("t", 3), Original::default()),
             Err(Rejected::Full)
         );
         let batch = b.finish();
@@ -400,7 +440,10 @@ mod tests {
         let mut b = BatchBuilder::new(&h, 10_000, limit);
         let mut offset = 0;
         let rejected = loop {
-            match b.try_add(&record(offset, 300).as_record_ref("t", 0), None) {
+            match b.try_add(
+                &record(offset, 300).as_record_ref("t", 0),
+                Original::default(),
+            ) {
                 Ok(()) => offset += 1,
                 Err(r) => break r,
             }
@@ -423,7 +466,7 @@ mod tests {
     fn a_record_larger_than_the_limit_is_reported_not_looped_on() {
         let h = header();
         let mut b = BatchBuilder::new(&h, 100, 1_024);
-        match b.try_add(&record(7, 5_000).as_record_ref("t", 0), None) {
+        match b.try_add(&record(7, 5_000).as_record_ref("t", 0), Original::default()) {
             Err(Rejected::TooLarge { payload_bytes }) => {
                 assert!(payload_bytes > 1_024);
             }
@@ -438,7 +481,8 @@ mod tests {
         let records: Vec<PolledRecord> = (10..16).map(|o| record(o, 50 + o as usize)).collect();
         let mut b = BatchBuilder::new(&h, 100, 1 << 20);
         for r in &records {
-            b.try_add(&r.as_record_ref("t", 1), None).unwrap();
+            b.try_add(&r.as_record_ref("t", 1), Original::default())
+                .unwrap();
         }
         let batch = b.finish();
         let part = &batch.records[2..5];
@@ -453,7 +497,10 @@ mod tests {
         for (b, r) in batch.records.iter().zip(&records) {
             assert_eq!((b.offset, b.timestamp), (r.offset, r.timestamp));
             assert_eq!(&b.to_polled(&batch.payload), r);
-            assert_eq!(&PolledRecord::from_ref(&r.as_record_ref("t", 1), None), r);
+            assert_eq!(
+                &PolledRecord::from_ref(&r.as_record_ref("t", 1), Original::default()),
+                r
+            );
         }
     }
 
@@ -462,10 +509,14 @@ mod tests {
         let h = header();
         let r = record(3, 20);
         let mut fresh = BatchBuilder::new(&h, 10, 1 << 20);
-        fresh.try_add(&r.as_record_ref("t", 0), None).unwrap();
+        fresh
+            .try_add(&r.as_record_ref("t", 0), Original::default())
+            .unwrap();
         let used = b"stale bytes of an earlier payload".repeat(100);
         let mut reused = BatchBuilder::in_buffer(&h, 10, 1 << 20, used);
-        reused.try_add(&r.as_record_ref("t", 0), None).unwrap();
+        reused
+            .try_add(&r.as_record_ref("t", 0), Original::default())
+            .unwrap();
         let (fresh, reused) = (fresh.finish(), reused.finish());
         assert_eq!(fresh.payload, reused.payload);
         assert_eq!(fresh.records, reused.records);

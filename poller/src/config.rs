@@ -11,9 +11,11 @@
 mod error;
 mod file;
 mod model;
+mod schema_registry;
 mod validate;
 
 pub use error::ConfigError;
 pub use file::Config;
 pub use model::ValidatedConfig;
 pub(crate) use model::{GroupProtocol, Lambda, Mapping, Ordering, StartingPosition};
+pub(crate) use schema_registry::{EventRecordFormat, RegistryTarget, SchemaRegistry};

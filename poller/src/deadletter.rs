@@ -213,7 +213,11 @@ impl DeadLetterProducer {
             .iter()
             .map(|h| h.name.as_bytes().len() + h.value.len())
             .sum();
-        record.key.as_ref().map_or(0, Vec::len)
+        record
+            .original_key
+            .as_ref()
+            .or(record.key.as_ref())
+            .map_or(0, Vec::len)
             + record
                 .original_value
                 .as_ref()
@@ -278,10 +282,10 @@ impl DeadLetterProducer {
                 });
             }
             let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(hs);
-            if let Some(k) = &record.key {
+            // The key and value as read, not as schema decoding or the input template made them.
+            if let Some(k) = record.original_key.as_ref().or(record.key.as_ref()) {
                 out = out.key(k.as_slice());
             }
-            // The value as read, not as the input template reshaped it.
             if let Some(v) = record.original_value.as_ref().or(record.value.as_ref()) {
                 out = out.payload(v.as_slice());
             }

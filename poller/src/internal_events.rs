@@ -48,6 +48,44 @@ impl InternalEvent for InputTemplateFailed<'_> {
     }
 }
 
+/// A record's key or value does not decode with its schema (or its schema does not exist): it
+/// follows the failure policy with the event source mapping's error type.
+pub(crate) struct RecordUndecodable<'a> {
+    pub offset: i64,
+    pub error_type: &'a str,
+    pub error: &'a str,
+}
+
+impl InternalEvent for RecordUndecodable<'_> {
+    fn emit(self, _: &MappingMetrics) {
+        tracing::warn!(
+            offset = self.offset,
+            error_type = self.error_type,
+            error = self.error,
+            "the record does not decode through the schema registry"
+        );
+    }
+}
+
+/// The schema registry could not be asked for a record's schema (down, slow, or refusing the
+/// poller's credentials): the partition waits and asks again.
+pub(crate) struct SchemaRegistryUnavailable<'a> {
+    pub offset: i64,
+    pub error: &'a str,
+    pub retry_in: Duration,
+}
+
+impl InternalEvent for SchemaRegistryUnavailable<'_> {
+    fn emit(self, _: &MappingMetrics) {
+        tracing::warn!(
+            offset = self.offset,
+            error = self.error,
+            retry_in_ms = self.retry_in.as_millis() as u64,
+            "the schema registry cannot be asked; the partition waits for it"
+        );
+    }
+}
+
 /// A record is too large for an invocation payload even alone.
 pub(crate) struct RecordTooLarge {
     pub offset: i64,

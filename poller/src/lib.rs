@@ -17,6 +17,7 @@ mod batch;
 mod config;
 mod consumer;
 mod deadletter;
+mod decode;
 mod delivery;
 pub mod filter;
 mod internal_events;

@@ -6,6 +6,7 @@ use crate::batch::EventHeader;
 use crate::config::{Mapping, StartingPosition, ValidatedConfig};
 use crate::consumer::{self, ConsumerHandle, MappingConsumer, MappingContext};
 use crate::deadletter::DeadLetterProducer;
+use crate::decode::RecordDecoder;
 use crate::delivery::{Deliverer, Resources};
 use crate::invoke::Invoker;
 use crate::offsets::{self, Offsets, Progress};
@@ -32,6 +33,17 @@ pub enum MappingError {
         /// librdkafka's error.
         #[source]
         source: KafkaError,
+    },
+    /// The schema registry client could not be made (no AWS credentials provider for Glue, a
+    /// registry URL or PEM the HTTP client refuses).
+    #[error("mapping[{index}] ({function}): cannot set up the schema registry: {problem}")]
+    SchemaRegistry {
+        /// Mapping index.
+        index: usize,
+        /// Function.
+        function: String,
+        /// What is wrong.
+        problem: String,
     },
     /// The principal may not read a topic or the group of the mapping: the mapping drained,
     /// committed what was delivered and stopped.
@@ -156,11 +168,26 @@ pub async fn run_mapping<I: Invoker>(
     );
     let handle = ConsumerHandle::default();
     let offsets = Arc::new(Offsets::new(handle.clone(), progress.clone()));
+    let decoder = match &mapping.schema_registry {
+        None => None,
+        Some(settings) => {
+            let decoder = RecordDecoder::new(settings).await.map_err(|problem| {
+                MappingError::SchemaRegistry {
+                    index: mapping.index,
+                    function: mapping.function.clone(),
+                    problem,
+                }
+            })?;
+            tracing::info!(registry = %decoder.registry(), "records are decoded through the schema registry");
+            Some(decoder)
+        }
+    };
     let shared = Arc::new(Shared {
         mapping: mapping.clone(),
         deliverer,
         offsets: offsets.clone(),
         access: access.clone(),
+        decoder,
     });
     check_dead_letter_limit(&config, &shared);
     let supervisor = Arc::new(Supervisor::new(health.clone(), shutdown.clone()));

@@ -186,13 +186,23 @@ impl MappingMetrics {
 
 /// Readiness of the process: every mapping joined its group and reaches the brokers it needs
 /// (`brokers_reachable`), and no partition is stuck on a record its on-failure destination
-/// refuses.
+/// refuses or waits for its schema registry.
 #[derive(Debug, Default)]
 pub struct Health {
     joined: Vec<AtomicBool>,
     brokers_down: Vec<AtomicBool>,
     stuck: AtomicUsize,
+    registry_waits: AtomicUsize,
     worker_died: AtomicBool,
+}
+
+/// What a partition counted by [`StuckPartition`] waits for.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Its on-failure destination to take a record.
+    OnFailure,
+    /// Its schema registry to answer.
+    SchemaRegistry,
 }
 
 impl Health {
@@ -202,6 +212,7 @@ impl Health {
             joined: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
             brokers_down: (0..mappings).map(|_| AtomicBool::new(false)).collect(),
             stuck: AtomicUsize::new(0),
+            registry_waits: AtomicUsize::new(0),
             worker_died: AtomicBool::new(false),
         }
     }
@@ -230,8 +241,20 @@ impl Health {
     /// A partition cannot go on until its on-failure destination takes a record; it is counted
     /// as stuck until the returned guard is dropped.
     pub fn stuck_partition(self: &Arc<Self>) -> StuckPartition {
-        self.stuck.fetch_add(1, Ordering::Relaxed);
-        StuckPartition(self.clone())
+        StuckPartition::new(self, Wait::OnFailure)
+    }
+
+    /// A partition cannot go on until its schema registry answers; it is counted as waiting
+    /// until the returned guard is dropped.
+    pub fn waiting_for_registry(self: &Arc<Self>) -> StuckPartition {
+        StuckPartition::new(self, Wait::SchemaRegistry)
+    }
+
+    fn counter(&self, wait: Wait) -> &AtomicUsize {
+        match wait {
+            Wait::OnFailure => &self.stuck,
+            Wait::SchemaRegistry => &self.registry_waits,
+        }
     }
 
     /// Why the process is not ready, `None` when it is.
@@ -252,6 +275,12 @@ impl Health {
                 "{stuck} partition(s) wait for the on_failure destination to take a record (see the log)"
             ));
         }
+        let waiting = self.registry_waits.load(Ordering::Relaxed);
+        if waiting > 0 {
+            why.push(format!(
+                "{waiting} partition(s) wait for their schema registry to answer (see the log)"
+            ));
+        }
         (!why.is_empty()).then(|| why.join("; "))
     }
 
@@ -261,13 +290,21 @@ impl Health {
     }
 }
 
-/// A partition counted as stuck by [`Health::stuck_partition`] while this lives.
+/// A partition counted as stuck by [`Health::stuck_partition`] or
+/// [`Health::waiting_for_registry`] while this lives.
 #[derive(Debug)]
-pub struct StuckPartition(Arc<Health>);
+pub struct StuckPartition(Arc<Health>, Wait);
+
+impl StuckPartition {
+    fn new(health: &Arc<Health>, wait: Wait) -> Self {
+        health.counter(wait).fetch_add(1, Ordering::Relaxed);
+        StuckPartition(health.clone(), wait)
+    }
+}
 
 impl Drop for StuckPartition {
     fn drop(&mut self) {
-        self.0.stuck.fetch_sub(1, Ordering::Relaxed);
+        self.0.counter(self.1).fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -376,6 +413,13 @@ mod tests {
                 .is_some_and(|why| why.contains("1 partition(s)"))
         );
         drop(stuck);
+        assert!(h.is_ready());
+        let waiting = h.waiting_for_registry();
+        assert!(
+            h.not_ready()
+                .is_some_and(|why| why.contains("schema registry"))
+        );
+        drop(waiting);
         assert!(h.is_ready());
     }
 

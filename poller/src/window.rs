@@ -206,6 +206,9 @@ mod tests {
             value: None,
             headers: Vec::new(),
             original_value: None,
+            original_key: None,
+            key_schema_metadata: None,
+            value_schema_metadata: None,
         }
     }
 

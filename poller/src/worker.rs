@@ -8,14 +8,17 @@
 //! scheduling policy (per-key order) reuses them beside [`run`].
 
 use crate::access::{AccessDenied, DenialStop, Denied};
-use crate::batch::{self, BatchBuilder, HeaderScratch, PolledRecord, Rejected};
+use crate::backoff::Backoff;
+use crate::batch::{self, BatchBuilder, HeaderScratch, Original, PolledRecord, Rejected};
 use crate::config::{Mapping, Ordering};
 use crate::consumer::PartitionQueue;
 use crate::deadletter::FailureInfo;
+use crate::decode::{DecodedPart, DecodedRecord, RecordDecoder};
 use crate::delivery::{Deliverer, Delivery};
 use crate::filter::RecordView;
 use crate::internal_events::{
     InputTemplateFailed, InternalEvent, RecordFiltered, RecordReceived, RecordTooLarge,
+    RecordUndecodable, SchemaRegistryUnavailable,
 };
 use crate::invoke::Invoker;
 use crate::offsets::Offsets;
@@ -41,6 +44,8 @@ pub(crate) struct Shared<I> {
     pub offsets: Arc<Offsets>,
     /// Where a worker reports a topic the principal may not read; that stops the mapping.
     pub access: Arc<DenialStop>,
+    /// Decodes keys and values through the mapping's schema registry, when it has one.
+    pub decoder: Option<RecordDecoder>,
 }
 
 /// Signals on drop that a worker has finished (also when it panicked).
@@ -71,36 +76,66 @@ pub(crate) struct WorkerControl {
 
 /// What a worker does with a record taken off its queue.
 enum Taken {
-    /// It goes into a batch: with the value the input template made of it, if any.
-    Invoke(Option<Vec<u8>>),
+    /// It goes into a batch, as `Rewritten` says.
+    Invoke(Rewritten),
     /// It is finished without an invocation (filtered out, or given up): up to this offset.
     Finished(i64),
     /// The worker was aborted while giving it up.
     Aborted,
 }
 
-/// The record as its event carries it, taken off the queue as `msg` and seen as `view`: the
-/// value the input template made (`reshaped`) in place of the one read, which is returned
-/// beside it (a dead letter holds the original).
+impl Taken {
+    /// What became of a record given up: finished up to its offset, or the worker aborted.
+    fn given_up(offset: Option<i64>) -> Self {
+        offset.map_or(Taken::Aborted, Taken::Finished)
+    }
+}
+
+/// What the event carries of a record in place of what was read: its parts decoded through
+/// the schema registry, its value reshaped by the input template (which wins over the decoded
+/// value it was applied to).
+#[derive(Debug, Default)]
+struct Rewritten {
+    /// The key and value decoded, where they were (boxed: most mappings decode nothing, and
+    /// `Taken` stays small).
+    decoded: Option<Box<DecodedRecord>>,
+    /// The value the input template made, if it did.
+    reshaped: Option<Vec<u8>>,
+}
+
+/// The record as its event carries it, taken off the queue as `msg` and seen as `view` (as read),
+/// with what `rewritten` holds in place of the key and value read; those are returned beside
+/// it where replaced (a dead letter holds the originals).
 fn to_record<'a>(
     msg: &BorrowedMessage<'_>,
     view: &RecordView<'a>,
-    reshaped: Option<&'a [u8]>,
-) -> (RecordRef<'a>, Option<&'a [u8]>) {
+    rewritten: &'a Rewritten,
+) -> (RecordRef<'a>, Original<'a>) {
     let (timestamp, timestamp_type) = batch::timestamp(msg);
+    let decoded = rewritten.decoded.as_deref();
+    let key = decoded.and_then(|d| d.key.as_ref());
+    let value = decoded.and_then(|d| d.value.as_ref());
+    let new_value = rewritten
+        .reshaped
+        .as_deref()
+        .or(value.map(DecodedPart::event_bytes));
     let record = RecordRef {
         topic: view.topic,
         partition: view.partition,
         offset: msg.offset(),
         timestamp,
         timestamp_type,
-        key: view.key,
-        value: reshaped.or(view.value),
+        key: key.map(DecodedPart::event_bytes).or(view.key),
+        value: new_value.or(view.value),
         headers: view.headers,
-        key_schema_metadata: None,
-        value_schema_metadata: None,
+        key_schema_metadata: key.map(|p| &p.metadata),
+        value_schema_metadata: value.map(|p| &p.metadata),
     };
-    (record, reshaped.and(view.value))
+    let original = Original {
+        key: key.and(view.key),
+        value: new_value.and(view.value),
+    };
+    (record, original)
 }
 
 /// What becomes of a record taken off the queue.
@@ -138,6 +173,7 @@ struct GiveUp<'a, I> {
     shared: &'a Shared<I>,
     topic: &'a str,
     partition: i32,
+    stop: &'a CancellationToken,
     abort: &'a CancellationToken,
 }
 
@@ -148,6 +184,7 @@ impl<'a, I> GiveUp<'a, I> {
             shared: &assigned.shared,
             topic: &assigned.topic,
             partition: assigned.partition,
+            stop: &assigned.control.stop,
             abort: &assigned.control.abort,
         }
     }
@@ -172,12 +209,27 @@ impl<I> GiveUp<'_, I> {
 }
 
 impl<I: Invoker> GiveUp<'_, I> {
-    /// Admits a record taken off the queue (filters, input template): a filtered record is
-    /// finished at once, and one the input template does not apply to is given up here.
+    /// Admits a record taken off the queue: decodes it through the schema registry (waiting
+    /// while the registry cannot be asked), then applies the filters (to the decoded JSON) and
+    /// the input template. A filtered record is finished at once; one that does not decode, or
+    /// that the input template does not apply to, is given up here.
     async fn admit(&self, msg: &BorrowedMessage<'_>, view: &RecordView<'_>) -> Taken {
         let metrics = &self.shared.deliverer.metrics;
-        match admit(&self.shared.mapping, view) {
-            Admitted::Invoke(reshaped) => Taken::Invoke(reshaped),
+        let decoded = match &self.shared.decoder {
+            None => None,
+            Some(decoder) => match self.decode(decoder, msg).await {
+                Ok(decoded) => Some(Box::new(decoded)),
+                Err(taken) => return taken,
+            },
+        };
+        let parts = decoded.as_deref();
+        let seen = RecordView {
+            key: DecodedPart::json_of(parts.and_then(|d| d.key.as_ref())).or(view.key),
+            value: DecodedPart::json_of(parts.and_then(|d| d.value.as_ref())).or(view.value),
+            ..*view
+        };
+        match admit(&self.shared.mapping, &seen) {
+            Admitted::Invoke(reshaped) => Taken::Invoke(Rewritten { decoded, reshaped }),
             Admitted::Filtered => {
                 RecordFiltered.emit(metrics);
                 Taken::Finished(msg.offset())
@@ -188,10 +240,64 @@ impl<I: Invoker> GiveUp<'_, I> {
                     error: &info.message,
                 }
                 .emit(metrics);
-                match self.record(PolledRecord::from_message(msg), info).await {
-                    Some(offset) => Taken::Finished(offset),
-                    None => Taken::Aborted,
+                Taken::given_up(self.record(PolledRecord::from_message(msg), info).await)
+            }
+        }
+    }
+
+    /// Decodes `msg` through the schema registry. While the registry cannot be asked, waits
+    /// (backing off as retries do, counted on `/readyz`) and asks again: the record is not at
+    /// fault. A record that does not decode is given up with the event source mapping's error
+    /// type (`SCHEMA_NOT_FOUND`, `DESERIALIZATION_ERROR`), and `Err` says what became of it.
+    async fn decode(
+        &self,
+        decoder: &RecordDecoder,
+        msg: &BorrowedMessage<'_>,
+    ) -> Result<DecodedRecord, Taken> {
+        let m = &self.shared.mapping;
+        let metrics = &self.shared.deliverer.metrics;
+        let backoff = Backoff {
+            base: m.retry_backoff_base,
+            max: m.retry_backoff_max,
+        };
+        let mut waiting = None;
+        let mut attempt = 0;
+        loop {
+            let error = match decoder.decode(msg.key(), msg.payload()).await {
+                Ok(decoded) => return Ok(decoded),
+                Err(error) => error,
+            };
+            let message = error.to_string();
+            if !error.must_wait() {
+                let error_type = error.error.error_type();
+                RecordUndecodable {
+                    offset: msg.offset(),
+                    error_type,
+                    error: &message,
                 }
+                .emit(metrics);
+                let info = FailureInfo {
+                    error_type: error_type.to_owned(),
+                    message,
+                    attempts: 0,
+                };
+                return Err(Taken::given_up(
+                    self.record(PolledRecord::from_message(msg), info).await,
+                ));
+            }
+            waiting.get_or_insert_with(|| self.shared.deliverer.health.waiting_for_registry());
+            let wait = backoff.delay(attempt);
+            attempt = attempt.saturating_add(1);
+            SchemaRegistryUnavailable {
+                offset: msg.offset(),
+                error: &message,
+                retry_in: wait,
+            }
+            .emit(metrics);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.stop.cancelled() => return Err(Taken::Aborted),
+                () = self.abort.cancelled() => return Err(Taken::Aborted),
             }
         }
     }
@@ -287,10 +393,9 @@ async fn in_partition_order<I: Invoker>(assigned: &Assigned<I>, queue: Partition
         if let Some(record) = held.take() {
             deadline = Some(tokio::time::Instant::now() + m.batching_window);
             // The batch is empty: the record fits unless it is too large even alone.
-            if let Err(Rejected::TooLarge { payload_bytes }) = builder.try_add(
-                &record.as_record_ref(&topic, partition),
-                record.original_value.as_deref(),
-            ) {
+            if let Err(Rejected::TooLarge { payload_bytes }) =
+                builder.try_add(&record.as_record_ref(topic, partition), record.original())
+            {
                 match give_up.too_large(record, payload_bytes).await {
                     Some(offset) => covered = Some(offset),
                     None => break 'batches,
@@ -313,7 +418,7 @@ async fn in_partition_order<I: Invoker>(assigned: &Assigned<I>, queue: Partition
                     _ = control.stop.cancelled() => break 'batches,
                     msg = recv(&queue) => msg,
                     _ = tokio::time::sleep(IDLE_GAP_CHECK_INTERVAL) => {
-                        store_skipped_offsets(&shared.offsets, &topic, partition, &mut next_offset, &mut idle_position).await;
+                        store_skipped_offsets(&shared.offsets, topic, partition, &mut next_offset, &mut idle_position).await;
                         continue;
                     }
                 },
@@ -328,7 +433,7 @@ async fn in_partition_order<I: Invoker>(assigned: &Assigned<I>, queue: Partition
             let msg = match msg {
                 Ok(msg) => msg,
                 Err(e) => {
-                    if reading_refused(&shared, &topic, &e) {
+                    if reading_refused(shared, topic, &e) {
                         continue;
                     }
                     tracing::warn!(%topic, partition, error = %e, "error reading the partition; retrying");
@@ -349,23 +454,23 @@ async fn in_partition_order<I: Invoker>(assigned: &Assigned<I>, queue: Partition
             RecordReceived.emit(metrics);
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + m.batching_window);
             let view = give_up.view(&msg, &mut headers);
-            let reshaped = match give_up.admit(&msg, &view).await {
-                Taken::Invoke(reshaped) => reshaped,
+            let rewritten = match give_up.admit(&msg, &view).await {
+                Taken::Invoke(rewritten) => rewritten,
                 Taken::Finished(offset) => {
                     covered = Some(offset);
                     continue;
                 }
                 Taken::Aborted => break 'batches,
             };
-            let (record, original_value) = to_record(&msg, &view, reshaped.as_deref());
-            match builder.try_add(&record, original_value) {
+            let (record, original) = to_record(&msg, &view, &rewritten);
+            match builder.try_add(&record, original) {
                 Ok(()) => {}
                 Err(Rejected::Full) => {
-                    held = Some(PolledRecord::from_ref(&record, original_value));
+                    held = Some(PolledRecord::from_ref(&record, original));
                     break;
                 }
                 Err(Rejected::TooLarge { payload_bytes }) => {
-                    let record = PolledRecord::from_ref(&record, original_value);
+                    let record = PolledRecord::from_ref(&record, original);
                     match give_up.too_large(record, payload_bytes).await {
                         Some(offset) => covered = Some(offset),
                         None => break 'batches,
@@ -379,14 +484,14 @@ async fn in_partition_order<I: Invoker>(assigned: &Assigned<I>, queue: Partition
         }
         if builder.is_empty() {
             if let Some(offset) = covered {
-                shared.offsets.store(&topic, partition, offset);
+                shared.offsets.store(topic, partition, offset);
             }
             continue;
         }
         let batch = builder.finish_covering(covered);
-        let done = |offset| shared.offsets.store(&topic, partition, offset);
+        let done = |offset| shared.offsets.store(topic, partition, offset);
         let delivered = deliverer
-            .deliver(&topic, partition, batch, &control.abort, &mut spare, done)
+            .deliver(topic, partition, batch, &control.abort, &mut spare, done)
             .await;
         if delivered == Delivery::Abandoned {
             break;

@@ -252,6 +252,11 @@ pub struct MappingConfig {
     /// failure policy (dead-lettered or skipped). Default: none.
     #[serde(default)]
     pub input_template: Option<String>,
+    /// `[mapping.schema_registry]`: decode keys and values written through a schema registry
+    /// (Avro, Protobuf, JSON Schema; Confluent-compatible or AWS Glue) before filters, and hand
+    /// the function their JSON or their bare data. Default: none (records as read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<super::schema_registry::SchemaRegistryConfig>,
 }
 
 const fn default_commit_interval_ms() -> u64 {

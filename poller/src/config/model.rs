@@ -115,6 +115,8 @@ pub struct Mapping {
     pub filter: crate::filter::Filter,
     /// Reshapes values before invoking.
     pub input_template: Option<crate::template::InputTemplate>,
+    /// Decodes keys and values through a schema registry before filters.
+    pub schema_registry: Option<super::schema_registry::SchemaRegistry>,
 }
 
 /// The consumer group protocol of `[kafka] group_protocol`.

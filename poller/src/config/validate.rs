@@ -465,6 +465,11 @@ impl MappingConfig {
             on_failure_auth,
             filter,
             input_template,
+            schema_registry: self
+                .schema_registry
+                .as_ref()
+                .map(|r| r.validate(&f("schema_registry")))
+                .transpose()?,
         })
     }
 }

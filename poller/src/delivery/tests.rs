@@ -84,8 +84,15 @@ pub(super) fn batch(shared: &Deliverer<Scripted>, offsets: std::ops::Range<i64>)
             value: Some(format!("{{\"n\":{offset}}}").into_bytes()),
             headers: Vec::new(),
             original_value: None,
+            original_key: None,
+            key_schema_metadata: None,
+            value_schema_metadata: None,
         };
-        b.try_add(&record.as_record_ref("t", 0), None).unwrap();
+        b.try_add(
+            &record.as_record_ref("t", 0),
+            crate::batch::Original::default(),
+        )
+        .unwrap();
     }
     b.finish()
 }

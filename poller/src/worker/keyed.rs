@@ -60,10 +60,7 @@ pub(super) async fn run<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueu
                 BatchBuilder::growing(deliverer.header(), m.batch_size, m.max_payload_bytes);
             let mut too_large = HashMap::new();
             let (taken, refused) = window.next_batch(|r| {
-                match builder.try_add(
-                    &r.as_record_ref(&topic, partition),
-                    r.original_value.as_deref(),
-                ) {
+                match builder.try_add(&r.as_record_ref(topic, partition), r.original()) {
                     Ok(()) => Offered::Taken,
                     Err(Rejected::Full) => Offered::Full,
                     Err(Rejected::TooLarge { payload_bytes }) => {
@@ -99,7 +96,7 @@ pub(super) async fn run<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueu
                 .collect();
             deliveries.push(deliver(
                 deliverer,
-                &topic,
+                topic,
                 partition,
                 builder.finish_covering(None),
                 lane_numbers,
@@ -115,7 +112,7 @@ pub(super) async fn run<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueu
         if let Some(committable) = window.committable()
             && stored.is_none_or(|s| committable > s)
         {
-            shared.offsets.store(&topic, partition, committable);
+            shared.offsets.store(topic, partition, committable);
             stored = Some(committable);
         }
         if stopping && deliveries.is_empty() {
@@ -146,7 +143,7 @@ pub(super) async fn run<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueu
                     let msg = match msg {
                         Ok(msg) => msg,
                         Err(e) => {
-                            if !reading_refused(&shared, &topic, &e) {
+                            if !reading_refused(shared, topic, &e) {
                                 tracing::warn!(error = %e, "error reading the partition; retrying");
                                 tokio::time::sleep(Duration::from_millis(100)).await;
                             }
@@ -162,10 +159,9 @@ pub(super) async fn run<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueu
                         match give_up.admit(&msg, &view).await {
                             Taken::Finished(offset) => window.skip(offset),
                             Taken::Aborted => break 'work,
-                            Taken::Invoke(reshaped) => {
-                                let (record, original_value) =
-                                    to_record(&msg, &view, reshaped.as_deref());
-                                let record = PolledRecord::from_ref(&record, original_value);
+                            Taken::Invoke(rewritten) => {
+                                let (record, original) = to_record(&msg, &view, &rewritten);
+                                let record = PolledRecord::from_ref(&record, original);
                                 window.take(record, lanes.of(view.key, offset));
                             }
                         }
@@ -181,7 +177,7 @@ pub(super) async fn run<I: Invoker>(assigned: &Assigned<I>, queue: PartitionQueu
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
             _ = tokio::time::sleep(IDLE_GAP_CHECK_INTERVAL), if idle => {
                 let before = next_offset;
-                store_skipped_offsets(&shared.offsets, &topic, partition, &mut next_offset, &mut idle_position).await;
+                store_skipped_offsets(&shared.offsets, topic, partition, &mut next_offset, &mut idle_position).await;
                 if next_offset != before {
                     window.skip(next_offset - 1);
                     stored = Some(next_offset - 1);
