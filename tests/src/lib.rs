@@ -40,6 +40,7 @@ mod mock_msk;
 mod poller;
 mod recorder;
 mod records;
+mod registry;
 mod tools;
 
 pub use auth::{Listeners, OwnCa, Relay, capture_tracing, sasl_table, secret_file, users};
@@ -63,6 +64,7 @@ pub use records::{
     ReadRecord, TopicReader, produce, produce_all, produce_compressed, produce_one, produce_to,
     read_topic, read_topic_from, send_each,
 };
+pub use registry::{Registries, produce_through_registry};
 pub use tools::{
     assert_refuses_to_start, binary, cargo_build, cargo_metadata, command_output, free_port,
     free_stable_ports, output_text, poll_until, scratch_dir, scratch_file, tool_path, unique_dir,
@@ -96,6 +98,8 @@ pub struct Services {
     lambda_endpoint: Option<String>,
     /// None when the variables of the authenticated listeners are not set.
     listeners: Option<Listeners>,
+    /// None when the schema registries' variables are not set.
+    registries: Option<Registries>,
 }
 
 impl Services {
@@ -138,6 +142,23 @@ impl Services {
         })
     }
 
+    /// The schema registries (`scripts/registry.sh`).
+    ///
+    /// # Panics
+    ///
+    /// When `KAFKA_BOOTSTRAP_SERVERS` was set without `KL_SCHEMA_REGISTRY_URL`,
+    /// `KL_GLUE_ENDPOINT` and `KL_REGISTRY_PYTHON`.
+    pub fn registries(&self) -> &Registries {
+        self.registries.as_ref().unwrap_or_else(|| {
+            panic!(
+                "KL_SCHEMA_REGISTRY_URL, KL_GLUE_ENDPOINT and KL_REGISTRY_PYTHON are not all set: \
+                 this test uses the schema registries; eval \"$(scripts/services.sh env)\", or \
+                 unset KAFKA_BOOTSTRAP_SERVERS and LAMBDA_ENDPOINT so that the tests start the \
+                 services"
+            )
+        })
+    }
+
     /// The URL that invokes `function` synchronously on the shared emulator.
     ///
     /// # Panics
@@ -171,6 +192,7 @@ fn find_or_start_services() -> Result<Services, String> {
             kafka_bootstrap_servers: kafka,
             lambda_endpoint: lambda.map(|lambda| lambda.trim_end_matches('/').to_owned()),
             listeners: listeners_from(non_empty_var),
+            registries: registries_from(non_empty_var),
         },
         (None, None) => start_services()?,
         (None, Some(_)) => {
@@ -238,6 +260,7 @@ fn start_services() -> Result<Services, String> {
         kafka_bootstrap_servers: value("KAFKA_BOOTSTRAP_SERVERS")?,
         lambda_endpoint: Some(value("LAMBDA_ENDPOINT")?),
         listeners: listeners_from(|name| value(name).ok()),
+        registries: registries_from(|name| value(name).ok()),
     })
 }
 
@@ -249,6 +272,15 @@ fn listeners_from(value: impl Fn(&str) -> Option<String>) -> Option<Listeners> {
         mtls: value("KAFKA_MTLS_SERVERS")?,
         sasl_ssl: value("KAFKA_SASL_SSL_SERVERS")?,
         tls_dir: PathBuf::from(value("KAFKA_TLS_DIR")?),
+    })
+}
+
+/// The registries, when every one of their variables has a value.
+fn registries_from(value: impl Fn(&str) -> Option<String>) -> Option<Registries> {
+    Some(Registries {
+        confluent_url: value("KL_SCHEMA_REGISTRY_URL")?,
+        glue_endpoint: value("KL_GLUE_ENDPOINT")?,
+        python: PathBuf::from(value("KL_REGISTRY_PYTHON")?),
     })
 }
 

@@ -50,10 +50,32 @@ impl Seen {
         self.0["value"].as_str().unwrap_or_default()
     }
 
+    /// The record's value as the event carried it, byte for byte (`None`: a tombstone).
+    pub fn value_bytes(&self) -> Option<Vec<u8>> {
+        bytes(&self.0["valueBytes"])
+    }
+
+    /// The record's key as the event carried it, byte for byte (`None`: a null key).
+    pub fn key_bytes(&self) -> Option<Vec<u8>> {
+        bytes(&self.0["keyBytes"])
+    }
+
     /// The id of the invocation that carried it.
     pub fn invocation(&self) -> &str {
         self.0["invocation"].as_str().unwrap_or_default()
     }
+}
+
+fn bytes(v: &Value) -> Option<Vec<u8>> {
+    v.as_array().map(|a| {
+        a.iter()
+            .map(|b| {
+                b.as_u64()
+                    .and_then(|b| u8::try_from(b).ok())
+                    .unwrap_or_default()
+            })
+            .collect()
+    })
 }
 
 /// Everything the function has recorded for `topic` so far, in delivery order.

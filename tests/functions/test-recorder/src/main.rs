@@ -4,7 +4,8 @@
 //! (default dir `/tmp/kafka-lambda-recorder`): how often each record was *invoked*. Records the
 //! function *processed* — all of them on success; with a partial batch response, those before the
 //! first failed record of each partition — are then appended to `<topic>.jsonl` with their
-//! coordinates, contents (headers as `[name, value, name bytes]`, text read lossily) and the shape
+//! coordinates, contents (key and value as text read lossily and as bytes, headers as
+//! `[name, value, name bytes]`, schema metadata) and the shape
 //! of the event they came in. Each file gets a single `write`
 //! per invocation so concurrent invocations never interleave lines.
 //!
@@ -185,6 +186,10 @@ async fn handle(event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
                     "timestampType": record.timestamp_type.as_str(),
                     "key": record.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     "value": record.value().map(|v| String::from_utf8_lossy(v).into_owned()),
+                    "keyBytes": record.key(),
+                    "valueBytes": record.value(),
+                    "keySchemaMetadata": record.key_schema_metadata,
+                    "valueSchemaMetadata": record.value_schema_metadata,
                     "headers": headers,
                 });
                 serde_json::to_writer(&mut lines, &line)?;

@@ -1,0 +1,465 @@
+//! `[mapping.schema_registry]` against real registries: Apicurio Registry's Confluent-compatible
+//! API and moto's AWS Glue Schema Registry API (`scripts/registry.sh`), with records written by
+//! confluent-kafka's own serializers (`scripts/registry/produce.py`), the real broker, the real
+//! poller binary and `test-recorder` under `cargo lambda watch`. Only the corrupt and
+//! unknown-id records are written by hand: no serializer writes them.
+
+// Test helpers outside #[test] functions unwrap too: a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
+use kafka_lambda_tests::{
+    FAST_RETRIES, Poller, Seen, free_port, group_name, http_get, new_topic, produce_all,
+    produce_through_registry, read_topic, recorder_config, seen, services, topic_name,
+    wait_for_seen, wait_until, with_telemetry,
+};
+use rdkafka::producer::BaseRecord;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+const USER_V1: &str = r#"{"type": "record", "name": "User", "namespace": "kl.test", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["ok", "bad"]}},
+    {"name": "email", "type": ["null", "string"], "default": null},
+    {"name": "tags", "type": {"type": "map", "values": "int"}}
+]}"#;
+
+/// `USER_V1` with a field added (with a default): the next version of the subject.
+const USER_V2: &str = r#"{"type": "record", "name": "User", "namespace": "kl.test", "fields": [
+    {"name": "id", "type": "long"},
+    {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["ok", "bad"]}},
+    {"name": "email", "type": ["null", "string"], "default": null},
+    {"name": "tags", "type": {"type": "map", "values": "int"}},
+    {"name": "score", "type": "double", "default": 0.0}
+]}"#;
+
+/// A poller configuration for `topic` → `test-recorder` with `registry` as its
+/// `[mapping.schema_registry]` table's lines and `settings` in the mapping.
+fn config(topic: &str, settings: &str, registry: &str) -> String {
+    recorder_config(
+        topic,
+        &group_name(topic),
+        &format!("{settings}\n{FAST_RETRIES}\n[mapping.schema_registry]\n{registry}"),
+    )
+}
+
+/// The Confluent-compatible registry's URL, as a TOML line.
+fn confluent_uri() -> String {
+    format!("uri = \"{}\"", services().registries().confluent_url)
+}
+
+/// The value the function saw, parsed as JSON.
+fn json_value(s: &Seen) -> Value {
+    serde_json::from_slice(&s.value_bytes().expect("a value"))
+        .unwrap_or_else(|e| panic!("the function's value is not JSON ({e}): {}", s.value()))
+}
+
+fn value_ids(produced: &Value) -> Vec<String> {
+    produced["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value_schema_id"].to_string())
+        .collect()
+}
+
+#[test]
+fn avro_values_of_two_schema_versions_reach_the_function_as_json_with_their_schema_ids() {
+    let topic = new_topic("sr-avro", 1);
+    let v1 = produce_through_registry(&json!({
+        "topic": topic, "format": "avro", "schema": USER_V1,
+        "records": [
+            {"key": "a", "value": {"id": 1, "status": "ok", "email": "a@x", "tags": {"b": 2, "a": 1}}},
+            {"key": "b", "value": {"id": 9007199254740993_i64, "status": "bad", "email": null, "tags": {}}},
+        ],
+    }));
+    let v2 = produce_through_registry(&json!({
+        "topic": topic, "format": "avro", "schema": USER_V2,
+        "records": [
+            {"key": "c", "value": {"id": 3, "status": "ok", "email": null, "tags": {}, "score": 1.5}},
+        ],
+    }));
+    let ids: Vec<String> = value_ids(&v1).into_iter().chain(value_ids(&v2)).collect();
+    assert_ne!(ids[0], ids[2], "v2 is a schema of its own: {ids:?}");
+
+    let mut poller = Poller::start(
+        &topic,
+        &config(&topic, "batching_window_ms = 500", &confluent_uri()),
+    );
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, 3);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let seen = seen(&topic);
+    let values: Vec<Value> = seen.iter().map(json_value).collect();
+    assert_eq!(
+        values,
+        [
+            json!({"id": 1, "status": "ok", "email": "a@x", "tags": {"a": 1, "b": 2}}),
+            json!({"id": 9007199254740993_i64, "status": "bad", "email": null, "tags": {}}),
+            json!({"id": 3, "status": "ok", "email": null, "tags": {}, "score": 1.5}),
+        ],
+        "each record decoded with the schema that wrote it, as plain JSON"
+    );
+    for (s, id) in seen.iter().zip(&ids) {
+        assert_eq!(
+            s.0["valueSchemaMetadata"],
+            json!({"dataFormat": "AVRO", "schemaId": id}),
+            "{:?}",
+            s.0
+        );
+        assert_eq!(
+            s.0["keySchemaMetadata"],
+            Value::Null,
+            "the key is not in schema_validation"
+        );
+    }
+    assert_eq!(
+        seen[0].key_bytes().unwrap(),
+        b"a",
+        "the key is passed on as read"
+    );
+}
+
+const ORDER_PROTO: &str = r#"syntax = "proto3";
+package shop;
+import "common.proto";
+message Other { string x = 1; }
+message Order {
+  int64 id = 1;
+  common.Money total = 2;
+  message Line { string sku = 1; int32 qty = 2; bytes tag = 3; }
+}
+"#;
+const COMMON_PROTO: &str =
+    "syntax = \"proto3\";\npackage common;\nmessage Money { int64 cents = 1; }\n";
+const KEY_PROTO: &str =
+    "syntax = \"proto3\";\npackage keys;\nmessage OrderKey { string id = 1; }\n";
+
+/// Produces two `shop.Order.Line` values (message indexes [1, 0]) with `keys.OrderKey` keys.
+fn produce_order_lines(topic: &str) -> Value {
+    produce_through_registry(&json!({
+        "topic": topic, "format": "protobuf", "schema": ORDER_PROTO,
+        "message": "shop.Order.Line", "imports": {"common.proto": COMMON_PROTO},
+        "key_format": "protobuf", "key_schema": KEY_PROTO, "key_message": "keys.OrderKey",
+        "records": [
+            {"key": {"id": "o-1"}, "value": {"sku": "abc", "qty": 2, "tag": "AQI="}},
+            {"key": {"id": "o-2"}, "value": {"sku": "xyz", "qty": 0}},
+        ],
+    }))
+}
+
+#[test]
+fn protobuf_keys_and_nested_message_values_become_canonical_json() {
+    let topic = new_topic("sr-proto-json", 1);
+    let produced = produce_order_lines(&topic);
+    let mut poller = Poller::start(
+        &topic,
+        &config(
+            &topic,
+            "",
+            &format!(
+                "{}\nschema_validation = [\"KEY\", \"VALUE\"]",
+                confluent_uri()
+            ),
+        ),
+    );
+    wait_for_seen(TIMEOUT, "both records are delivered", &topic, 2);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let seen = seen(&topic);
+    assert_eq!(
+        json_value(&seen[0]),
+        json!({"sku": "abc", "qty": 2, "tag": "AQI="})
+    );
+    assert_eq!(
+        json_value(&seen[1]),
+        json!({"sku": "xyz"}),
+        "fields at their default value are left out, as proto3 JSON does"
+    );
+    let key: Value = serde_json::from_slice(&seen[0].key_bytes().unwrap()).unwrap();
+    assert_eq!(key, json!({"id": "o-1"}));
+    let value_id = produced["records"][0]["value_schema_id"].to_string();
+    assert_eq!(
+        seen[0].0["valueSchemaMetadata"],
+        json!({"dataFormat": "PROTOBUF", "schemaId": value_id})
+    );
+    assert_eq!(seen[0].0["keySchemaMetadata"]["dataFormat"], "PROTOBUF");
+}
+
+#[test]
+fn in_source_format_the_function_gets_the_data_without_the_registry_header() {
+    let topic = new_topic("sr-proto-source", 1);
+    produce_order_lines(&topic);
+    let written = read_topic(&topic, 2, TIMEOUT);
+    let mut poller = Poller::start(
+        &topic,
+        &config(
+            &topic,
+            "",
+            &format!(
+                "{}\nevent_record_format = \"SOURCE\"\nschema_validation = [\"VALUE\"]",
+                confluent_uri()
+            ),
+        ),
+    );
+    wait_for_seen(TIMEOUT, "both records are delivered", &topic, 2);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let seen = seen(&topic);
+    for (s, w) in seen.iter().zip(&written) {
+        let value = w.value.as_ref().unwrap();
+        assert_eq!(
+            s.value_bytes().unwrap(),
+            value[5..],
+            "the magic byte and schema id are gone; the message indexes stay"
+        );
+        assert_eq!(
+            &value[5..7],
+            &[4, 2],
+            "message indexes [1, 0]: count 2, then 1 (zigzag)"
+        );
+        assert_eq!(
+            s.key_bytes(),
+            w.key,
+            "the key, not in schema_validation, is passed on as written"
+        );
+        assert_eq!(s.0["valueSchemaMetadata"]["dataFormat"], "PROTOBUF");
+    }
+}
+
+/// Writes `records` (partition 0) as they are, bypassing every serializer.
+fn produce_raw(topic: &str, records: &[Vec<u8>]) {
+    produce_all(
+        &[("enable.idempotence", "true")],
+        records.iter().map(|v| {
+            BaseRecord::<(), [u8]>::to(topic)
+                .partition(0)
+                .payload(v.as_slice())
+        }),
+    );
+}
+
+#[test]
+fn undecodable_records_and_unknown_schemas_are_dead_lettered_with_their_error_type_and_the_partition_goes_on()
+ {
+    let topic = new_topic("sr-bad", 1);
+    let dlq = new_topic("sr-bad-dlq", 1);
+    let schema = json!({
+        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+        "properties": {"n": {"type": "integer"}}, "required": ["n"],
+    });
+    let first = produce_through_registry(&json!({
+        "topic": topic, "format": "jsonschema", "schema": schema,
+        "records": [{"key": "k", "value": {"n": 1}}],
+    }));
+    let id: u32 = first["records"][0]["value_schema_id"]
+        .as_u64()
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let framed = |id: u32, data: &[u8]| {
+        let mut v = vec![0];
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    };
+    produce_raw(
+        &topic,
+        &[
+            framed(id, br#"{"n": "not a number"}"#),
+            framed(id, b"{not json"),
+            framed(987_654, br#"{"n": 2}"#),
+            b"no registry header".to_vec(),
+        ],
+    );
+    produce_through_registry(&json!({
+        "topic": topic, "format": "jsonschema", "schema": schema,
+        "records": [{"key": "k", "value": {"n": 3}}],
+    }));
+    let mut poller = Poller::start(
+        &topic,
+        &config(
+            &topic,
+            &format!("on_failure = \"kafka://{dlq}\""),
+            &confluent_uri(),
+        ),
+    );
+    let dead = read_topic(&dlq, 4, TIMEOUT);
+    wait_for_seen(TIMEOUT, "the good records are delivered", &topic, 2);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let types: Vec<Option<String>> = dead
+        .iter()
+        .map(|r| r.header("kafka-lambda-error-type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            Some("DESERIALIZATION_ERROR".to_owned()),
+            Some("DESERIALIZATION_ERROR".to_owned()),
+            Some("SCHEMA_NOT_FOUND".to_owned()),
+            Some("DESERIALIZATION_ERROR".to_owned()),
+        ]
+    );
+    assert_eq!(
+        dead[2].value.as_deref(),
+        Some(framed(987_654, br#"{"n": 2}"#).as_slice()),
+        "a dead letter holds the record as read"
+    );
+    let message = dead[0].header("kafka-lambda-error-message").unwrap();
+    assert!(message.contains("/n"), "names the place: {message}");
+    let values: Vec<Value> = seen(&topic).iter().map(json_value).collect();
+    assert_eq!(values, [json!({"n": 1}), json!({"n": 3})]);
+}
+
+#[test]
+fn a_filter_on_a_decoded_avro_field_selects_the_records_invoked() {
+    let topic = new_topic("sr-filter", 1);
+    produce_through_registry(&json!({
+        "topic": topic, "format": "avro", "schema": USER_V1,
+        "records": [
+            {"value": {"id": 1, "status": "ok", "email": null, "tags": {}}},
+            {"value": {"id": 2, "status": "bad", "email": null, "tags": {}}},
+            {"value": {"id": 3, "status": "ok", "email": "c@x", "tags": {}}},
+        ],
+    }));
+    let mut poller = Poller::start(
+        &topic,
+        &config(
+            &topic,
+            r#"filters = ['{"value": {"status": ["ok"]}}']"#,
+            &confluent_uri(),
+        ),
+    );
+    wait_for_seen(TIMEOUT, "the matching records are delivered", &topic, 2);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let ids: Vec<i64> = seen(&topic)
+        .iter()
+        .map(|s| json_value(s)["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 3]);
+}
+
+#[test]
+fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
+    let topic = new_topic("sr-glue", 1);
+    let registry = topic_name("kl-glue");
+    let schema = r#"{"type": "record", "name": "Reading", "fields": [
+        {"name": "sensor", "type": "string"}, {"name": "value", "type": "double"}]}"#;
+    let mut versions = Vec::new();
+    for (compression, sensor) in [("none", "s1"), ("zlib", "s2")] {
+        let produced = produce_through_registry(&json!({
+            "topic": topic, "registry": "glue", "format": "avro", "schema": schema,
+            "glue": {"registry_name": registry, "compression": compression},
+            "records": [{"key": sensor, "value": {"sensor": sensor, "value": 21.5}}],
+        }));
+        versions.push(produced["schema_version_id"].as_str().unwrap().to_owned());
+    }
+    let glue = &services().registries().glue_endpoint;
+    let mut poller = Poller::start(
+        &topic,
+        &config(
+            &topic,
+            "",
+            &format!(
+                "uri = \"arn:aws:glue:us-east-1:123456789012:registry/{registry}\"\nglue_endpoint = \"{glue}\""
+            ),
+        ),
+    );
+    wait_for_seen(TIMEOUT, "both records are delivered", &topic, 2);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let seen = seen(&topic);
+    assert_eq!(json_value(&seen[0]), json!({"sensor": "s1", "value": 21.5}));
+    assert_eq!(json_value(&seen[1]), json!({"sensor": "s2", "value": 21.5}));
+    for (s, version) in seen.iter().zip(&versions) {
+        assert_eq!(
+            s.0["valueSchemaMetadata"],
+            json!({"dataFormat": "AVRO", "schemaId": version})
+        );
+    }
+}
+
+/// Forwards connections on `listener` to `target` until the test process ends.
+fn forward(listener: TcpListener, target: String) {
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
+#[test]
+fn a_registry_that_is_down_holds_the_partition_until_it_is_up_and_loses_nothing() {
+    let topic = new_topic("sr-down", 1);
+    produce_through_registry(&json!({
+        "topic": topic, "format": "avro", "schema": USER_V1,
+        "records": (0..5).map(|i| json!({"value": {"id": i, "status": "ok", "email": null, "tags": {}}})).collect::<Vec<_>>(),
+    }));
+    let registry_url = &services().registries().confluent_url;
+    let (authority, path) = registry_url
+        .strip_prefix("http://")
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    // Nothing listens on this port yet: the registry is down.
+    let port = free_port();
+    let telemetry = free_port();
+    let mut poller = Poller::start(
+        &topic,
+        &with_telemetry(
+            &config(
+                &topic,
+                "",
+                &format!("uri = \"http://127.0.0.1:{port}/{path}\"\nrequest_timeout_ms = 500"),
+            ),
+            telemetry,
+            None,
+        ),
+    );
+    wait_until(TIMEOUT, "the poller waits for the registry", || {
+        poller
+            .log()
+            .contains("the schema registry cannot be asked; the partition waits for it")
+    });
+    let (status, body) = http_get(telemetry, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("schema registry"), "{body}");
+    assert!(
+        seen(&topic).is_empty(),
+        "no record is invoked, or given up, while the registry is down"
+    );
+    forward(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        authority.to_owned(),
+    );
+    wait_for_seen(
+        TIMEOUT,
+        "every record is delivered once it is up",
+        &topic,
+        5,
+    );
+    wait_until(TIMEOUT, "ready again", || {
+        http_get(telemetry, "/readyz").0 == 200
+    });
+    poller.terminate_cleanly(Duration::from_secs(30));
+    let ids: Vec<i64> = seen(&topic)
+        .iter()
+        .map(|s| json_value(s)["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4], "in order, none lost, none twice");
+}
