@@ -76,6 +76,20 @@ pub enum DecodeError {
         /// The field that was null.
         field: Field,
     },
+    /// The bytes are not data of the schema a schema registry holds for them, or that schema
+    /// cannot be had.
+    #[error("record {record}: {field} does not decode with its schema ({error_type}): {message}")]
+    Schema {
+        /// The record.
+        record: RecordId,
+        /// The field that failed.
+        field: Field,
+        /// As the Lambda event source mapping names such failures: `SCHEMA_NOT_FOUND` or
+        /// `DESERIALIZATION_ERROR`.
+        error_type: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl DecodeError {
@@ -84,7 +98,8 @@ impl DecodeError {
         match self {
             DecodeError::Utf8 { record, .. }
             | DecodeError::Json { record, .. }
-            | DecodeError::Null { record, .. } => record,
+            | DecodeError::Null { record, .. }
+            | DecodeError::Schema { record, .. } => record,
         }
     }
 }

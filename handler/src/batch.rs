@@ -14,12 +14,25 @@ use tracing::Instrument;
 #[derive(Debug, Clone, Default)]
 pub struct BatchOptions {
     skip_undecodable: bool,
+    #[cfg(feature = "schema-registry")]
+    schemas: Option<crate::schema::SchemaSource>,
 }
 
 impl BatchOptions {
     /// The defaults: a record that cannot be decoded fails the invocation.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Where the schemas of registry-written keys and values come from; see
+    /// [`ProcessOptions::schemas`](crate::ProcessOptions::schemas). [`process_batch`] fetches
+    /// them before decoding; [`decode_batch`], which has no runtime, decodes with those of
+    /// [`SchemaSource::prefetch`](crate::schema::SchemaSource::prefetch) only when called in
+    /// [`Prefetched::scope`](crate::schema::Prefetched::scope).
+    #[cfg(feature = "schema-registry")]
+    pub fn schemas(mut self, schemas: crate::schema::SchemaSource) -> Self {
+        self.schemas = Some(schemas);
+        self
     }
 
     /// Leave out records whose value cannot be decoded, logging each at `warn`; they are
@@ -178,7 +191,21 @@ where
 {
     let span = tracing::info_span!("kafka_batch", records = event.len());
     async move {
-        let batch = decode_batch(event, options).inspect_err(|error| {
+        #[cfg(feature = "schema-registry")]
+        let batch = match &options.schemas {
+            Some(source) => {
+                let prefetched =
+                    std::sync::Arc::new(source.prefetch(&event).await.map_err(|e| {
+                        tracing::error!(error = %e, "the schema registry cannot be asked");
+                        HandlerError::SchemaRegistryUnavailable(e.to_string())
+                    })?);
+                prefetched.scope(|| decode_batch(event, options))
+            }
+            None => decode_batch(event, options),
+        };
+        #[cfg(not(feature = "schema-registry"))]
+        let batch = decode_batch(event, options);
+        let batch = batch.inspect_err(|error| {
             tracing::error!(%error, "cannot decode the Kafka batch");
         })?;
         let (records, skipped) = (batch.len(), batch.skipped().len());

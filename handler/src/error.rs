@@ -27,6 +27,10 @@ pub enum HandlerError {
     /// The batch function returned an error.
     #[error("the batch function failed: {}", error_chain(&**.0))]
     BatchFailed(#[source] Error),
+    /// The schema registry could not be asked for the schemas of the event's records (down,
+    /// slow, or refusing the function's credentials): retrying the invocation may succeed.
+    #[error("{0}")]
+    SchemaRegistryUnavailable(String),
 }
 
 impl HandlerError {
@@ -41,6 +45,8 @@ impl HandlerError {
     pub const RECORD_FAILED: &'static str = "KafkaRecordFailed";
     /// `errorType` of [`HandlerError::BatchFailed`].
     pub const BATCH_FAILED: &'static str = "KafkaBatchFailed";
+    /// `errorType` of [`HandlerError::SchemaRegistryUnavailable`].
+    pub const SCHEMA_REGISTRY_UNAVAILABLE: &'static str = "KafkaSchemaRegistryUnavailable";
 
     /// The `errorType` reported to Lambda.
     pub fn error_type(&self) -> &'static str {
@@ -54,6 +60,7 @@ impl HandlerError {
             }
             HandlerError::RecordsFailed(_) => Self::RECORD_FAILED,
             HandlerError::BatchFailed(_) => Self::BATCH_FAILED,
+            HandlerError::SchemaRegistryUnavailable(_) => Self::SCHEMA_REGISTRY_UNAVAILABLE,
         }
     }
 }

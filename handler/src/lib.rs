@@ -81,6 +81,8 @@ mod event;
 mod process;
 mod record;
 mod run;
+#[cfg(feature = "schema-registry")]
+pub mod schema;
 pub mod testing;
 
 pub use batch::{Batch, BatchOptions, decode_batch, process_batch};

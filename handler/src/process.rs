@@ -32,6 +32,8 @@ pub struct ProcessOptions {
     report_batch_item_failures: bool,
     skip_undecodable: bool,
     ordering: Ordering,
+    #[cfg(feature = "schema-registry")]
+    schemas: Option<crate::schema::SchemaSource>,
 }
 
 impl Default for ProcessOptions {
@@ -41,6 +43,8 @@ impl Default for ProcessOptions {
             report_batch_item_failures: false,
             skip_undecodable: false,
             ordering: Ordering::Partition,
+            #[cfg(feature = "schema-registry")]
+            schemas: None,
         }
     }
 }
@@ -69,6 +73,16 @@ impl ProcessOptions {
     /// records are failures.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Where the schemas of registry-written keys and values come from
+    /// ([`Avro`](crate::schema::Avro), [`Protobuf`](crate::schema::Protobuf),
+    /// [`JsonSchema`](crate::schema::JsonSchema)): they are fetched before each event's records
+    /// are decoded. Default: none.
+    #[cfg(feature = "schema-registry")]
+    pub fn schemas(mut self, schemas: crate::schema::SchemaSource) -> Self {
+        self.schemas = Some(schemas);
+        self
     }
 
     /// How many partitions are processed at the same time (default 8). Records of one
@@ -156,6 +170,31 @@ impl Outcome {
 ///
 /// Fails only if the event is inconsistent ([`HandlerError::InvalidEvent`]).
 pub async fn process_records<T, F, Fut, E>(
+    event: KafkaEvent,
+    f: F,
+    options: &ProcessOptions,
+) -> Result<Outcome, HandlerError>
+where
+    T: DecodeValue,
+    F: Fn(Record<T>) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Into<Error>,
+{
+    #[cfg(feature = "schema-registry")]
+    if let Some(source) = &options.schemas {
+        let prefetched = std::sync::Arc::new(source.prefetch(&event).await.map_err(|e| {
+            tracing::error!(error = %e, "the schema registry cannot be asked");
+            HandlerError::SchemaRegistryUnavailable(e.to_string())
+        })?);
+        return prefetched
+            .scope_async(process_prefetched(event, f, options))
+            .await;
+    }
+    process_prefetched(event, f, options).await
+}
+
+/// [`process_records`] once the event's schemas are at hand.
+async fn process_prefetched<T, F, Fut, E>(
     event: KafkaEvent,
     f: F,
     options: &ProcessOptions,

@@ -2,7 +2,7 @@
 
 use crate::error::{DecodeError, RegistryError};
 use crate::registry::{RegisteredSchema, Registry};
-use crate::wire::{Framing, MessageIndexes, SchemaId};
+use crate::wire::{Framing, SchemaId};
 use kafka_lambda_events::{DataFormat, SchemaMetadata};
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -179,32 +179,42 @@ impl Schemas {
 }
 
 /// Decodes the data of `framing` with its compiled schema.
+#[cfg_attr(
+    not(any(feature = "avro", feature = "protobuf", feature = "json-schema")),
+    expect(
+        unreachable_code,
+        unused_variables,
+        unused_mut,
+        reason = "no format is built in: no schema compiles"
+    )
+)]
 fn decode_with<'a>(compiled: &Compiled, framing: Framing<'a>) -> Result<Decoded<'a>, DecodeError> {
     let id = framing.schema;
     let data_error = |reason: String| DecodeError::Data { id, reason };
     let mut json = Vec::new();
-    match compiled {
+    match *compiled {
         #[cfg(feature = "avro")]
-        Compiled::Avro(schema) => schema
+        Compiled::Avro(ref schema) => schema
             .to_json(&framing.data, &mut json)
             .map_err(data_error)?,
         #[cfg(feature = "protobuf")]
-        Compiled::Protobuf(schema) => {
+        Compiled::Protobuf(ref schema) => {
             use crate::protobuf::Which;
             match id {
                 SchemaId::Confluent(_) => {
-                    let (indexes, message) = MessageIndexes::read_confluent(&framing.data)?;
+                    let (indexes, message) =
+                        crate::wire::MessageIndexes::read_confluent(&framing.data)?;
                     schema.to_json(Which::Confluent(&indexes), message, &mut json)
                 }
                 SchemaId::Glue(_) => {
-                    let (index, message) = read_glue_index(&framing.data)?;
+                    let (index, message) = crate::wire::MessageIndexes::read_glue(&framing.data)?;
                     schema.to_json(Which::Glue(index), message, &mut json)
                 }
             }
             .map_err(data_error)?;
         }
         #[cfg(feature = "json-schema")]
-        Compiled::Json(schema) => {
+        Compiled::Json(ref schema) => {
             schema.validate(&framing.data).map_err(data_error)?;
             json.extend_from_slice(&framing.data);
         }
@@ -217,16 +227,4 @@ fn decode_with<'a>(compiled: &Compiled, framing: Framing<'a>) -> Result<Decoded<
         json,
         source: framing.data,
     })
-}
-
-/// Glue's Protobuf data starts with one unsigned varint (`ProtobufWireFormatEncoder`:
-/// `writeUInt32NoTag`), the message's index in Glue's numbering.
-#[cfg(feature = "protobuf")]
-fn read_glue_index(data: &[u8]) -> Result<(usize, &[u8]), DecodeError> {
-    let mut at = 0;
-    let index = crate::wire::read_varint(data, &mut at)?;
-    let index = usize::try_from(index).map_err(|_| {
-        crate::error::WireError::MessageIndexes(format!("a message index of {index}"))
-    })?;
-    Ok((index, &data[at..]))
 }

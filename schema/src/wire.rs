@@ -164,6 +164,21 @@ impl MessageIndexes {
         Ok((MessageIndexes(indexes), &data[at..]))
     }
 
+    /// Reads AWS Glue's message index at the start of `data`: one unsigned varint
+    /// (`ProtobufWireFormatEncoder`: `writeUInt32NoTag`), the message's place in Glue's
+    /// numbering (see `protobuf::ProtobufSchema::glue_message`). Returns it and the message
+    /// bytes after it.
+    ///
+    /// # Errors
+    /// The varint runs past the end or overflows.
+    pub fn read_glue(data: &[u8]) -> Result<(usize, &[u8]), WireError> {
+        let mut at = 0;
+        let index = read_varint(data, &mut at)?;
+        let index = usize::try_from(index)
+            .map_err(|_| WireError::MessageIndexes(format!("a message index of {index}")))?;
+        Ok((index, &data[at..]))
+    }
+
     /// Writes the indexes as Confluent's serializers do (`[0]` as the single byte `0`).
     pub fn write_confluent(&self, out: &mut Vec<u8>) {
         if self.0 == [0] {
@@ -184,7 +199,7 @@ impl fmt::Display for MessageIndexes {
 }
 
 /// Reads an unsigned LEB128 varint of at most 64 bits at `*at`, advancing it.
-pub(crate) fn read_varint(data: &[u8], at: &mut usize) -> Result<u64, WireError> {
+fn read_varint(data: &[u8], at: &mut usize) -> Result<u64, WireError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *data.get(*at).ok_or(WireError::MessageIndexes(
