@@ -330,3 +330,141 @@ fn the_look_ahead_is_refused_out_of_range_or_without_an_ordering_that_uses_it() 
         "{error}"
     );
 }
+
+/// `[mapping.schema_registry]` with `lines`.
+fn registry(lines: &str) -> String {
+    format!("[mapping.schema_registry]\n{lines}")
+}
+
+#[test]
+fn a_schema_registry_resolves_to_its_target_and_defaults() {
+    let c = validate("", &registry("uri = \"https://sr.example.com:8081/\""), "").unwrap();
+    let r = c.mappings[0].schema_registry.as_ref().unwrap();
+    assert!(
+        matches!(&r.target, crate::config::RegistryTarget::Confluent { url, .. } if url == "https://sr.example.com:8081")
+    );
+    assert_eq!(
+        r.event_record_format,
+        crate::config::EventRecordFormat::Json
+    );
+    assert!(r.value && !r.key, "VALUE by default");
+    assert_eq!(r.max_cached_schemas, 1000);
+    let c = validate(
+        "",
+        &registry(
+            "uri = \"arn:aws:glue:eu-west-1:123456789012:registry/orders\"\nevent_record_format = \"SOURCE\"\nschema_validation = [\"KEY\", \"VALUE\"]",
+        ),
+        "",
+    )
+    .unwrap();
+    let r = c.mappings[0].schema_registry.as_ref().unwrap();
+    assert!(matches!(
+        &r.target,
+        crate::config::RegistryTarget::Glue { endpoint: None, .. }
+    ));
+    assert!(r.key && r.value);
+    assert_eq!(
+        r.event_record_format,
+        crate::config::EventRecordFormat::Source
+    );
+}
+
+#[test]
+fn a_schema_registry_uri_must_be_a_url_or_a_glue_registry_arn() {
+    for uri in [
+        "sr.example.com:8081",
+        "arn:aws:glue:eu-west-1:123456789012:schema/orders/x",
+        "arn:aws:kafka:eu-west-1:123456789012:registry/orders",
+        "arn:aws:glue::123456789012:registry/orders",
+    ] {
+        let p = refused_at(
+            "",
+            &registry(&format!("uri = \"{uri}\"")),
+            "",
+            "mapping[0].schema_registry.uri",
+        );
+        assert!(p.contains(uri), "{p}");
+    }
+}
+
+#[test]
+fn schema_registry_access_settings_must_fit_the_registry() {
+    let glue = "uri = \"arn:aws:glue:eu-west-1:123456789012:registry/orders\"";
+    let p = refused_at(
+        "",
+        &registry(&format!("{glue}\nusername = \"u\"")),
+        "",
+        "mapping[0].schema_registry.username",
+    );
+    assert!(p.contains("glue:GetSchemaVersion"), "{p}");
+    let url = "uri = \"https://sr:8081\"";
+    for (lines, field, problem) in [
+        ("username = \"u\"", "password", "username needs it"),
+        (
+            "client_certificate = \"/nonexistent/cert.pem\"",
+            "client_key",
+            "client_certificate needs it",
+        ),
+        (
+            "server_root_ca = \"/nonexistent/ca.pem\"",
+            "server_root_ca",
+            "cannot be read",
+        ),
+        (
+            "glue_endpoint = \"http://localhost:5000\"",
+            "glue_endpoint",
+            "only used with an AWS Glue",
+        ),
+        ("schema_validation = []", "schema_validation", "is empty"),
+        (
+            "request_timeout_ms = 10",
+            "request_timeout_ms",
+            "100..=120000",
+        ),
+        ("max_cached_schemas = 0", "max_cached_schemas", "1..=100000"),
+        (
+            "password = { env = \"KL_TEST_UNSET_REGISTRY_PASSWORD\" }\nusername = \"u\"",
+            "password",
+            "not set",
+        ),
+    ] {
+        let p = refused_at(
+            "",
+            &registry(&format!("{url}\n{lines}")),
+            "",
+            &format!("mapping[0].schema_registry.{field}"),
+        );
+        assert!(p.contains(problem), "{lines}: {p}");
+    }
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"k:9092\"\n[[mapping]]\nfunction = \"f\"\ntopics = [\"t\"]\n{}",
+        registry("uri = \"https://sr:8081\"\nevent_record_format = \"AVRO\"")
+    );
+    let error = toml::from_str::<Config>(&text).unwrap_err().to_string();
+    assert!(
+        error.contains("JSON") && error.contains("SOURCE"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_schema_registry_password_is_read_and_never_printed() {
+    let file = std::env::temp_dir().join(format!("kl-registry-password-{}", std::process::id()));
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let c = validate(
+        "",
+        &registry(&format!(
+            "uri = \"https://sr:8081\"\nusername = \"svc\"\npassword = {{ file = \"{}\" }}",
+            file.display()
+        )),
+        "",
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let r = c.mappings[0].schema_registry.as_ref().unwrap();
+    let crate::config::RegistryTarget::Confluent { auth, .. } = &r.target else {
+        panic!("a Confluent registry");
+    };
+    assert_eq!(auth.basic, Some(("svc".to_owned(), "s3cret".to_owned())));
+    assert!(!format!("{r:?}").contains("s3cret"));
+}
