@@ -144,12 +144,20 @@ fn send(producer: &Producer0, topic: &str, id: u64) -> anyhow::Result<()> {
 /// [`send`] with another key.
 fn send_keyed(producer: &Producer0, topic: &str, id: u64, key: &[u8]) -> anyhow::Result<()> {
     let value = workload::value(id, now_ms() / 1000);
-    let mut record = BaseRecord::to(topic)
+    let record = BaseRecord::to(topic)
         .partition((id % workload::PARTITIONS as u64) as i32)
         .key(key)
         .payload(&value)
         .headers(record_headers(id))
         .timestamp(now_ms());
+    send_record(producer, record)
+}
+
+/// Sends `record`, waiting while librdkafka's queue is full.
+fn send_record(
+    producer: &Producer0,
+    mut record: BaseRecord<'_, [u8], Vec<u8>>,
+) -> anyhow::Result<()> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -171,6 +179,35 @@ pub(crate) fn produce(
     count: u64,
 ) -> anyhow::Result<Duration> {
     produce_ids(bootstrap, topic, first..first + count, workload::key)
+}
+
+/// Produces `count` records with the values `value(id)` (keyed by their id, over the workload's
+/// partitions), as fast as the broker takes them; returns how long it took.
+pub(crate) fn produce_values(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    value: impl Fn(u64) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Duration> {
+    let producer = producer(bootstrap, 50)?;
+    let started = Instant::now();
+    for id in 0..count {
+        let key = id.to_string();
+        let payload = value(id)?;
+        let record = BaseRecord::to(topic)
+            .partition((id % workload::PARTITIONS as u64) as i32)
+            .key(key.as_bytes())
+            .payload(&payload);
+        send_record(&producer, record)?;
+        if id % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(600))
+        .context("flushing the produced records")?;
+    producer.context().check()?;
+    Ok(started.elapsed())
 }
 
 /// Produces records `0..count` of the workload with the keys `key(id)` instead of the

@@ -20,6 +20,7 @@ mod latency;
 mod ordering;
 mod process;
 mod report;
+mod schema;
 mod server;
 mod stats;
 mod throughput;
@@ -53,6 +54,13 @@ struct Cli {
     /// Pid of the broker, to report its CPU time.
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// A Confluent-compatible schema registry's base URL, for the schema benchmark.
+    #[arg(
+        long,
+        env = "KL_SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:18081/apis/ccompat/v7"
+    )]
+    registry: String,
     /// Longest a single run may take, in seconds.
     #[arg(long, default_value_t = 900)]
     timeout_s: u64,
@@ -92,6 +100,16 @@ enum Cmd {
         /// Also read a backlog of this many workload records by key, for memory.
         #[arg(long)]
         backlog: Option<u64>,
+    },
+    /// Goal 7 only: Avro records through the schema registry (poller), and the handler's Avro
+    /// decode.
+    Schema {
+        /// Records to produce and read.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Timed iterations of each decoder.
+        #[arg(long, default_value_t = 15)]
+        iterations: usize,
     },
     /// Goal 1's floor only: SigV4's SHA-256 and the event's encoding per record.
     Floor {
@@ -468,6 +486,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             report.ordering =
                 Some(ordering::run(&setup, 40_000, Some((&topic, 2 * records))).await?);
+            report.schema_decode = Some(tokio::task::block_in_place(|| schema::decode(31))?);
+            report.schema_poller = Some(schema::poller(&setup, &cli.registry, records / 5).await?);
             report::write(&path, &report.render(&machine))?;
             eprintln!("results written to {}", path.display());
         }
@@ -490,6 +510,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let backlog = backlog_topic.as_deref().zip(backlog);
             report.ordering = Some(ordering::run(&setup, records, backlog).await?);
+        }
+        Cmd::Schema {
+            records,
+            iterations,
+        } => {
+            report.schema_decode =
+                Some(tokio::task::block_in_place(|| schema::decode(iterations))?);
+            report.schema_poller = Some(schema::poller(&setup, &cli.registry, records).await?);
         }
         Cmd::Floor { iterations } => {
             report.floor = Some(tokio::task::block_in_place(|| floor_run(iterations))?);

@@ -55,6 +55,10 @@ pub(crate) struct Report {
     pub(crate) floor: Option<crate::floor::Floor>,
     /// Goal 6: per-key ordering.
     pub(crate) ordering: Option<crate::ordering::OrderingResult>,
+    /// Goal 7: schema-registry records through the poller.
+    pub(crate) schema_poller: Option<crate::schema::PollerResult>,
+    /// Goal 7: the handler SDK's Avro decode.
+    pub(crate) schema_decode: Option<crate::schema::DecodeResult>,
     /// Throughput.
     pub(crate) throughput: Option<Throughput>,
     /// Latency per `fetch_wait_max_ms`.
@@ -324,6 +328,38 @@ impl Report {
         }
         if let Some(o) = &self.ordering {
             Self::ordering_rows(o, &mut out, &mut details);
+        }
+        if let Some(p) = &self.schema_poller {
+            let ratio = p.ratio();
+            let _ = writeln!(
+                out,
+                "| 7 | Avro through the schema registry: {} records of {} bytes decoded to JSON by the poller, 4 partitions, stand-in endpoint | \
+                 poller {} rec/s vs plain rdkafka consumer {} rec/s; CPU {} vs {} per record; the poller without decoding {} rec/s, CPU {} | \
+                 ≥ 0.6× | {ratio:.2}× — {} |",
+                rate(p.records as f64),
+                p.value_bytes,
+                rate(p.decoding.run.steady_rate()),
+                rate(p.baseline.steady_rate()),
+                cpu_per_record_us(&p.decoding.run).map_or("?".to_owned(), |c| format!("{c:.2} µs")),
+                cpu_per_record_us(&p.baseline).map_or("?".to_owned(), |c| format!("{c:.2} µs")),
+                rate(p.plain.run.steady_rate()),
+                cpu_per_record_us(&p.plain.run).map_or("?".to_owned(), |c| format!("{c:.2} µs")),
+                verdict(ratio >= 0.6)
+            );
+        }
+        if let Some(d) = &self.schema_decode {
+            let _ = writeln!(
+                out,
+                "| 7 | Handler SDK: `Avro<T>` decode of a {}-byte `SOURCE` event ({} records) | \
+                 `from_slice` + `decode_batch::<Avro<Order>>` {} vs `aws_lambda_events` + `base64` + `apache-avro` by hand {} (median) | \
+                 faster than by hand | {:.2}× — {} |",
+                d.event_bytes,
+                d.records,
+                ms(d.ours),
+                ms(d.by_hand),
+                d.speedup(),
+                verdict(d.speedup() >= 1.0)
+            );
         }
         out.push_str(&details);
         out

@@ -24,14 +24,14 @@
 //! the invocation, which Lambda retries.
 
 use kafka_lambda_events::{DecodeError, Field, KafkaEvent, KafkaRecord, SchemaMetadata};
-use kafka_lambda_schema::{
-    Compiled, DESERIALIZATION_ERROR, Framing, Registry, RegistryError, SchemaId, Schemas,
-};
+use kafka_lambda_schema::{Compiled, DESERIALIZATION_ERROR, Framing, Schemas};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use kafka_lambda_schema::{ConfluentAuth, ConfluentRegistry, GlueRegistry};
+pub use kafka_lambda_schema::{
+    ConfluentAuth, ConfluentRegistry, GlueRegistry, Registry, RegistryError, SchemaId,
+};
 
 /// Where the schemas that wrote records come from: a registry, schemas given in code, or both.
 #[derive(Debug, Clone, Default)]
@@ -340,9 +340,9 @@ impl<T: serde::de::DeserializeOwned> DecodePart for Avro<T> {
     fn decode_part(record: &KafkaRecord, part: Part) -> Result<Self, DecodeError> {
         let registry = CURRENT.try_with(|p| p.has_registry()).unwrap_or(false);
         let located = locate(record, part, registry)?;
-        let value = match located.id {
+        match located.id {
             Some(id) => match &*compiled(record, part, id)? {
-                Compiled::Avro(schema) => schema.decode(&located.data, None),
+                Compiled::Avro(schema) => schema.deserialize::<T>(&located.data),
                 #[allow(unreachable_patterns, reason = "with other formats built in")]
                 other => Err(format!(
                     "schema {id} is {}, not Avro",
@@ -352,7 +352,7 @@ impl<T: serde::de::DeserializeOwned> DecodePart for Avro<T> {
             None => {
                 let given = CURRENT.try_with(|p| p.avro.clone()).ok().flatten();
                 match given {
-                    Some(schema) => schema.decode(&located.data, None),
+                    Some(schema) => schema.deserialize::<T>(&located.data),
                     None => {
                         return Err(DecodeError::Schema {
                             record: record.id(),
@@ -367,10 +367,8 @@ impl<T: serde::de::DeserializeOwned> DecodePart for Avro<T> {
                 }
             }
         }
-        .map_err(|e| schema_error(record, part, &e))?;
-        apache_avro::from_value::<T>(&value)
-            .map(Avro)
-            .map_err(|e| schema_error(record, part, &format!("does not fit the type: {e}")))
+        .map(Avro)
+        .map_err(|e| schema_error(record, part, &e))
     }
 }
 

@@ -73,12 +73,55 @@ impl AvroSchema {
     /// `reader`.
     pub fn decode(&self, data: &[u8], reader: Option<&Schema>) -> Result<Value, String> {
         let mut rest = data;
-        let writer_schemata: Vec<&Schema> = self.references.iter().collect();
+        // The schema's own named types as well as its references': a type defined once and
+        // used again by name resolves only through them.
+        // References first: a schema is resolved against those before it.
+        let writer_schemata: Vec<&Schema> = self
+            .references
+            .iter()
+            .chain(std::iter::once(&self.schema))
+            .collect();
         let value = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
             .writer_schemata(writer_schemata)
             .and_then(|b| b.maybe_reader_schema(reader).build())
             .and_then(|r| r.read_value(&mut rest))
             .map_err(|e| format!("is not an Avro datum of its schema: {e}"))?;
+        if !rest.is_empty() {
+            return Err(format!(
+                "is an Avro datum of its schema followed by {} more bytes",
+                rest.len()
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Decodes one datum written with this schema straight into `T` with serde (no
+    /// intermediate value tree): records into structs by field name, enums into unit variants
+    /// by symbol, unions into `Option` or untagged enums.
+    ///
+    /// # Errors
+    /// The data is not a datum of this schema, does not fit `T`, or has bytes left over.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self, data: &[u8]) -> Result<T, String> {
+        let mut rest = data;
+        let writer_schemata: Vec<&Schema> = self
+            .references
+            .iter()
+            .chain(std::iter::once(&self.schema))
+            .collect();
+        let direct = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
+            .writer_schemata(writer_schemata)
+            .and_then(|b| b.build())
+            .and_then(|r| r.read_deser::<T>(&mut rest));
+        let value = match direct {
+            Ok(value) => value,
+            // apache-avro's schema-aware deserializer is stricter than its value-tree one (an
+            // enum symbol into a `String`, say): what it refuses goes the slower way.
+            Err(_) => {
+                let value = self.decode(data, None)?;
+                return apache_avro::from_value::<T>(&value)
+                    .map_err(|e| format!("is an Avro datum that does not fit the type: {e}"));
+            }
+        };
         if !rest.is_empty() {
             return Err(format!(
                 "is an Avro datum of its schema followed by {} more bytes",
@@ -285,5 +328,16 @@ mod tests {
             AvroSchema::parse(person, []).is_err(),
             "t.Address is unknown alone"
         );
+    }
+
+    #[test]
+    fn a_named_type_used_again_by_name_in_its_own_schema_resolves() {
+        let pair = r#"{"type": "record", "name": "Pair", "fields": [
+            {"name": "a", "type": {"type": "record", "name": "P", "fields": [{"name": "x", "type": "int"}]}},
+            {"name": "b", "type": "P"}]}"#;
+        let schema = AvroSchema::parse(pair, []).unwrap();
+        let mut out = Vec::new();
+        schema.to_json(&[2, 4], &mut out).unwrap();
+        assert_eq!(out, br#"{"a":{"x":1},"b":{"x":2}}"#);
     }
 }
