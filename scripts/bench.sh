@@ -15,6 +15,8 @@
 #   BENCH_LAMBDA_PORT    private emulator port                        (9190)
 #   BENCH_PG_PORT        private PostgreSQL port (services.sh starts one for pg-sink; unused
 #                        here)                                        (15532)
+#   BENCH_REGISTRY_PORT  private Apicurio Registry port (goal 7)      (18181)
+#   BENCH_GLUE_PORT      private moto port (started, unused here)     (18182)
 #   BENCH_SERVICES_DIR   its logs and pid files                       (<repo>/.services/bench)
 #   BENCH_REPORT         the file whose results section is rewritten  (<repo>/BENCHMARKS.md)
 set -euo pipefail
@@ -24,6 +26,8 @@ readonly repo
 readonly kafka_port="${BENCH_KAFKA_PORT:-19192}"
 readonly lambda_port="${BENCH_LAMBDA_PORT:-9190}"
 readonly pg_port="${BENCH_PG_PORT:-15532}"
+readonly registry_port="${BENCH_REGISTRY_PORT:-18181}"
+readonly glue_port="${BENCH_GLUE_PORT:-18182}"
 readonly state_dir="${BENCH_SERVICES_DIR:-$repo/.services/bench}"
 readonly report="${BENCH_REPORT:-$repo/BENCHMARKS.md}"
 readonly target_dir="${CARGO_TARGET_DIR:-$repo/target}"
@@ -37,7 +41,7 @@ readonly script_name=bench
 # instances of a function at most, one per partition of the benchmark topics.
 services() {
   KL_KAFKA_PORT="$kafka_port" KL_LAMBDA_PORT="$lambda_port" KL_PG_PORT="$pg_port" \
-    KL_SERVICES_DIR="$state_dir" \
+    KL_REGISTRY_PORT="$registry_port" KL_GLUE_PORT="$glue_port" KL_SERVICES_DIR="$state_dir" \
     KL_LAMBDA_CONCURRENCY=4 "$repo/scripts/services.sh" "$@"
 }
 
@@ -59,6 +63,7 @@ log "running the benchmarks (broker 127.0.0.1:$kafka_port, emulator 127.0.0.1:$l
   --poller "$target_dir/release/kafka-lambda-poller" \
   --work-dir "$target_dir/bench" \
   --broker-pid "$broker_pid" \
+  --registry "http://127.0.0.1:$registry_port/apis/ccompat/v7" \
   all \
   --functions "$target_dir/release/log-etl,$target_dir/release/bench-noop,$target_dir/debug/log-etl" \
   --report "$report" \
