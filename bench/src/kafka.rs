@@ -189,16 +189,28 @@ pub(crate) fn produce_values(
     count: u64,
     value: impl Fn(u64) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<Duration> {
-    let producer = producer(bootstrap, 50)?;
-    let started = Instant::now();
-    for id in 0..count {
+    send_all(bootstrap, 0..count, |producer, id| {
         let key = id.to_string();
         let payload = value(id)?;
         let record = BaseRecord::to(topic)
             .partition((id % workload::PARTITIONS as u64) as i32)
             .key(key.as_bytes())
             .payload(&payload);
-        send_record(&producer, record)?;
+        send_record(producer, record)
+    })
+}
+
+/// Sends record `id` of `ids` with `send`, in order, as fast as the broker takes them, then
+/// waits for every one to be acknowledged; returns how long it took.
+fn send_all(
+    bootstrap: &str,
+    ids: std::ops::Range<u64>,
+    send: impl Fn(&Producer0, u64) -> anyhow::Result<()>,
+) -> anyhow::Result<Duration> {
+    let producer = producer(bootstrap, 50)?;
+    let started = Instant::now();
+    for id in ids {
+        send(&producer, id)?;
         if id % 1024 == 0 {
             producer.poll(Duration::ZERO);
         }
@@ -229,19 +241,9 @@ fn produce_ids(
     ids: std::ops::Range<u64>,
     key: impl Fn(u64) -> Vec<u8>,
 ) -> anyhow::Result<Duration> {
-    let producer = producer(bootstrap, 50)?;
-    let started = Instant::now();
-    for id in ids {
-        send_keyed(&producer, topic, id, &key(id))?;
-        if id % 1024 == 0 {
-            producer.poll(Duration::ZERO);
-        }
-    }
-    producer
-        .flush(Duration::from_secs(600))
-        .context("flushing the produced records")?;
-    producer.context().check()?;
-    Ok(started.elapsed())
+    send_all(bootstrap, ids, |producer, id| {
+        send_keyed(producer, topic, id, &key(id))
+    })
 }
 
 /// Produces `rate` records per second for `duration`, each sent at its own moment with its

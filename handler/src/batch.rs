@@ -193,14 +193,10 @@ where
     async move {
         #[cfg(feature = "schema-registry")]
         let batch = match &options.schemas {
-            Some(source) => {
-                let prefetched =
-                    std::sync::Arc::new(source.prefetch(&event).await.map_err(|e| {
-                        tracing::error!(error = %e, "the schema registry cannot be asked");
-                        HandlerError::SchemaRegistryUnavailable(e.to_string())
-                    })?);
-                prefetched.scope(|| decode_batch(event, options))
-            }
+            Some(source) => source
+                .prefetch_for_invocation(&event)
+                .await?
+                .scope(|| decode_batch(event, options)),
             None => decode_batch(event, options),
         };
         #[cfg(not(feature = "schema-registry"))]

@@ -182,11 +182,9 @@ where
 {
     #[cfg(feature = "schema-registry")]
     if let Some(source) = &options.schemas {
-        let prefetched = std::sync::Arc::new(source.prefetch(&event).await.map_err(|e| {
-            tracing::error!(error = %e, "the schema registry cannot be asked");
-            HandlerError::SchemaRegistryUnavailable(e.to_string())
-        })?);
-        return prefetched
+        return source
+            .prefetch_for_invocation(&event)
+            .await?
             .scope_async(process_prefetched(event, f, options))
             .await;
     }

@@ -159,6 +159,20 @@ impl SchemaSource {
     }
 }
 
+impl SchemaSource {
+    /// [`prefetch`](Self::prefetch) for an invocation: a registry that cannot be asked fails it
+    /// (logged), so that Lambda retries it.
+    pub(crate) async fn prefetch_for_invocation(
+        &self,
+        event: &KafkaEvent,
+    ) -> Result<Arc<Prefetched>, crate::HandlerError> {
+        self.prefetch(event).await.map(Arc::new).map_err(|e| {
+            tracing::error!(error = %e, "the schema registry cannot be asked");
+            crate::HandlerError::SchemaRegistryUnavailable(e.to_string())
+        })
+    }
+}
+
 impl Prefetched {
     /// Whether schemas are at hand by id (from a registry, or given in code by id): then Avro
     /// data starting like a registry header is read as one.

@@ -65,17 +65,21 @@ impl AvroSchema {
         &self.schema
     }
 
-    /// Decodes one datum written with this schema. With `reader`, the datum is resolved into
-    /// that schema (Avro's schema evolution: defaults filled in, fields dropped, promotions).
-    ///
-    /// # Errors
-    /// The data is not a datum of this schema, has bytes left over, or cannot be resolved into
-    /// `reader`.
-    pub fn decode(&self, data: &[u8], reader: Option<&Schema>) -> Result<Value, String> {
+    /// Reads one datum of `data` with `read`, given a reader of this schema (and `reader`, the
+    /// schema to resolve into, if any); the whole of `data` must be the datum.
+    fn read<V>(
+        &self,
+        data: &[u8],
+        reader: Option<&Schema>,
+        read: impl FnOnce(
+            &apache_avro::reader::datum::GenericDatumReader<'_>,
+            &mut &[u8],
+        ) -> apache_avro::AvroResult<V>,
+    ) -> Result<V, String> {
         let mut rest = data;
         // The schema's own named types as well as its references': a type defined once and
-        // used again by name resolves only through them.
-        // References first: a schema is resolved against those before it.
+        // used again by name resolves only through them. References first: a schema is
+        // resolved against those listed before it.
         let writer_schemata: Vec<&Schema> = self
             .references
             .iter()
@@ -84,7 +88,7 @@ impl AvroSchema {
         let value = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
             .writer_schemata(writer_schemata)
             .and_then(|b| b.maybe_reader_schema(reader).build())
-            .and_then(|r| r.read_value(&mut rest))
+            .and_then(|r| read(&r, &mut rest))
             .map_err(|e| format!("is not an Avro datum of its schema: {e}"))?;
         if !rest.is_empty() {
             return Err(format!(
@@ -95,6 +99,16 @@ impl AvroSchema {
         Ok(value)
     }
 
+    /// Decodes one datum written with this schema. With `reader`, the datum is resolved into
+    /// that schema (Avro's schema evolution: defaults filled in, fields dropped, promotions).
+    ///
+    /// # Errors
+    /// The data is not a datum of this schema, has bytes left over, or cannot be resolved into
+    /// `reader`.
+    pub fn decode(&self, data: &[u8], reader: Option<&Schema>) -> Result<Value, String> {
+        self.read(data, reader, |r, rest| r.read_value(rest))
+    }
+
     /// Decodes one datum written with this schema straight into `T` with serde (no
     /// intermediate value tree): records into structs by field name, enums into unit variants
     /// by symbol, unions into `Option` or untagged enums.
@@ -102,33 +116,14 @@ impl AvroSchema {
     /// # Errors
     /// The data is not a datum of this schema, does not fit `T`, or has bytes left over.
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self, data: &[u8]) -> Result<T, String> {
-        let mut rest = data;
-        let writer_schemata: Vec<&Schema> = self
-            .references
-            .iter()
-            .chain(std::iter::once(&self.schema))
-            .collect();
-        let direct = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
-            .writer_schemata(writer_schemata)
-            .and_then(|b| b.build())
-            .and_then(|r| r.read_deser::<T>(&mut rest));
-        let value = match direct {
-            Ok(value) => value,
-            // apache-avro's schema-aware deserializer is stricter than its value-tree one (an
-            // enum symbol into a `String`, say): what it refuses goes the slower way.
-            Err(_) => {
+        self.read(data, None, |r, rest| r.read_deser::<T>(rest))
+            .or_else(|_| {
+                // apache-avro's schema-aware deserializer is stricter than its value-tree one
+                // (an enum symbol into a `String`, say): what it refuses goes the slower way.
                 let value = self.decode(data, None)?;
-                return apache_avro::from_value::<T>(&value)
-                    .map_err(|e| format!("is an Avro datum that does not fit the type: {e}"));
-            }
-        };
-        if !rest.is_empty() {
-            return Err(format!(
-                "is an Avro datum of its schema followed by {} more bytes",
-                rest.len()
-            ));
-        }
-        Ok(value)
+                apache_avro::from_value::<T>(&value)
+                    .map_err(|e| format!("is an Avro datum that does not fit the type: {e}"))
+            })
     }
 
     /// Decodes one datum and writes it as JSON (see the module documentation) into `out`.
