@@ -463,3 +463,107 @@ fn a_registry_that_is_down_holds_the_partition_until_it_is_up_and_loses_nothing(
         .collect();
     assert_eq!(ids, [0, 1, 2, 3, 4], "in order, none lost, none twice");
 }
+
+/// What one format's records are produced from, and the JSON the function must see of them.
+struct FormatCase {
+    name: &'static str,
+    spec: Value,
+    key_json: Value,
+    value_json: Value,
+    data_format: &'static str,
+}
+
+fn format_cases() -> Vec<FormatCase> {
+    let avro_key = r#"{"type": "record", "name": "Key", "namespace": "kl.test", "fields": [{"name": "id", "type": "long"}]}"#;
+    let json_schema = |props: Value, required: &str| {
+        json!({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+               "properties": props, "required": [required]})
+    };
+    vec![
+        FormatCase {
+            name: "avro",
+            spec: json!({
+                "format": "avro", "schema": USER_V1, "key_format": "avro", "key_schema": avro_key,
+                "records": [{"key": {"id": 5}, "value": {"id": 5, "status": "bad", "email": null, "tags": {"x": 1}}}],
+            }),
+            key_json: json!({"id": 5}),
+            value_json: json!({"id": 5, "status": "bad", "email": null, "tags": {"x": 1}}),
+            data_format: "AVRO",
+        },
+        FormatCase {
+            name: "protobuf",
+            spec: json!({
+                "format": "protobuf", "schema": ORDER_PROTO, "message": "shop.Order",
+                "imports": {"common.proto": COMMON_PROTO},
+                "key_format": "protobuf", "key_schema": KEY_PROTO, "key_message": "keys.OrderKey",
+                "records": [{"key": {"id": "o-5"}, "value": {"id": 5, "total": {"cents": 250}}}],
+            }),
+            key_json: json!({"id": "o-5"}),
+            value_json: json!({"id": "5", "total": {"cents": "250"}}),
+            data_format: "PROTOBUF",
+        },
+        FormatCase {
+            name: "jsonschema",
+            spec: json!({
+                "format": "jsonschema", "schema": json_schema(json!({"n": {"type": "integer"}}), "n"),
+                "key_format": "jsonschema", "key_schema": json_schema(json!({"k": {"type": "string"}}), "k"),
+                "records": [{"key": {"k": "five"}, "value": {"n": 5}}],
+            }),
+            key_json: json!({"k": "five"}),
+            value_json: json!({"n": 5}),
+            data_format: "JSON",
+        },
+    ]
+}
+
+#[test]
+fn keys_and_values_of_every_format_reach_the_function_in_both_record_formats() {
+    for case in format_cases() {
+        for record_format in ["JSON", "SOURCE"] {
+            let what = format!("{} in {record_format}", case.name);
+            let topic = new_topic(
+                &format!("sr-{}-{record_format}", case.name).to_lowercase(),
+                1,
+            );
+            let mut spec = case.spec.clone();
+            spec["topic"] = json!(topic);
+            produce_through_registry(&spec);
+            let written = read_topic(&topic, 1, TIMEOUT);
+            let mut poller = Poller::start(
+                &topic,
+                &config(
+                    &topic,
+                    "",
+                    &format!(
+                        "{}\nevent_record_format = \"{record_format}\"\nschema_validation = [\"KEY\", \"VALUE\"]",
+                        confluent_uri()
+                    ),
+                ),
+            );
+            wait_for_seen(TIMEOUT, &what, &topic, 1);
+            poller.terminate_cleanly(Duration::from_secs(30));
+            let s = &seen(&topic)[0];
+            let (key, value) = (s.key_bytes().unwrap(), s.value_bytes().unwrap());
+            if record_format == "JSON" {
+                let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
+                assert_eq!(parse(&key), case.key_json, "{what}: key");
+                assert_eq!(parse(&value), case.value_json, "{what}: value");
+            } else {
+                let (k, v) = (
+                    written[0].key.as_ref().unwrap(),
+                    written[0].value.as_ref().unwrap(),
+                );
+                assert_eq!(key, k[5..], "{what}: the key without its header");
+                assert_eq!(value, v[5..], "{what}: the value without its header");
+            }
+            for metadata in ["keySchemaMetadata", "valueSchemaMetadata"] {
+                assert_eq!(
+                    s.0[metadata]["dataFormat"], case.data_format,
+                    "{what}: {metadata}: {:?}",
+                    s.0
+                );
+                assert!(s.0[metadata]["schemaId"].is_string(), "{what}: {:?}", s.0);
+            }
+        }
+    }
+}
