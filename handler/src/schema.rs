@@ -147,7 +147,7 @@ impl SchemaSource {
                     continue;
                 }
                 let got = match registry.get(id).await {
-                    Err(e) if e.is_unavailable() || matches!(e, RegistryError::Refused { .. }) => {
+                    Err(e) if e.is_registry_fault() => {
                         return Err(e);
                     }
                     got => got,
@@ -323,12 +323,8 @@ fn compiled(record: &KafkaRecord, part: Part, id: SchemaId) -> Result<Arc<Compil
         Some(Err(e)) => Err(DecodeError::Schema {
             record: record.id(),
             field: part.field(),
-            error_type: if matches!(e, RegistryError::NotFound { .. }) {
-                kafka_lambda_schema::SCHEMA_NOT_FOUND
-            } else {
-                DESERIALIZATION_ERROR
-            },
             message: e.to_string(),
+            error_type: kafka_lambda_schema::DecodeError::Registry(e).error_type(),
         }),
         None => Err(DecodeError::Schema {
             record: record.id(),

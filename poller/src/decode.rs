@@ -12,9 +12,7 @@
 
 use crate::config::{EventRecordFormat, RegistryTarget, SchemaRegistry};
 use kafka_lambda_events::SchemaMetadata;
-use kafka_lambda_schema::{
-    ConfluentRegistry, DecodeError, GlueRegistry, Registry, RegistryError, Schemas,
-};
+use kafka_lambda_schema::{ConfluentRegistry, DecodeError, GlueRegistry, Registry, Schemas};
 
 /// Decodes records of one mapping. Shared by its partition workers.
 #[derive(Debug)]
@@ -150,16 +148,12 @@ impl RecordDecoder {
 }
 
 impl PartError {
-    /// Whether the registry, not the record, is at fault, so the record must wait instead of
-    /// failing: the registry cannot be reached ([`DecodeError::is_unavailable`]), or it refuses
-    /// the poller's requests (credentials, permissions), which failing every record would not
-    /// fix but lose them all; the log and `/readyz` say what is wrong.
+    /// Whether the registry, not the record, is at fault
+    /// ([`DecodeError::is_registry_fault`]: unreachable, slow, or refusing the poller's
+    /// credentials), so the record must wait instead of failing; the log and `/readyz` say
+    /// what is wrong.
     pub(crate) fn must_wait(&self) -> bool {
-        self.error.is_unavailable()
-            || matches!(
-                self.error,
-                DecodeError::Registry(RegistryError::Refused { .. })
-            )
+        self.error.is_registry_fault()
     }
 }
 

@@ -94,6 +94,17 @@ impl RegistryError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, RegistryError::Unavailable { .. })
     }
+
+    /// Whether the registry, not the record, is at fault: it cannot be asked
+    /// ([`is_unavailable`](Self::is_unavailable)), or it refuses the requests (credentials,
+    /// permissions), which no record can fix and failing records for would lose them all. A
+    /// consumer waits (or fails the invocation, to be retried) instead of failing the record.
+    pub fn is_registry_fault(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Unavailable { .. } | RegistryError::Refused { .. }
+        )
+    }
 }
 
 /// Why a record's key or value was not decoded.
@@ -134,5 +145,11 @@ impl DecodeError {
     /// [`RegistryError::is_unavailable`].
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DecodeError::Registry(e) if e.is_unavailable())
+    }
+
+    /// Whether this is not the record's failure but the registry's: see
+    /// [`RegistryError::is_registry_fault`].
+    pub fn is_registry_fault(&self) -> bool {
+        matches!(self, DecodeError::Registry(e) if e.is_registry_fault())
     }
 }

@@ -184,39 +184,22 @@ impl ConfluentRegistry {
         if let Some(token) = &self.auth.bearer {
             request = request.bearer_auth(token);
         }
-        let unavailable = |reason: String| RegistryError::Unavailable {
-            registry: self.url.clone(),
-            reason,
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
+        let (status, body) = exchange(request, &self.url).await?;
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| RegistryError::Refused {
                 registry: self.url.clone(),
                 reason: format!("{path} answered {status} with a body that is not a schema: {e}"),
             });
         }
-        let text = String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
-        if status.as_u16() == 404 {
-            Err(RegistryError::NotFound {
-                id,
-                registry: self.url.clone(),
-            })
-        } else if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            Err(unavailable(format!("{path} answered {status}: {text}")))
-        } else {
-            Err(RegistryError::Refused {
-                registry: self.url.clone(),
-                reason: format!("{path} answered {status}: {text}"),
-            })
-        }
+        let code = status.as_u16();
+        Err(answer_error(
+            &self.url,
+            id,
+            format!("{path} answered {status}"),
+            &body,
+            code == 404,
+            status.is_server_error() || code == 429 || code == 408,
+        ))
     }
 
     async fn fetch(&self, id: u32) -> Result<RegisteredSchema, RegistryError> {
@@ -291,12 +274,7 @@ impl ConfluentRegistry {
 
 /// `schemaType` to a data format: absent means Avro.
 fn confluent_format(schema_type: Option<&str>) -> DataFormat {
-    match schema_type {
-        None | Some("AVRO") => DataFormat::Avro,
-        Some("PROTOBUF") => DataFormat::Protobuf,
-        Some("JSON") => DataFormat::Json,
-        Some(other) => DataFormat::Other(other.to_owned()),
-    }
+    schema_type.map_or(DataFormat::Avro, DataFormat::from)
 }
 
 /// Percent-encodes a subject for a URL path (subjects may hold `/`, `.`, spaces).
@@ -389,10 +367,6 @@ impl GlueRegistry {
 
     async fn fetch(&self, version: uuid::Uuid) -> Result<RegisteredSchema, RegistryError> {
         let id = SchemaId::Glue(version);
-        let unavailable = |reason: String| RegistryError::Unavailable {
-            registry: self.arn.clone(),
-            reason,
-        };
         let body =
             serde_json::json!({ "SchemaVersionId": version.hyphenated().to_string() }).to_string();
         let credentials =
@@ -426,15 +400,7 @@ impl GlueRegistry {
         ) {
             request = request.header(name, value);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| unavailable(error_chain(&e)))?;
+        let (status, bytes) = exchange(request, &self.arn).await?;
         if status.is_success() {
             let v: GlueSchemaVersion =
                 serde_json::from_slice(&bytes).map_err(|e| RegistryError::Refused {
@@ -443,50 +409,92 @@ impl GlueRegistry {
                 })?;
             return Ok(RegisteredSchema {
                 id,
-                format: match v.data_format.as_str() {
-                    "AVRO" => DataFormat::Avro,
-                    "JSON" => DataFormat::Json,
-                    "PROTOBUF" => DataFormat::Protobuf,
-                    other => DataFormat::Other(other.to_owned()),
-                },
+                format: DataFormat::from(v.data_format.as_str()),
                 text: v.schema_definition,
                 references: Vec::new(),
             });
         }
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
         // The error's type: `__type` in the body (`…#EntityNotFoundException`) or the header.
-        if text.contains("EntityNotFoundException") {
-            Err(RegistryError::NotFound {
-                id,
-                registry: self.arn.clone(),
-            })
-        } else if status.is_server_error()
-            || status.as_u16() == 429
-            || text.contains("ThrottlingException")
-        {
-            Err(unavailable(format!(
-                "GetSchemaVersion answered {status}: {text}"
-            )))
-        } else {
-            Err(RegistryError::Refused {
-                registry: self.arn.clone(),
-                reason: format!("GetSchemaVersion answered {status}: {text}"),
-            })
+        let text = String::from_utf8_lossy(&bytes);
+        Err(answer_error(
+            &self.arn,
+            id,
+            format!("GetSchemaVersion answered {status}"),
+            &bytes,
+            text.contains("EntityNotFoundException"),
+            status.is_server_error()
+                || status.as_u16() == 429
+                || text.contains("ThrottlingException"),
+        ))
+    }
+}
+
+/// Sends `request` and reads the whole answer; a request that gets no answer (connection,
+/// timeout) is [`RegistryError::Unavailable`].
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    registry: &str,
+) -> Result<(reqwest::StatusCode, Vec<u8>), RegistryError> {
+    let unavailable = |e: reqwest::Error| RegistryError::Unavailable {
+        registry: registry.to_owned(),
+        reason: error_chain(&e),
+    };
+    let response = request.send().await.map_err(unavailable)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(unavailable)?;
+    Ok((status, body.to_vec()))
+}
+
+/// The error of a registry's failed answer (`what`, with the start of its `body`): the schema
+/// is not there (`not_found`), asking again later may succeed (`transient`), or the registry
+/// refused the request.
+fn answer_error(
+    registry: &str,
+    id: SchemaId,
+    what: String,
+    body: &[u8],
+    not_found: bool,
+    transient: bool,
+) -> RegistryError {
+    let registry = registry.to_owned();
+    let reason = || {
+        format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(500)])
+        )
+    };
+    if not_found {
+        RegistryError::NotFound { id, registry }
+    } else if transient {
+        RegistryError::Unavailable {
+            registry,
+            reason: reason(),
+        }
+    } else {
+        RegistryError::Refused {
+            registry,
+            reason: reason(),
         }
     }
 }
 
-/// The region of a Glue registry ARN.
-fn glue_registry_region(arn: &str) -> Result<String, String> {
+/// The region of a Glue registry ARN (`arn:PARTITION:glue:REGION:ACCOUNT:registry/NAME`).
+///
+/// # Errors
+/// It is not such an ARN; the message says what one looks like.
+pub fn glue_registry_region(arn: &str) -> Result<String, String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     match parts.as_slice() {
         ["arn", _partition, "glue", region, _account, resource]
-            if !region.is_empty() && resource.starts_with("registry/") =>
+            if !region.is_empty()
+                && resource
+                    .strip_prefix("registry/")
+                    .is_some_and(|n| !n.is_empty()) =>
         {
             Ok((*region).to_owned())
         }
         _ => Err(format!(
-            "`{arn}` is not a Glue registry ARN (arn:aws:glue:REGION:ACCOUNT:registry/NAME)"
+            "`{arn}` is not an AWS Glue registry ARN (arn:aws:glue:REGION:ACCOUNT:registry/NAME)"
         )),
     }
 }
@@ -543,6 +551,7 @@ mod tests {
             "arn:aws:kafka:eu-west-1:123456789012:registry/orders",
             "https://registry.example.com",
             "arn:aws:glue::123456789012:registry/orders",
+            "arn:aws:glue:eu-west-1:123456789012:registry/",
         ] {
             assert!(glue_registry_region(bad).is_err(), "{bad}");
         }

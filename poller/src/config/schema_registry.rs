@@ -181,17 +181,14 @@ impl SchemaRegistryConfig {
         arn: &str,
         f: &dyn Fn(&str) -> String,
     ) -> Result<RegistryTarget, ConfigError> {
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        let valid = matches!(parts.as_slice(),
-            ["arn", _, "glue", region, _, resource] if !region.is_empty() && resource.starts_with("registry/") && resource.len() > "registry/".len());
-        if !valid {
-            return Err(ConfigError::Invalid {
+        kafka_lambda_schema::registry::glue_registry_region(arn).map_err(|_| {
+            ConfigError::Invalid {
                 field: f("uri"),
                 problem: format!(
                     "is `{arn}`, not an AWS Glue registry ARN (arn:aws:glue:REGION:ACCOUNT:registry/NAME)"
                 ),
-            });
-        }
+            }
+        })?;
         let given: Vec<&str> = [
             ("username", self.username.is_some()),
             ("password", self.password.is_some()),
