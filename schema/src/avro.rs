@@ -1,6 +1,6 @@
 //! Avro schemas: parsed with `apache-avro` together with the named types they reference, records
-//! decoded with the schema that wrote them (the one the header names), then written as JSON or
-//! handed to serde.
+//! decoded with the schema that wrote them (the one the header names): written as JSON straight
+//! from their bytes (the `transcode` module), or handed to serde.
 //!
 //! # JSON
 //!
@@ -12,15 +12,16 @@
 //! |---|---|
 //! | `null`, `boolean`, `string` | the same |
 //! | `int`, `long` | a number (a `long` beyond ±2⁵³ loses nothing: JSON numbers are written exactly) |
-//! | `float`, `double` | a number; NaN and ±Infinity, which JSON lacks, as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
+//! | `float`, `double` | a number, the shortest that reads back to the same `float` or `double`; NaN and ±Infinity, which JSON lacks, as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` |
 //! | `bytes`, `fixed` | a base64 string (standard alphabet, padded) |
 //! | `enum` | the symbol, a string |
 //! | `array` | an array |
-//! | `map` | an object |
+//! | `map` | an object, its entries in the order written |
 //! | `record` | an object with the fields in schema order |
 //! | union | the value of the branch written, unwrapped (`null` for the null branch) |
-//! | `decimal` (logical) | a string of the exact decimal number, e.g. `"12.30"` |
-//! | `uuid` | the string |
+//! | `decimal` (logical, over `bytes` or `fixed`) | a string of the exact decimal number with the schema's scale, e.g. `"12.30"`, `"-0.05"` |
+//! | `big-decimal` (logical) | a string of the exact decimal number |
+//! | `uuid` (over `string`, `bytes` or `fixed`) | the hyphenated lower-case string |
 //! | `date` | the days since 1970-01-01, a number |
 //! | `time-millis`, `time-micros` | the number as written |
 //! | `timestamp-*`, `local-timestamp-*` | the number as written (milli-, micro- or nanoseconds since the epoch) |
@@ -28,13 +29,17 @@
 
 use apache_avro::Schema;
 use apache_avro::types::Value;
-use base64::Engine;
+
+mod transcode;
+
+pub use transcode::MAX_DEPTH;
 
 /// A parsed Avro schema with the named schemas it references.
 #[derive(Debug, Clone)]
 pub struct AvroSchema {
     schema: Schema,
     references: Vec<Schema>,
+    json: transcode::JsonPlan,
 }
 
 impl AvroSchema {
@@ -47,17 +52,20 @@ impl AvroSchema {
         references: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, String> {
         let references: Vec<&str> = references.into_iter().collect();
-        if references.is_empty() {
+        let (schema, references) = if references.is_empty() {
             let schema =
                 Schema::parse_str(text).map_err(|e| format!("is not an Avro schema: {e}"))?;
-            return Ok(AvroSchema {
-                schema,
-                references: Vec::new(),
-            });
-        }
-        let (schema, references) = Schema::parse_str_with_list(text, references)
-            .map_err(|e| format!("is not an Avro schema with its references: {e}"))?;
-        Ok(AvroSchema { schema, references })
+            (schema, Vec::new())
+        } else {
+            Schema::parse_str_with_list(text, references)
+                .map_err(|e| format!("is not an Avro schema with its references: {e}"))?
+        };
+        let json = transcode::JsonPlan::compile(&schema, &references)?;
+        Ok(AvroSchema {
+            schema,
+            references,
+            json,
+        })
     }
 
     /// The schema itself.
@@ -126,117 +134,13 @@ impl AvroSchema {
             })
     }
 
-    /// Decodes one datum and writes it as JSON (see the module documentation) into `out`.
+    /// Writes one datum as JSON (see the module documentation) into `out`, straight from
+    /// its bytes.
     ///
     /// # Errors
-    /// As [`decode`](Self::decode).
+    /// The data is not a datum of this schema, or has bytes left over.
     pub fn to_json(&self, data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        write_json(&self.decode(data, None)?, out);
-        Ok(())
-    }
-}
-
-/// Writes a decoded Avro value as JSON (see the module documentation) into `out`. Written
-/// straight to text rather than through `serde_json::Value`, whose objects would sort a
-/// record's fields.
-pub fn write_json(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(n) | Value::Date(n) | Value::TimeMillis(n) => {
-            out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
-        }
-        Value::Long(n)
-        | Value::TimeMicros(n)
-        | Value::TimestampMillis(n)
-        | Value::TimestampMicros(n)
-        | Value::TimestampNanos(n)
-        | Value::LocalTimestampMillis(n)
-        | Value::LocalTimestampMicros(n)
-        | Value::LocalTimestampNanos(n) => {
-            out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
-        }
-        Value::Float(f) => write_float(f64::from(*f), out),
-        Value::Double(f) => write_float(*f, out),
-        Value::Bytes(b) | Value::Fixed(_, b) => write_base64(b, out),
-        Value::String(s) | Value::Enum(_, s) => write_str(s, out),
-        Value::Uuid(u) => write_str(&u.hyphenated().to_string(), out),
-        Value::Union(_, v) => write_json(v, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json(item, out);
-            }
-            out.push(b']');
-        }
-        Value::Map(entries) => {
-            // A HashMap: sorted, so that the same datum always gives the same JSON.
-            let mut entries: Vec<(&String, &Value)> = entries.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            write_object(entries, out);
-        }
-        Value::Record(fields) => write_object(fields.iter().map(|(k, v)| (k, v)), out),
-        Value::Decimal(d) => {
-            // apache-avro keeps the unscaled two's-complement integer, not the schema's scale:
-            // its big-endian bytes are written as base64, as `bytes` are.
-            let bytes: Vec<u8> = Vec::<u8>::try_from(d).unwrap_or_default();
-            write_base64(&bytes, out);
-        }
-        Value::BigDecimal(d) => write_str(&d.to_string(), out),
-        Value::Duration(d) => {
-            out.extend_from_slice(
-                format!(
-                    "{{\"months\":{},\"days\":{},\"millis\":{}}}",
-                    u32::from(d.months()),
-                    u32::from(d.days()),
-                    u32::from(d.millis())
-                )
-                .as_bytes(),
-            );
-        }
-    }
-}
-
-fn write_object<'v>(fields: impl IntoIterator<Item = (&'v String, &'v Value)>, out: &mut Vec<u8>) {
-    out.push(b'{');
-    for (i, (name, value)) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(name, out);
-        out.push(b':');
-        write_json(value, out);
-    }
-    out.push(b'}');
-}
-
-fn write_str(s: &str, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, s).expect("writing a string to a Vec cannot fail");
-}
-
-fn write_base64(bytes: &[u8], out: &mut Vec<u8>) {
-    out.push(b'"');
-    out.extend_from_slice(
-        base64::engine::general_purpose::STANDARD
-            .encode(bytes)
-            .as_bytes(),
-    );
-    out.push(b'"');
-}
-
-/// A number; NaN and the infinities, which JSON lacks, as strings.
-fn write_float(f: f64, out: &mut Vec<u8>) {
-    if f.is_finite() {
-        serde_json::to_writer(&mut *out, &f).expect("writing a number to a Vec cannot fail");
-    } else if f.is_nan() {
-        out.extend_from_slice(b"\"NaN\"");
-    } else if f > 0.0 {
-        out.extend_from_slice(b"\"Infinity\"");
-    } else {
-        out.extend_from_slice(b"\"-Infinity\"");
+        self.json.transcode(data, out)
     }
 }
 
@@ -291,9 +195,12 @@ mod tests {
         let schema = AvroSchema::parse(USER, []).unwrap();
         let mut out = Vec::new();
         schema.to_json(&user_datum(), &mut out).unwrap();
+        // The map's entries come in the order apache-avro's writer took them from a HashMap.
+        let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"id":9007199254740993,"name":"ada","email":"a@x","kind":"B","raw":"AP8=","tags":{"a":1,"b":2},"score":"NaN"}"#
+            json,
+            serde_json::json!({"id": 9_007_199_254_740_993_i64, "name": "ada", "email": "a@x",
+                "kind": "B", "raw": "AP8=", "tags": {"a": 1, "b": 2}, "score": "NaN"})
         );
     }
 
