@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 use kafka_lambda_tests::{
-    FAST_RETRIES, Poller, Seen, free_port, group_name, http_get, new_topic, produce_all,
-    produce_through_registry, read_topic, recorder_config, seen, services, topic_name,
-    wait_for_seen, wait_until, with_telemetry,
+    FAST_RETRIES, OwnCa, Poller, RegistryAccess, RegistryFront, Seen, free_port, group_name,
+    http_get, new_topic, produce_all, produce_through_registry, read_topic, recorder_config,
+    secret_file, seen, services, topic_name, unique_dir, wait_for_seen, wait_until, with_telemetry,
 };
 use rdkafka::producer::BaseRecord;
 use serde_json::{Value, json};
@@ -462,6 +462,133 @@ fn a_registry_that_is_down_holds_the_partition_until_it_is_up_and_loses_nothing(
         .map(|s| json_value(s)["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [0, 1, 2, 3, 4], "in order, none lost, none twice");
+}
+
+/// One Avro record on a new topic of its own.
+fn produce_one_user(prefix: &str) -> String {
+    let topic = new_topic(prefix, 1);
+    produce_through_registry(&json!({
+        "topic": topic, "format": "avro", "schema": USER_V1,
+        "records": [{"value": {"id": 1, "status": "ok", "email": null, "tags": {}}}],
+    }));
+    topic
+}
+
+/// The registry behind a stand-in front that checks credentials as Confluent Schema Registry
+/// does (`RegistryFront`: Apicurio here authenticates only through OIDC), over TLS with a
+/// certificate from the front's own CA, which the poller trusts through `server_root_ca`.
+#[test]
+fn a_registry_behind_basic_auth_a_bearer_token_or_mutual_tls_is_read_trusting_its_private_ca() {
+    let dir = unique_dir("sr-access");
+    let client_ca = OwnCa::create(&dir, "sr-client-ca");
+    let (cert, key) = client_ca.client_cert(&dir, "kafka-lambda-poller", "poller");
+    let upstream = &services().registries().confluent_url;
+    let basic = || RegistryAccess::Basic {
+        username: "poller".to_owned(),
+        password: "s3cret pass".to_owned(),
+    };
+    let client_certificate = format!(
+        "client_certificate = \"{}\"\nclient_key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let cases = [
+        (
+            "basic",
+            basic(),
+            format!(
+                "username = \"poller\"\npassword = {}",
+                secret_file("s3cret pass")
+            ),
+        ),
+        (
+            "bearer",
+            RegistryAccess::Bearer("token-123".to_owned()),
+            format!("bearer_token = {}", secret_file("token-123")),
+        ),
+        (
+            "mtls",
+            RegistryAccess::ClientCertificate(client_ca.pem.clone()),
+            client_certificate,
+        ),
+    ];
+    for (name, access, settings) in cases.clone() {
+        let front_dir = dir.join(name);
+        std::fs::create_dir_all(&front_dir).unwrap();
+        let front = RegistryFront::start(&front_dir, upstream, access);
+        let topic = produce_one_user(&format!("sr-{name}"));
+        let registry = format!(
+            "uri = \"{}\"\nserver_root_ca = \"{}\"\n{settings}",
+            front.url,
+            front.ca_file.display()
+        );
+        let mut poller = Poller::start(&topic, &config(&topic, "", &registry));
+        wait_for_seen(TIMEOUT, name, &topic, 1);
+        poller.terminate_cleanly(Duration::from_secs(30));
+        assert_eq!(
+            json_value(&seen(&topic)[0]),
+            json!({"id": 1, "status": "ok", "email": null, "tags": {}}),
+            "{name}"
+        );
+        assert!(
+            front.relayed() >= 1,
+            "{name}: the schema came through the front"
+        );
+        assert_eq!(front.refused(), 0, "{name}: nothing was refused");
+    }
+
+    // Refused: a wrong password, and no client certificate where one is required. The
+    // registry, not the record, is at fault: the partition waits, and a poller of the same
+    // group given the right credentials then delivers the record, which was not given up.
+    let refusals = [
+        (
+            "wrong-password",
+            basic(),
+            format!("username = \"poller\"\npassword = {}", secret_file("wrong")),
+            cases[0].2.clone(),
+        ),
+        (
+            "no-certificate",
+            RegistryAccess::ClientCertificate(client_ca.pem.clone()),
+            String::new(),
+            cases[2].2.clone(),
+        ),
+    ];
+    for (name, access, wrong, right) in refusals {
+        let front_dir = dir.join(name);
+        std::fs::create_dir_all(&front_dir).unwrap();
+        let front = RegistryFront::start(&front_dir, upstream, access);
+        let topic = produce_one_user(&format!("sr-{name}"));
+        let telemetry = free_port();
+        let registry = |settings: &str| {
+            format!(
+                "uri = \"{}\"\nserver_root_ca = \"{}\"\nrequest_timeout_ms = 2000\n{settings}",
+                front.url,
+                front.ca_file.display()
+            )
+        };
+        let mut poller = Poller::start(
+            &topic,
+            &with_telemetry(&config(&topic, "", &registry(&wrong)), telemetry, None),
+        );
+        wait_until(TIMEOUT, "the poller waits for the registry", || {
+            poller
+                .log()
+                .contains("the schema registry cannot be asked; the partition waits for it")
+        });
+        let (status, body) = http_get(telemetry, "/readyz");
+        assert_eq!(status, 503, "{name}: {body}");
+        assert!(body.contains("schema registry"), "{name}: {body}");
+        assert!(front.refused() >= 1, "{name}: the front refused the poller");
+        assert_eq!(front.relayed(), 0, "{name}");
+        poller.terminate_cleanly(Duration::from_secs(30));
+        assert!(seen(&topic).is_empty(), "{name}: nothing was invoked");
+
+        let mut poller = Poller::start(&topic, &config(&topic, "", &registry(&right)));
+        wait_for_seen(TIMEOUT, "the record waited for the registry", &topic, 1);
+        poller.terminate_cleanly(Duration::from_secs(30));
+        assert_eq!(json_value(&seen(&topic)[0])["id"], 1, "{name}");
+    }
 }
 
 /// What one format's records are produced from, and the JSON the function must see of them.

@@ -41,6 +41,7 @@ mod poller;
 mod recorder;
 mod records;
 mod registry;
+mod registry_front;
 mod tools;
 
 pub use auth::{Listeners, OwnCa, Relay, capture_tracing, sasl_table, secret_file, users};
@@ -65,6 +66,7 @@ pub use records::{
     read_topic, read_topic_from, send_each,
 };
 pub use registry::{Registries, produce_through_registry};
+pub use registry_front::{RegistryAccess, RegistryFront};
 pub use tools::{
     assert_refuses_to_start, binary, cargo_build, cargo_metadata, command_output, free_port,
     free_stable_ports, output_text, poll_until, scratch_dir, scratch_file, tool_path, unique_dir,

@@ -5,7 +5,7 @@
 //! The client's tests and the poller's use it.
 
 use openssl::pkey::PKey;
-use openssl::ssl::{SslAcceptor, SslMethod};
+use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod};
 use openssl::x509::X509;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::io::{Read, Write};
@@ -31,7 +31,8 @@ impl MockMsk {
     /// Makes a CA and a server certificate (the CA's PEM written into `dir`), then listens on a
     /// free port; runs until the test process ends.
     pub fn start(dir: &Path) -> MockMsk {
-        let (acceptor, ca_file) = tls_acceptor(dir);
+        let (acceptor, ca_file) = tls_acceptor(dir, "mock-msk");
+        let acceptor = Arc::new(acceptor.build());
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock MSK");
         let port = listener.local_addr().expect("address").port();
         let (sender, tokens) = mpsc::channel();
@@ -74,15 +75,16 @@ impl MockMsk {
     }
 }
 
-/// OpenSSL's server side with a fresh rcgen CA and a certificate it signed for the loopback
-/// address; the CA is written to `dir/mock-msk-ca.pem`.
-fn tls_acceptor(dir: &Path) -> (Arc<SslAcceptor>, PathBuf) {
+/// A TLS acceptor for a server called `name` on `127.0.0.1` and `localhost`, with a certificate
+/// from a CA made for it, and that CA's PEM file (`dir/<name>-ca.pem`), which clients must trust.
+/// The builder is returned so that a server can ask more of its clients (a certificate).
+pub(crate) fn tls_acceptor(dir: &Path, name: &str) -> (SslAcceptorBuilder, PathBuf) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     // Distinct subjects: a leaf named like its issuer looks self-signed to OpenSSL.
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "kafka-lambda mock MSK CA");
+        .push(DnType::CommonName, format!("kafka-lambda {name} CA"));
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
         .expect("CA certificate");
     let key = KeyPair::generate().expect("server key");
@@ -90,10 +92,10 @@ fn tls_acceptor(dir: &Path) -> (Arc<SslAcceptor>, PathBuf) {
         .expect("server params");
     params
         .distinguished_name
-        .push(DnType::CommonName, "mock-msk.localhost");
+        .push(DnType::CommonName, format!("{name}.localhost"));
     let cert = params.signed_by(&key, &ca).expect("server certificate");
-    let ca_file = dir.join("mock-msk-ca.pem");
-    std::fs::write(&ca_file, ca.pem()).expect("write the mock's CA");
+    let ca_file = dir.join(format!("{name}-ca.pem"));
+    std::fs::write(&ca_file, ca.pem()).expect("write the server's CA");
 
     let mut acceptor =
         SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).expect("TLS acceptor");
@@ -108,7 +110,7 @@ fn tls_acceptor(dir: &Path) -> (Arc<SslAcceptor>, PathBuf) {
     acceptor
         .check_private_key()
         .expect("key matches certificate");
-    (Arc::new(acceptor.build()), ca_file)
+    (acceptor, ca_file)
 }
 
 fn serve(mut stream: impl Read + Write, tokens: &mpsc::Sender<String>) -> std::io::Result<()> {
