@@ -54,6 +54,7 @@ pub use compat::FromAwsEventError;
 pub use error::{DecodeError, EventParseError, Field, RecordId};
 pub use event::{EventBuilder, EventSource, KafkaEvent};
 pub use header::{Header, HeaderName};
+pub use json::write_str as write_json_string;
 pub use record::{DataFormat, KafkaRecord, SchemaMetadata, TimestampType};
 pub use response::{BatchItemFailure, ItemIdentifier, KafkaBatchResponse, ResponseParseError};
 pub use topic_partition::{ParseTopicPartitionError, TopicPartition};

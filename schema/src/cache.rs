@@ -191,7 +191,9 @@ impl Schemas {
 fn decode_with<'a>(compiled: &Compiled, framing: Framing<'a>) -> Result<Decoded<'a>, DecodeError> {
     let id = framing.schema;
     let data_error = |reason: String| DecodeError::Data { id, reason };
-    let mut json = Vec::new();
+    // JSON is usually longer than the binary datum: room for that, so that it is not regrown
+    // several times per record.
+    let mut json = Vec::with_capacity(framing.data.len() * 2 + 16);
     match *compiled {
         #[cfg(feature = "avro")]
         Compiled::Avro(ref schema) => schema

@@ -531,8 +531,8 @@ impl<'d> Transcoder<'_, 'd, '_> {
     }
 }
 
-pub(super) fn write_str(s: &str, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, s).expect("writing a string to a Vec cannot fail");
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    kafka_lambda_events::write_json_string(out, s);
 }
 
 fn write_base64(bytes: &[u8], out: &mut Vec<u8>) {
