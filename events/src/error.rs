@@ -102,6 +102,16 @@ impl DecodeError {
             | DecodeError::Schema { record, .. } => record,
         }
     }
+
+    /// The part of the record the error is about.
+    pub fn field(&self) -> &Field {
+        match self {
+            DecodeError::Utf8 { field, .. }
+            | DecodeError::Json { field, .. }
+            | DecodeError::Null { field, .. }
+            | DecodeError::Schema { field, .. } => field,
+        }
+    }
 }
 
 /// A byte string is not a Kafka event of the AWS shape.
