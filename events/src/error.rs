@@ -95,21 +95,20 @@ pub enum DecodeError {
 impl DecodeError {
     /// The record the error is about.
     pub fn record(&self) -> &RecordId {
-        match self {
-            DecodeError::Utf8 { record, .. }
-            | DecodeError::Json { record, .. }
-            | DecodeError::Null { record, .. }
-            | DecodeError::Schema { record, .. } => record,
-        }
+        self.record_and_field().0
     }
 
     /// The part of the record the error is about.
     pub fn field(&self) -> &Field {
+        self.record_and_field().1
+    }
+
+    fn record_and_field(&self) -> (&RecordId, &Field) {
         match self {
-            DecodeError::Utf8 { field, .. }
-            | DecodeError::Json { field, .. }
-            | DecodeError::Null { field, .. }
-            | DecodeError::Schema { field, .. } => field,
+            DecodeError::Utf8 { record, field, .. }
+            | DecodeError::Json { record, field, .. }
+            | DecodeError::Null { record, field }
+            | DecodeError::Schema { record, field, .. } => (record, field),
         }
     }
 }
