@@ -27,17 +27,11 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
-readonly venv="${KL_INFRA_VENV:-$repo/target/infra-tools}"
-readonly sam_cli_version=1.170.0
-readonly cfn_lint_version=1.53.3
+readonly script_name=infra/build.sh
+# shellcheck source=infra/tools.sh
+. "$repo/infra/tools.sh"
 readonly rust_target=aarch64-unknown-linux-gnu
 readonly sam_build_dir="$repo/target/sam/build"
-
-log() { printf 'infra/build.sh: %s\n' "$*" >&2; }
-die() {
-  printf 'infra/build.sh: error: %s\n' "$*" >&2
-  exit 1
-}
 
 ensure_rust_target() {
   if rustup target list --installed 2>/dev/null | grep -qx "$rust_target"; then
@@ -59,7 +53,7 @@ ensure_sam_cli() {
     return
   fi
   log "installing the AWS SAM CLI $sam_cli_version from PyPI into $venv (about a minute)"
-  # cfn-lint stays at the version infra/lint.sh pins (the SAM CLI accepts it).
+  # cfn-lint stays at the version infra/tools.sh pins.
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     "aws-sam-cli==$sam_cli_version" "cfn-lint==$cfn_lint_version" ||
     die "pip could not install aws-sam-cli $sam_cli_version (is PyPI reachable?)"

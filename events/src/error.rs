@@ -95,13 +95,48 @@ pub enum DecodeError {
 impl DecodeError {
     /// The record the error is about.
     pub fn record(&self) -> &RecordId {
+        self.record_and_field().0
+    }
+
+    /// The part of the record the error is about.
+    pub fn field(&self) -> &Field {
+        self.record_and_field().1
+    }
+
+    fn record_and_field(&self) -> (&RecordId, &Field) {
         match self {
-            DecodeError::Utf8 { record, .. }
-            | DecodeError::Json { record, .. }
-            | DecodeError::Null { record, .. }
-            | DecodeError::Schema { record, .. } => record,
+            DecodeError::Utf8 { record, field, .. }
+            | DecodeError::Json { record, field, .. }
+            | DecodeError::Null { record, field }
+            | DecodeError::Schema { record, field, .. } => (record, field),
         }
     }
+}
+
+/// An error and its sources on one line, `outer: inner: root`, as kafka-lambda reports errors
+/// (the handler in a failed invocation's message, the poller in its logs and metrics). A source
+/// whose text the message already contains, as `thiserror` messages often do, is not repeated.
+///
+/// ```
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("saving order")]
+/// struct Saving(#[source] std::io::Error);
+///
+/// let error = Saving(std::io::Error::other("disk full"));
+/// assert_eq!(kafka_lambda_events::error_chain(&error), "saving order: disk full");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 /// A byte string is not a Kafka event of the AWS shape.

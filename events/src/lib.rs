@@ -51,7 +51,7 @@ mod write;
 
 #[cfg(feature = "aws-lambda-events")]
 pub use compat::FromAwsEventError;
-pub use error::{DecodeError, EventParseError, Field, RecordId};
+pub use error::{DecodeError, EventParseError, Field, RecordId, error_chain};
 pub use event::{EventBuilder, EventSource, KafkaEvent};
 pub use header::{Header, HeaderName};
 pub use json::write_str as write_json_string;

@@ -61,9 +61,7 @@ impl From<Vec<u8>> for Bytes {
 
 impl DecodeValue for Bytes {
     fn decode_value(record: &KafkaRecord) -> Result<Self, DecodeError> {
-        Nullable::<Bytes>::decode_value(record)?
-            .0
-            .ok_or_else(|| null_value(record))
+        non_null(record)
     }
 }
 
@@ -112,9 +110,7 @@ impl std::fmt::Display for Text {
 
 impl DecodeValue for Text {
     fn decode_value(record: &KafkaRecord) -> Result<Self, DecodeError> {
-        Nullable::<Text>::decode_value(record)?
-            .0
-            .ok_or_else(|| null_value(record))
+        non_null(record)
     }
 }
 
@@ -149,11 +145,18 @@ impl<T> From<Option<T>> for Nullable<T> {
     }
 }
 
-fn null_value(record: &KafkaRecord) -> DecodeError {
-    DecodeError::Null {
-        record: record.id(),
-        field: Field::Value,
-    }
+/// How a raw value type ([`Bytes`], [`Text`]) decodes: as its [`Nullable`] form, with a
+/// tombstone refused.
+fn non_null<T>(record: &KafkaRecord) -> Result<T, DecodeError>
+where
+    Nullable<T>: DecodeValue,
+{
+    Nullable::<T>::decode_value(record)?
+        .0
+        .ok_or_else(|| DecodeError::Null {
+            record: record.id(),
+            field: Field::Value,
+        })
 }
 
 #[cfg(test)]

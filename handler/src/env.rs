@@ -19,6 +19,10 @@
 //! assert_eq!(env.number("TIMEOUT_MS", 1..=60_000, "milliseconds").unwrap(), Some(250));
 //! assert_eq!(env.flag("VERBOSE").unwrap(), Some(true));
 //! assert_eq!(env.get("TOPIC").unwrap(), None);
+//! assert_eq!(
+//!     env.required("TOPIC", "is not set: give the topic to read").unwrap_err().to_string(),
+//!     "TOPIC is not set: give the topic to read"
+//! );
 //!
 //! let env = EnvVars::from_pairs([("TIMEOUT_MS", "0")]);
 //! let error = env.number("TIMEOUT_MS", 1..=60_000, "milliseconds").unwrap_err();
@@ -34,6 +38,7 @@ use std::env::VarError;
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// An environment variable does not hold a usable value. The message starts with the variable's
 /// name and says what is allowed.
@@ -75,7 +80,6 @@ impl EnvVarError {
 ///
 /// ```
 /// use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
-/// use std::env::VarError;
 ///
 /// struct Settings {
 ///     table: String,
@@ -84,10 +88,7 @@ impl EnvVarError {
 /// impl FromEnv for Settings {
 ///     type Error = EnvVarError;
 ///
-///     fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, EnvVarError>
-///     where
-///         L: Fn(&str) -> Result<String, VarError>,
-///     {
+///     fn from_vars(env: &EnvVars) -> Result<Self, EnvVarError> {
 ///         Ok(Settings {
 ///             table: env.get("TABLE")?.unwrap_or_else(|| "events".to_owned()),
 ///         })
@@ -105,9 +106,7 @@ pub trait FromEnv: Sized {
     ///
     /// # Errors
     /// A variable is missing, malformed or inconsistent with another.
-    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, Self::Error>
-    where
-        L: Fn(&str) -> Result<String, VarError>;
+    fn from_vars(env: &EnvVars) -> Result<Self, Self::Error>;
 
     /// Reads the settings from the process environment.
     ///
@@ -118,27 +117,25 @@ pub trait FromEnv: Sized {
     }
 }
 
-/// The lookup of the process environment, [`std::env::var`].
-pub type ProcessLookup = fn(&str) -> Result<String, VarError>;
+/// How [`EnvVars`] looks a variable up: answers like [`std::env::var`].
+type Lookup = dyn Fn(&str) -> Result<String, VarError> + Send + Sync;
 
 /// Reads configuration variables through a lookup function: the process environment
-/// ([`EnvVars::from_process`]) or, in tests, a fixed set ([`EnvVars::from_pairs`]).
+/// ([`EnvVars::from_process`]) or, in tests, a fixed set ([`EnvVars::from_pairs`]). One type
+/// for both, so that a [`FromEnv`] implementation takes `&EnvVars` without naming the lookup.
 #[derive(Clone)]
-pub struct EnvVars<L = ProcessLookup> {
-    lookup: L,
+pub struct EnvVars {
+    lookup: Arc<Lookup>,
 }
 
-impl EnvVars<ProcessLookup> {
+impl EnvVars {
     /// The process environment.
     pub fn from_process() -> Self {
-        EnvVars {
-            lookup: |name| std::env::var(name),
-        }
+        Self::new(|name| std::env::var(name))
     }
-}
 
-impl EnvVars<Box<dyn Fn(&str) -> Result<String, VarError> + Send + Sync>> {
-    /// A fixed set of variables, for tests; every other variable is unset.
+    /// A fixed set of variables, for tests; every other variable is unset. A name given twice
+    /// has its last value.
     pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Self
     where
         K: Into<String>,
@@ -148,19 +145,14 @@ impl EnvVars<Box<dyn Fn(&str) -> Result<String, VarError> + Send + Sync>> {
             .into_iter()
             .map(|(name, value)| (name.into(), value.into()))
             .collect();
-        EnvVars {
-            lookup: Box::new(move |name| vars.get(name).cloned().ok_or(VarError::NotPresent)),
-        }
+        Self::new(move |name| vars.get(name).cloned().ok_or(VarError::NotPresent))
     }
-}
 
-impl<L> EnvVars<L>
-where
-    L: Fn(&str) -> Result<String, VarError>,
-{
     /// Reads variables through `lookup`, which answers like [`std::env::var`].
-    pub fn new(lookup: L) -> Self {
-        EnvVars { lookup }
+    pub fn new(lookup: impl Fn(&str) -> Result<String, VarError> + Send + Sync + 'static) -> Self {
+        EnvVars {
+            lookup: Arc::new(lookup),
+        }
     }
 
     /// The value of `name`, untrimmed; `None` when it is unset, empty or only whitespace.
@@ -174,6 +166,16 @@ where
             Err(VarError::NotPresent) => Ok(None),
             Err(VarError::NotUnicode(_)) => Err(EnvVarError::new(name, "is not valid Unicode")),
         }
+    }
+
+    /// The value of `name`, untrimmed, for a variable that must be set.
+    ///
+    /// # Errors
+    /// The variable is unset, empty or only whitespace: `"{name} {unset}"`, where `unset` says
+    /// so and what to give (`"is not set: give the registry's URL"`); or its value is not valid
+    /// Unicode.
+    pub fn required(&self, name: &'static str, unset: &str) -> Result<String, EnvVarError> {
+        self.get(name)?.ok_or_else(|| EnvVarError::new(name, unset))
     }
 
     /// `true` or `false` (any case, surrounding whitespace ignored); `None` when unset.
@@ -227,7 +229,7 @@ where
     }
 }
 
-impl<L> fmt::Debug for EnvVars<L> {
+impl fmt::Debug for EnvVars {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The values may be secrets: never shown.
         f.debug_struct("EnvVars").finish_non_exhaustive()

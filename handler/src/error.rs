@@ -1,8 +1,8 @@
 //! Why an invocation failed, and how that is reported to Lambda.
 
+pub(crate) use kafka_lambda_events::error_chain;
 use kafka_lambda_events::{DecodeError, EventParseError, ItemIdentifier, RecordId};
 use lambda_runtime::{Diagnostic, Error};
-use std::error::Error as StdError;
 use std::fmt;
 
 /// How many failed records an error message lists before summarising the rest.
@@ -163,22 +163,6 @@ fn describe_failures(failures: &[RecordFailure]) -> String {
     message
 }
 
-/// An error and its sources, `outer: inner: root`; a source whose text the message already
-/// contains (as `thiserror` messages often do) is not repeated.
-pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,13 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn error_chains_do_not_repeat_sources() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("saving order")]
-        struct Outer(#[source] std::io::Error);
-        let error = Outer(std::io::Error::other("disk full"));
-        assert_eq!(error_chain(&error), "saving order: disk full");
-
+    fn a_decode_error_chain_does_not_repeat_the_source_its_message_names() {
         let decode = undecodable(3);
         let FailureReason::Undecodable(e) = &decode.reason else {
             unreachable!()

@@ -44,27 +44,30 @@ mod tests {
     use super::*;
     use kafka_lambda_events::EventSource;
 
-    fn event_with_group(group: &str, records: Vec<KafkaRecord>) -> KafkaEvent {
+    /// An event whose one group, `group`, holds records of `topic`'s `partition` at `offsets`.
+    fn event_with_group(
+        group: &str,
+        (topic, partition): (&str, i32),
+        offsets: &[i64],
+    ) -> KafkaEvent {
         let mut event = KafkaEvent::builder(EventSource::SelfManagedKafka).build();
+        let records = offsets
+            .iter()
+            .map(|&offset| KafkaRecord::new(topic, partition, offset))
+            .collect();
         event.records.insert(group.to_owned(), records);
         event
     }
 
     #[test]
     fn a_well_formed_event_is_valid() {
-        let event = event_with_group(
-            "my-topic-2",
-            vec![
-                KafkaRecord::new("my-topic", 2, 7),
-                KafkaRecord::new("my-topic", 2, 9),
-            ],
-        );
+        let event = event_with_group("my-topic-2", ("my-topic", 2), &[7, 9]);
         validate(&event).unwrap();
     }
 
     #[test]
     fn a_record_in_the_wrong_group_is_rejected() {
-        let event = event_with_group("orders-0", vec![KafkaRecord::new("orders", 1, 7)]);
+        let event = event_with_group("orders-0", ("orders", 1), &[7]);
         let err = validate(&event).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -74,13 +77,7 @@ mod tests {
 
     #[test]
     fn offsets_must_increase_within_a_group() {
-        let event = event_with_group(
-            "orders-0",
-            vec![
-                KafkaRecord::new("orders", 0, 7),
-                KafkaRecord::new("orders", 0, 7),
-            ],
-        );
+        let event = event_with_group("orders-0", ("orders", 0), &[7, 7]);
         let err = validate(&event).unwrap_err();
         assert_eq!(
             err.to_string(),

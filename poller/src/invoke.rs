@@ -11,6 +11,7 @@ use aws_sdk_lambda::types::InvocationType;
 use aws_smithy_types::Blob;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
+use kafka_lambda_events::error_chain;
 use std::future::Future;
 use std::time::Duration;
 
@@ -253,21 +254,6 @@ impl HttpResponseParts for aws_smithy_runtime_api::http::Response {
     fn body_bytes(&self) -> Option<&[u8]> {
         self.body().bytes()
     }
-}
-
-/// An error and its sources, joined with `: `.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

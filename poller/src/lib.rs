@@ -8,8 +8,9 @@
 //! examples. A record flows one way, each module calling only those below it: `mapping` →
 //! `consumer` → `workers` → `worker` (with `filter`, `template`, `batch`; in partition order, or
 //! by key through a `window`) → `delivery` (its `plan` decides, its driver performs; `lanes`
-//! for batches of several keys) → `invoke` / `deadletter` / `backoff`; `offsets` stores what is
-//! done (at-least-once), `internal_events` and `telemetry` report.
+//! for batches of several keys) → `invoke` / `deadletter` / `backoff`; `object_key` serves
+//! `filter` and `template`; `offsets` stores what is done (at-least-once), `internal_events` and
+//! `telemetry` report.
 
 mod access;
 mod backoff;
@@ -23,6 +24,7 @@ pub mod filter;
 mod internal_events;
 mod invoke;
 mod mapping;
+mod object_key;
 mod offsets;
 mod telemetry;
 pub mod template;

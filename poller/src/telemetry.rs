@@ -407,20 +407,18 @@ mod tests {
         h.set_brokers_down(1, false);
         assert!(h.is_ready());
         let h = Arc::new(h);
-        let stuck = h.stuck_partition();
-        assert!(
-            h.not_ready()
-                .is_some_and(|why| why.contains("1 partition(s)"))
-        );
-        drop(stuck);
-        assert!(h.is_ready());
-        let waiting = h.waiting_for_registry();
-        assert!(
-            h.not_ready()
-                .is_some_and(|why| why.contains("schema registry"))
-        );
-        drop(waiting);
-        assert!(h.is_ready());
+        // A partition waiting makes the poller not ready, for `reason`, until it resumes.
+        let not_ready_while = |waiting: StuckPartition, reason: &str| {
+            let why = h.not_ready();
+            assert!(
+                why.as_deref().is_some_and(|why| why.contains(reason)),
+                "{why:?}"
+            );
+            drop(waiting);
+            assert!(h.is_ready());
+        };
+        not_ready_while(h.stuck_partition(), "1 partition(s)");
+        not_ready_while(h.waiting_for_registry(), "schema registry");
     }
 
     fn broker(nodeid: i32, source: &str, state: &str) -> (String, rdkafka::statistics::Broker) {

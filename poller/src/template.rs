@@ -42,6 +42,7 @@
 //! value once and keeps only the selected parts, as slices of the input: nothing is built for the
 //! fields no path selects, and up to 16 distinct paths need no allocation besides the output.
 
+use crate::object_key::ChildKey;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -420,7 +421,7 @@ impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(found) = map.next_key_seed(FieldSeed(self.node))? {
+        while let Some(found) = map.next_key_seed(ChildKey(&self.node.fields))? {
             match found {
                 Some(i) => map.next_value_seed(Extract {
                     node: &self.node.fields[i].1,
@@ -432,29 +433,6 @@ impl<'de> Visitor<'de> for Extract<'_, '_, 'de> {
             }
         }
         Ok(())
-    }
-}
-
-/// Reads an object key and answers which path child it is, without allocating.
-struct FieldSeed<'t>(&'t PathNode);
-
-impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for FieldSeed<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.fields.iter().position(|(n, _)| **n == *s))
     }
 }
 

@@ -76,6 +76,15 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// Runs `kafka-lambda-poller check` on `config`, which must refuse it (exit code 2); returns
+/// what it printed.
+fn check_refuses(config: &str) -> String {
+    let output = poller_check(config, &[]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    all
+}
+
 #[test]
 fn check_reads_the_password_from_the_environment_and_never_prints_it() {
     let with_env = check_config("{ env = \"KL_POLLER_AUTH_TEST_PASSWORD\" }");
@@ -93,18 +102,14 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
     );
     assert!(!all.contains(CHECK_PASSWORD), "the password leaked:\n{all}");
 
-    let output = poller_check(&with_env, &[]);
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{all}");
+    let all = check_refuses(&with_env);
     assert!(
         all.contains("`kafka.auth.sasl.password` names the environment variable `KL_POLLER_AUTH_TEST_PASSWORD`, which is not set"),
         "{all}"
     );
 
     let literal = check_config(&format!("\"{CHECK_PASSWORD}\""));
-    let output = poller_check(&literal, &[]);
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{all}");
+    let all = check_refuses(&literal);
     assert!(
         all.contains("literal value, which is not accepted"),
         "{all}"
@@ -119,9 +124,7 @@ fn check_reads_the_password_from_the_environment_and_never_prints_it() {
 fn check_rejects_librdkafka_options_that_would_override_kafka_auth() {
     let conflicting = check_config(&secret_file(CHECK_PASSWORD))
         .replace("\"debug\" = \"security\"", "\"sasl.mechanism\" = \"PLAIN\"");
-    let output = poller_check(&conflicting, &[]);
-    let all = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{all}");
+    let all = check_refuses(&conflicting);
     assert!(
         all.contains("`kafka.options.\"sasl.mechanism\"` is set by the [auth] table"),
         "{all}"
@@ -134,8 +137,10 @@ fn start_poller(name: &str, config: &str, env: &[(&str, &str)], args: &[&str]) -
     Poller::start_with_env(name, config, args, &env)
 }
 
-/// A client of the client crate for `bootstrap` with `auth`, its `[auth…]` tables.
-fn client_config(bootstrap: &str, auth: &str) -> KafkaClientConfig {
+/// A client of the client crate for `bootstrap` with the poller's `[kafka.auth…]` tables
+/// `poller_auth`, which are the client crate's `[auth…]` tables.
+fn client_config(bootstrap: &str, poller_auth: &str) -> KafkaClientConfig {
+    let auth = poller_auth.replace("[kafka.auth.", "[auth.");
     KafkaClientConfig::from_toml_str(&format!("bootstrap_servers = \"{bootstrap}\"\n{auth}"))
         .expect("client config")
 }
@@ -167,21 +172,30 @@ fn wait_for_delivery(topic: &str, expected: &[String], poller: &Poller) {
     );
 }
 
-/// Produces five records to a fresh topic through `bootstrap` with `client_auth` (a client
-/// crate `[auth…]` config), runs the poller on the same listener with `poller_auth` (the same
-/// tables under `[kafka.auth…]`) until `test-recorder` saw all five in order, and returns the
+/// Produces five records to a fresh topic through `bootstrap` with `poller_auth` (the poller's
+/// `[kafka.auth…]` tables, given to the client crate as its `[auth…]`), runs the poller on the
+/// same listener with `poller_auth` until `test-recorder` saw all five in order, and returns the
 /// poller's log. Delivery is the proof that the poller logged in: each listener refuses a
 /// client without its credentials (the client crate's `auth` tests). The log has librdkafka's
 /// `security` debug lines, the SASL exchange's included (`[kafka.options] debug` raises
 /// librdkafka's log level).
-fn delivers_through(test: &str, bootstrap: &str, client_auth: &str, poller_auth: &str) -> String {
+fn delivers_through(test: &str, bootstrap: &str, poller_auth: &str) -> String {
     let topic = new_topic(test, 1);
     let values: Vec<String> = (0..5).map(|i| format!("{test}-{i}")).collect();
-    produce(&client_config(bootstrap, client_auth), &topic, &values);
+    produce(&client_config(bootstrap, poller_auth), &topic, &values);
 
     let poller = start_poller(&topic, &config(bootstrap, poller_auth, &topic), &[], &[]);
     wait_for_delivery(&topic, &values, &poller);
     poller.log()
+}
+
+/// Checks that the poller's `log` has `line` from librdkafka's `security` debug log, which shows
+/// `what`.
+fn assert_security_log_shows(log: &str, line: &str, what: &str) {
+    assert!(
+        log.contains(line),
+        "librdkafka's security debug log does not show {what}:\n{log}"
+    );
 }
 
 #[test]
@@ -191,16 +205,17 @@ fn the_poller_consumes_over_scram_and_delivers_without_logging_the_password() {
     let log = delivers_through(
         "poller_scram",
         &services().listeners().sasl_plaintext,
-        &sasl.replace("[kafka.auth.sasl]", "[auth.sasl]"),
         &sasl,
     );
-    assert!(
-        log.contains("Selected provider SCRAM (builtin) for SASL mechanism SCRAM-SHA-512"),
-        "librdkafka's security debug log does not show SCRAM-SHA-512:\n{log}"
+    assert_security_log_shows(
+        &log,
+        "Selected provider SCRAM (builtin) for SASL mechanism SCRAM-SHA-512",
+        "SCRAM-SHA-512",
     );
-    assert!(
-        log.contains(&format!("Authenticated as {user} using SCRAM-SHA-512")),
-        "librdkafka's security debug log does not show the SCRAM login succeeding:\n{log}"
+    assert_security_log_shows(
+        &log,
+        &format!("Authenticated as {user} using SCRAM-SHA-512"),
+        "the SCRAM login succeeding",
     );
     assert!(
         !log.contains(password),
@@ -217,12 +232,7 @@ fn the_poller_consumes_with_plain_over_sasl_ssl_and_delivers_without_logging_the
         ca.display(),
         poller_sasl("PLAIN", user, &secret_file(password))
     );
-    let log = delivers_through(
-        "poller_plain",
-        &services().listeners().sasl_ssl,
-        &auth.replace("[kafka.auth.", "[auth."),
-        &auth,
-    );
+    let log = delivers_through("poller_plain", &services().listeners().sasl_ssl, &auth);
     assert!(
         log.contains("Selected provider PLAIN (builtin) for SASL mechanism PLAIN")
             && log.contains(&format!(
@@ -248,15 +258,11 @@ fn the_poller_consumes_over_mtls_with_the_client_certificate_the_broker_trusts()
         cert.display(),
         key.display(),
     );
-    let log = delivers_through(
-        "poller_mtls",
-        &listeners.mtls,
-        &auth.replace("[kafka.auth.", "[auth."),
-        &auth,
-    );
-    assert!(
-        log.contains(&format!("Loading public key from file {}", cert.display())),
-        "librdkafka's security debug log does not show the client certificate:\n{log}"
+    let log = delivers_through("poller_mtls", &listeners.mtls, &auth);
+    assert_security_log_shows(
+        &log,
+        &format!("Loading public key from file {}", cert.display()),
+        "the client certificate",
     );
 }
 
@@ -267,10 +273,7 @@ fn a_wrong_password_is_logged_as_an_authentication_error_retried_and_loses_nothi
     let (user, password) = users::SCRAM;
     let right = poller_sasl("SCRAM-SHA-512", user, &secret_file(password));
     let values: Vec<String> = (0..5).map(|i| format!("kept-{i}")).collect();
-    let client = client_config(
-        bootstrap,
-        &right.replace("[kafka.auth.sasl]", "[auth.sasl]"),
-    );
+    let client = client_config(bootstrap, &right);
     produce(&client, &topic, &values);
 
     let wrong = poller_sasl("SCRAM-SHA-512", user, &secret_file(WRONG_PASSWORD));

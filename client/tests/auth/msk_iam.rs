@@ -36,6 +36,16 @@ struct TestCredentials {
     expires_in: Option<Duration>,
 }
 
+impl TestCredentials {
+    /// Temporary keys that expire `expires_in` after each call.
+    fn expiring_in(expires_in: Duration) -> Self {
+        TestCredentials {
+            expires_in: Some(expires_in),
+            ..TestCredentials::default()
+        }
+    }
+}
+
 impl ProvideCredentials for TestCredentials {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
     where
@@ -160,10 +170,7 @@ fn the_token_is_a_presigned_kafka_cluster_connect_url_for_the_configured_region(
 fn a_token_expires_no_later_than_the_credentials_that_signed_it() {
     let (provider, _) = provider(
         "us-east-1",
-        TestCredentials {
-            expires_in: Some(Duration::from_secs(120)),
-            ..TestCredentials::default()
-        },
+        TestCredentials::expiring_in(Duration::from_secs(120)),
     );
     let token = provider.token().expect("token");
     let lifetime = token.expires_at_ms - now_ms();
@@ -177,10 +184,7 @@ fn a_token_expires_no_later_than_the_credentials_that_signed_it() {
 fn temporary_credentials_are_reused_and_long_lived_ones_are_read_each_time() {
     let (temporary, calls) = provider(
         "us-east-1",
-        TestCredentials {
-            expires_in: Some(Duration::from_secs(3600)),
-            ..TestCredentials::default()
-        },
+        TestCredentials::expiring_in(Duration::from_secs(3600)),
     );
     for _ in 0..3 {
         temporary.token().expect("token");
@@ -209,6 +213,7 @@ fn tokens_can_be_made_from_inside_a_single_threaded_runtime_without_deadlock() {
 #[test]
 fn msk_iam_requires_a_valid_region_and_tls() {
     let parse = |text: &str| KafkaClientConfig::from_toml_str(text);
+    let invalid = |text: &str| parse(text).expect("parses").validate().unwrap_err();
     let missing = parse(
         "bootstrap_servers = \"b:9098\"\n[auth.tls]\n[auth.sasl]\nmechanism = \"AWS_MSK_IAM\"\n",
     )
@@ -218,29 +223,20 @@ fn msk_iam_requires_a_valid_region_and_tls() {
         "{missing}"
     );
 
-    let error = parse(
+    let error = invalid(
         "bootstrap_servers = \"b:9098\"\n[auth.tls]\n[auth.sasl]\nmechanism = \"AWS_MSK_IAM\"\nregion = \"kafka.us-east-1\"\n",
-    )
-    .expect("parses")
-    .validate()
-    .unwrap_err();
+    );
     assert_eq!(error.field(), Some("auth.sasl.region"), "{error}");
 
-    let error = parse(
+    let error = invalid(
         "bootstrap_servers = \"b:9098\"\n[auth.sasl]\nmechanism = \"AWS_MSK_IAM\"\nregion = \"us-east-1\"\n",
-    )
-    .expect("parses")
-    .validate()
-    .unwrap_err();
+    );
     assert_eq!(error.field(), Some("auth.tls"), "{error}");
     assert!(error.to_string().contains("only runs over TLS"), "{error}");
 
-    let error = parse(
+    let error = invalid(
         "bootstrap_servers = \"b:9098\"\n[auth.tls]\n[auth.sasl]\nmechanism = \"AWS_MSK_IAM\"\nregion = \"us-east-1\"\nrole_arn = \"kafka-reader\"\n",
-    )
-    .expect("parses")
-    .validate()
-    .unwrap_err();
+    );
     assert_eq!(error.field(), Some("auth.sasl.role_arn"), "{error}");
 }
 

@@ -20,6 +20,11 @@ fn tls_config(bootstrap: &str, tls_table: &str) -> KafkaClientConfig {
     config
 }
 
+/// [`tls_config`] for `bootstrap` that trusts the broker's CA and sets nothing else.
+fn trusting_the_broker(bootstrap: &str) -> KafkaClientConfig {
+    tls_config(bootstrap, &ca_line(&services().listeners().ca_file()))
+}
+
 fn ca_line(ca: &Path) -> String {
     format!("ca_file = \"{}\"", ca.display())
 }
@@ -54,10 +59,7 @@ fn refused(config: &KafkaClientConfig, topic: &str, what: &str, expected: &[&str
 #[test]
 fn ssl_verifies_the_broker_against_its_ca_and_hostname_and_produces_and_consumes() {
     let topic = new_topic("ssl_ok", 1);
-    let config = tls_config(
-        &services().listeners().ssl,
-        &ca_line(&services().listeners().ca_file()),
-    );
+    let config = trusting_the_broker(&services().listeners().ssl);
     let (cc, _) = client::client_config(&config, &[]);
     assert_eq!(cc.get("security.protocol"), Some("SSL"));
     assert_eq!(
@@ -101,7 +103,7 @@ fn hostname_verification_is_on_by_default_and_rejects_an_address_the_certificate
     // The broker's certificate names 127.0.0.1 and localhost; reached as 127.0.0.2 it is the
     // right certificate from the right CA for the wrong host.
     let relay = Relay::to(&services().listeners().ssl);
-    let config = tls_config(&relay.address, &ca_line(&services().listeners().ca_file()));
+    let config = trusting_the_broker(&relay.address);
     refused(
         &config,
         &topic,
@@ -163,10 +165,7 @@ fn mtls_with_the_client_certificate_the_broker_trusts_produces_and_consumes() {
 fn mtls_refuses_a_client_without_a_certificate() {
     let topic = new_topic("mtls_no_cert", 1);
     // The client trusts the broker: the TLS alert that ends the handshake is the broker's.
-    let config = tls_config(
-        &services().listeners().mtls,
-        &ca_line(&services().listeners().ca_file()),
-    );
+    let config = trusting_the_broker(&services().listeners().mtls);
     refused(
         &config,
         &topic,

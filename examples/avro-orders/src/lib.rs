@@ -5,7 +5,6 @@ use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
 use kafka_lambda_handler::schema::ConfluentAuth;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::env::VarError;
 
 /// The Avro schema the orders are written with (`orders.avsc`); the function takes any schema
 /// the registry holds that reads into [`Order`] (fields added later with defaults are fine).
@@ -103,16 +102,11 @@ impl Config {
 impl FromEnv for Config {
     type Error = EnvVarError;
 
-    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, EnvVarError>
-    where
-        L: Fn(&str) -> Result<String, VarError>,
-    {
-        let registry_url = env.get(REGISTRY_URL_VAR)?.ok_or_else(|| {
-            EnvVarError::new(
-                REGISTRY_URL_VAR,
-                "is not set: give the schema registry's base URL, e.g. https://registry:8081",
-            )
-        })?;
+    fn from_vars(env: &EnvVars) -> Result<Self, EnvVarError> {
+        let registry_url = env.required(
+            REGISTRY_URL_VAR,
+            "is not set: give the schema registry's base URL, e.g. https://registry:8081",
+        )?;
         let basic = match (env.get(USER_VAR)?, env.get(PASSWORD_VAR)?) {
             (Some(user), Some(password)) => Some((user, password)),
             _ => None,

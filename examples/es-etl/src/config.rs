@@ -9,7 +9,6 @@ use crate::document::{DOCUMENT_FIELDS, IndexNaming, IndexPeriod};
 use chrono::FixedOffset;
 use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
 use reqwest::Url;
-use std::env::VarError;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,17 +88,12 @@ impl FromEnv for Config {
     type Error = ConfigError;
 
     /// Reads the configuration through `env` (the process environment, or fixed values in tests).
-    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
-    where
-        L: Fn(&str) -> Result<String, VarError>,
-    {
-        let address = env.get(ADDRESS_VAR)?.ok_or_else(|| {
-            ConfigError::new(
-                ADDRESS_VAR,
-                "is not set; give the cluster's URL, e.g. \
-                 https://search-logs-abc123.eu-west-1.es.amazonaws.com or http://10.0.0.5:9200",
-            )
-        })?;
+    fn from_vars(env: &EnvVars) -> Result<Self, ConfigError> {
+        let address = env.required(
+            ADDRESS_VAR,
+            "is not set; give the cluster's URL, e.g. \
+             https://search-logs-abc123.eu-west-1.es.amazonaws.com or http://10.0.0.5:9200",
+        )?;
         let bulk_url = parse_address(address.trim())?;
         let credentials = credentials(
             env.get(USER_VAR)?,
@@ -108,13 +102,11 @@ impl FromEnv for Config {
             env.get(PASSWORD_SECRET_ARN_VAR)?,
         )?;
 
-        let prefix = env.get(INDEX_KEYWORD_VAR)?.ok_or_else(|| {
-            ConfigError::new(
-                INDEX_KEYWORD_VAR,
-                "is not set; give the index prefix, e.g. `error-logs` for daily indices \
-                 error-logs-2020.07.28",
-            )
-        })?;
+        let prefix = env.required(
+            INDEX_KEYWORD_VAR,
+            "is not set; give the index prefix, e.g. `error-logs` for daily indices \
+             error-logs-2020.07.28",
+        )?;
         let prefix = parse_index_prefix(prefix.trim())?;
         let period = match env.get(INDEX_TIME_FORMAT_VAR)? {
             None => IndexPeriod::Day,
@@ -308,7 +300,6 @@ fn parse_index_prefix(prefix: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     const MINIMAL: &[(&str, &str)] = &[
         (
@@ -318,15 +309,9 @@ mod tests {
         ("ES_INDEX_KEYWORD", "error-logs"),
     ];
 
+    /// The configuration of [`MINIMAL`] with `vars` set too (a variable of both: `vars`' value).
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut map: HashMap<String, String> = MINIMAL
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        for (k, v) in vars {
-            map.insert((*k).to_owned(), (*v).to_owned());
-        }
-        Config::from_vars(&EnvVars::from_pairs(map))
+        Config::from_vars(&EnvVars::from_pairs(MINIMAL.iter().chain(vars).copied()))
     }
 
     fn error(vars: &[(&str, &str)]) -> ConfigError {

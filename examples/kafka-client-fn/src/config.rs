@@ -13,7 +13,6 @@
 
 use kafka_lambda_client::KafkaClientConfig;
 use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
-use std::env::VarError;
 use std::time::Duration;
 
 /// Brokers without authentication.
@@ -57,10 +56,7 @@ impl FromEnv for Config {
     type Error = ConfigError;
 
     /// Reads the configuration through `env` (the process environment, or fixed values in tests).
-    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
-    where
-        L: Fn(&str) -> Result<String, VarError>,
-    {
+    fn from_vars(env: &EnvVars) -> Result<Self, ConfigError> {
         let sources = [
             (BOOTSTRAP_SERVERS_VAR, env.get(BOOTSTRAP_SERVERS_VAR)?),
             (CLIENT_CONFIG_VAR, env.get(CLIENT_CONFIG_VAR)?),
@@ -112,14 +108,9 @@ impl FromEnv for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_vars(&EnvVars::from_pairs(map))
+        Config::from_vars(&EnvVars::from_pairs(vars.iter().copied()))
     }
 
     #[test]

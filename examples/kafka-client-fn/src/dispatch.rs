@@ -112,9 +112,28 @@ where
 mod tests {
     use super::*;
     use crate::command::{Created, Delivered, Produced};
-    use kafka_lambda_handler::testing;
+    use kafka_lambda_handler::testing::{self, TestEvent};
     use serde_json::json;
     use std::sync::Mutex;
+
+    /// The command that creates `topic`.
+    fn create_topic(topic: &str) -> Value {
+        json!({"action": "create_topic", "topic": topic})
+    }
+
+    /// The command that produces `records` to `topic`.
+    fn produce(topic: &str, records: Value) -> Value {
+        json!({"action": "produce", "topic": topic, "records": records})
+    }
+
+    /// `event` with a record of the `commands` topic per `(partition, offset, command)`.
+    fn with_commands(event: TestEvent, commands: &[(i32, i64, Value)]) -> TestEvent {
+        commands
+            .iter()
+            .fold(event, |event, (partition, offset, command)| {
+                event.json_record("commands", *partition, *offset, command)
+            })
+    }
 
     /// Runs `payload` through [`dispatch`] with a `run` that records each command's topic and
     /// fails the commands on `failing_topic` with `TopicNotFound`.
@@ -184,32 +203,16 @@ mod tests {
     #[tokio::test]
     async fn each_record_of_an_event_runs_in_order_per_partition() {
         for event in [testing::event(), testing::msk_event()] {
-            let event = event
-                .json_record(
-                    "commands",
-                    0,
-                    5,
-                    &json!({"action": "create_topic", "topic": "a"}),
-                )
-                .json_record(
-                    "commands",
-                    1,
-                    9,
-                    &json!({"action": "create_topic", "topic": "c"}),
-                )
-                .json_record(
-                    "commands",
-                    0,
-                    6,
-                    &json!({"action": "produce", "topic": "a", "records": [{"value": "x"}]}),
-                )
-                .json_record(
-                    "commands",
-                    0,
-                    7,
-                    &json!({"action": "produce", "topic": "b", "records": [{"value": "y"}]}),
-                )
-                .build();
+            let event = with_commands(
+                event,
+                &[
+                    (0, 5, create_topic("a")),
+                    (1, 9, create_topic("c")),
+                    (0, 6, produce("a", json!([{"value": "x"}]))),
+                    (0, 7, produce("b", json!([{"value": "y"}]))),
+                ],
+            )
+            .build();
             let (response, ran) = serve(&event.to_vec(), &reporting(), "").await;
             assert_eq!(response.unwrap(), json!({"batchItemFailures": []}));
             let partition_0: Vec<_> = ran.iter().filter(|t| *t != "c").collect();
@@ -220,32 +223,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_command_is_a_partial_batch_failure_and_stops_only_its_partition() {
-        let event = testing::event()
-            .json_record(
-                "commands",
-                0,
-                5,
-                &json!({"action": "create_topic", "topic": "a"}),
-            )
-            .json_record(
-                "commands",
-                0,
-                6,
-                &json!({"action": "produce", "topic": "missing", "records": [{}]}),
-            )
-            .json_record(
-                "commands",
-                0,
-                7,
-                &json!({"action": "create_topic", "topic": "b"}),
-            )
-            .json_record(
-                "commands",
-                1,
-                3,
-                &json!({"action": "create_topic", "topic": "c"}),
-            )
-            .build();
+        let event = with_commands(
+            testing::event(),
+            &[
+                (0, 5, create_topic("a")),
+                (0, 6, produce("missing", json!([{}]))),
+                (0, 7, create_topic("b")),
+                (1, 3, create_topic("c")),
+            ],
+        )
+        .build();
         let (response, ran) = serve(&event.to_vec(), &reporting(), "missing").await;
         assert_eq!(
             response.unwrap(),

@@ -2,7 +2,6 @@
 
 use chrono::FixedOffset;
 use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
-use std::env::VarError;
 
 /// The environment variable holding the UTC offset timestamps are written in.
 pub const UTC_OFFSET_VAR: &str = "LOG_ETL_UTC_OFFSET";
@@ -26,10 +25,7 @@ impl FromEnv for Config {
     type Error = ConfigError;
 
     /// Reads the configuration through `env` (the process environment, or fixed values in tests).
-    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
-    where
-        L: Fn(&str) -> Result<String, VarError>,
-    {
+    fn from_vars(env: &EnvVars) -> Result<Self, ConfigError> {
         let utc_offset = match env.get(UTC_OFFSET_VAR)? {
             Some(offset) => parse_utc_offset(&offset)?,
             None => parse_utc_offset(DEFAULT_UTC_OFFSET)?,

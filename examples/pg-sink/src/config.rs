@@ -2,7 +2,6 @@
 //! lookup function so that it is tested without touching the process environment.
 
 use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
-use std::env::VarError;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -76,10 +75,7 @@ impl FromEnv for Config {
     /// variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
     /// `PGCONNECT_TIMEOUT`, `PGAPPNAME`) fill in what it leaves out, or stand alone. (Unlike
     /// libpq, a URL always sets the port, 5432 when it names none.)
-    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
-    where
-        L: Fn(&str) -> Result<String, VarError>,
-    {
+    fn from_vars(env: &EnvVars) -> Result<Self, ConfigError> {
         let var = |name: &'static str| env.get(name);
         let mut database = match var("PG_URL")? {
             // The URL may carry a password: the parser's message is kept, the URL is not.
@@ -256,14 +252,14 @@ fn is_table_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_vars(&EnvVars::from_pairs(vars))
+        Config::from_vars(&EnvVars::from_pairs(vars.iter().copied()))
+    }
+
+    /// The message `vars` are refused with.
+    fn refusal(vars: &[(&str, &str)]) -> String {
+        parse(vars).unwrap_err().to_string()
     }
 
     #[test]
@@ -317,11 +313,9 @@ mod tests {
 
     #[test]
     fn bad_values_are_named_without_the_password() {
-        let error = parse(&[]).unwrap_err().to_string();
+        let error = refusal(&[]);
         assert!(error.starts_with("no database"), "{error}");
-        let error = parse(&[("PG_URL", "postgres://u:hunter2@h:notaport/d")])
-            .unwrap_err()
-            .to_string();
+        let error = refusal(&[("PG_URL", "postgres://u:hunter2@h:notaport/d")]);
         assert!(
             error.starts_with("PG_URL is not a PostgreSQL connection string"),
             "{error}"
@@ -339,9 +333,7 @@ mod tests {
             ("PGSSLMODE", "verify-full", "is not one of disable"),
         ];
         for (name, value, problem) in cases {
-            let error = parse(&[("PG_URL", "postgres://u@h/d"), (name, value)])
-                .unwrap_err()
-                .to_string();
+            let error = refusal(&[("PG_URL", "postgres://u@h/d"), (name, value)]);
             assert!(
                 error.starts_with(name) && error.contains(problem),
                 "{error}"

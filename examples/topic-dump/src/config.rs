@@ -8,7 +8,6 @@ use kafka_lambda_client::{
     TlsConfig,
 };
 use kafka_lambda_handler::env::{EnvVarError, EnvVars, FromEnv};
-use std::env::VarError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -108,10 +107,7 @@ impl FromEnv for Config {
 
     /// Reads the variables through `env` (the process environment, or fixed values in tests).
     /// Empty values count as unset.
-    fn from_vars<L>(env: &EnvVars<L>) -> Result<Self, ConfigError>
-    where
-        L: Fn(&str) -> Result<String, VarError>,
-    {
+    fn from_vars(env: &EnvVars) -> Result<Self, ConfigError> {
         let var = |name: &'static str| env.get(name);
         let destination = match var(CLIENT_CONFIG_FILE)? {
             Some(path) => {
@@ -176,10 +172,7 @@ impl FromEnv for Config {
 
 /// The destination from `DUMP_BOOTSTRAP_SERVERS`, `DUMP_TLS*`, `DUMP_SASL*` and
 /// `DUMP_MSK_IAM_*`, validated by the client crate (which also reads the secrets).
-fn client_config_from_vars<L>(env: &EnvVars<L>) -> Result<KafkaClientConfig, ConfigError>
-where
-    L: Fn(&str) -> Result<String, VarError>,
-{
+fn client_config_from_vars(env: &EnvVars) -> Result<KafkaClientConfig, ConfigError> {
     let var = |name: &'static str| env.get(name);
     let bootstrap_servers = var(BOOTSTRAP_SERVERS)?.ok_or(ConfigError::Missing {
         name: BOOTSTRAP_SERVERS,
@@ -213,10 +206,7 @@ where
     Ok(config)
 }
 
-fn sasl_from_vars<L>(env: &EnvVars<L>) -> Result<Option<SaslConfig>, ConfigError>
-where
-    L: Fn(&str) -> Result<String, VarError>,
-{
+fn sasl_from_vars(env: &EnvVars) -> Result<Option<SaslConfig>, ConfigError> {
     let var = |name: &'static str| env.get(name);
     let Some(mechanism) = var("DUMP_SASL_MECHANISM")? else {
         return Ok(None);
@@ -276,14 +266,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_vars(&EnvVars::from_pairs(vars))
+        Config::from_vars(&EnvVars::from_pairs(vars.iter().copied()))
+    }
+
+    /// The message `vars` are refused with.
+    fn refusal(vars: &[(&str, &str)]) -> String {
+        parse(vars).unwrap_err().to_string()
     }
 
     #[test]
@@ -296,7 +286,7 @@ mod tests {
         assert_eq!(config.delivery_timeout, Duration::from_secs(30));
         assert!(!config.report_batch_item_failures);
 
-        let error = parse(&[]).unwrap_err().to_string();
+        let error = refusal(&[]);
         assert!(
             error.starts_with("DUMP_BOOTSTRAP_SERVERS is not set"),
             "{error}"
@@ -333,15 +323,11 @@ mod tests {
             ("DUMP_SASL_MECHANISM", "GSSAPI", "is not one of PLAIN"),
         ];
         for (name, value, problem) in cases {
-            let error = parse(&[(BOOTSTRAP_SERVERS, "b-1:9092"), (name, value)])
-                .unwrap_err()
-                .to_string();
+            let error = refusal(&[(BOOTSTRAP_SERVERS, "b-1:9092"), (name, value)]);
             assert!(error.starts_with(&format!("{name}=")), "{error}");
             assert!(error.contains(problem), "{error}");
         }
-        let error = parse(&[(BOOTSTRAP_SERVERS, "b-1")])
-            .unwrap_err()
-            .to_string();
+        let error = refusal(&[(BOOTSTRAP_SERVERS, "b-1")]);
         assert!(error.contains("not host:port"), "{error}");
     }
 
@@ -373,13 +359,11 @@ mod tests {
             }
         }
 
-        let error = parse(&[
+        let error = refusal(&[
             (BOOTSTRAP_SERVERS, "b-1:9096"),
             ("DUMP_SASL_MECHANISM", "SCRAM-SHA-256"),
             ("DUMP_SASL_USERNAME", "dumper"),
-        ])
-        .unwrap_err()
-        .to_string();
+        ]);
         assert!(
             error.starts_with("DUMP_SASL_PASSWORD is not set"),
             "{error}"
@@ -412,14 +396,12 @@ mod tests {
             Some("arn:aws:iam::123456789012:role/dump-writer")
         );
 
-        let error = parse(&[
+        let error = refusal(&[
             (BOOTSTRAP_SERVERS, "b-1:9098"),
             ("DUMP_SASL_MECHANISM", "AWS_MSK_IAM"),
             ("AWS_REGION", "eu-west-1"),
             ("DUMP_TLS", "false"),
-        ])
-        .unwrap_err()
-        .to_string();
+        ]);
         assert!(error.contains("auth.tls"), "{error}");
     }
 
@@ -438,9 +420,7 @@ mod tests {
         assert_eq!(config.destination.bootstrap_servers, "dest-1:9092");
         assert_eq!(config.destination.options["linger.ms"], "50");
 
-        let error = parse(&[(CLIENT_CONFIG_FILE, path), (BOOTSTRAP_SERVERS, "b:1")])
-            .unwrap_err()
-            .to_string();
+        let error = refusal(&[(CLIENT_CONFIG_FILE, path), (BOOTSTRAP_SERVERS, "b:1")]);
         assert!(error.contains("DUMP_BOOTSTRAP_SERVERS"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -235,21 +235,13 @@ impl SchemaRegistryConfig {
                 "is only used with an AWS Glue registry ARN as uri".to_owned(),
             ));
         }
-        let basic = match (&self.username, &self.password) {
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(invalid(
-                    "password",
-                    "is missing: username needs it".to_owned(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(invalid(
-                    "username",
-                    "is missing: password needs it".to_owned(),
-                ));
-            }
-            (Some(user), Some(password)) => {
+        let basic = match both_or_neither(
+            ("username", &self.username),
+            ("password", &self.password),
+            f,
+        )? {
+            None => None,
+            Some((user, password)) => {
                 let secret = password
                     .read()
                     .map_err(|problem| invalid("password", problem))?;
@@ -276,21 +268,13 @@ impl SchemaRegistryConfig {
                 )
             })
         };
-        let client_identity_pem = match (&self.client_certificate, &self.client_key) {
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(invalid(
-                    "client_key",
-                    "is missing: client_certificate needs it".to_owned(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(invalid(
-                    "client_certificate",
-                    "is missing: client_key needs it".to_owned(),
-                ));
-            }
-            (Some(cert), Some(key)) => {
+        let client_identity_pem = match both_or_neither(
+            ("client_certificate", &self.client_certificate),
+            ("client_key", &self.client_key),
+            f,
+        )? {
+            None => None,
+            Some((cert, key)) => {
                 let mut pem = read_pem("client_certificate", cert)?;
                 pem.push(b'\n');
                 pem.extend(read_pem("client_key", key)?);
@@ -315,5 +299,25 @@ impl SchemaRegistryConfig {
             url: url.trim_end_matches('/').to_owned(),
             auth,
         })
+    }
+}
+
+/// Two settings that go together: both given, or neither (`None`). One without the other is
+/// refused at the missing one's field (`f` makes a setting's name its field): "is missing:
+/// <the other> needs it".
+fn both_or_neither<'a, A, B>(
+    (first, a): (&str, &'a Option<A>),
+    (second, b): (&str, &'a Option<B>),
+    f: &dyn Fn(&str) -> String,
+) -> Result<Option<(&'a A, &'a B)>, ConfigError> {
+    let missing = |field: &str, needed_by: &str| ConfigError::Invalid {
+        field: f(field),
+        problem: format!("is missing: {needed_by} needs it"),
+    };
+    match (a, b) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(missing(second, first)),
+        (None, Some(_)) => Err(missing(first, second)),
+        (Some(a), Some(b)) => Ok(Some((a, b))),
     }
 }

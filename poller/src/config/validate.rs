@@ -10,6 +10,7 @@ use kafka_lambda_client::{TOPIC_NAME_RULE, is_topic_name};
 use kafka_lambda_events::EventSource;
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,6 +41,27 @@ fn check_range<T: PartialOrd + fmt::Display>(
         ));
     }
     Ok(())
+}
+
+/// Checks a setting where -1 has a meaning of its own (`minus_one`, e.g. "infinite") and any
+/// other value must be within `range`, as in Lambda's event source mappings.
+fn check_range_or_minus_one(
+    field: String,
+    value: i64,
+    range: RangeInclusive<i64>,
+    minus_one: &str,
+) -> Result<(), ConfigError> {
+    if value == -1 || range.contains(&value) {
+        return Ok(());
+    }
+    Err(invalid(
+        field,
+        format!(
+            "is {value}; allowed: -1 ({minus_one}) or {}..={}",
+            range.start(),
+            range.end()
+        ),
+    ))
 }
 
 /// Largest look-ahead per partition (`max_records_in_flight_per_partition`).
@@ -344,32 +366,18 @@ impl MappingConfig {
             }
             _ => {}
         }
-        if self.max_retry_attempts != -1 {
-            check_range(f("max_retry_attempts"), self.max_retry_attempts, 0, 10_000).map_err(
-                |_| {
-                    invalid(
-                        f("max_retry_attempts"),
-                        format!(
-                            "is {}; allowed: -1 (infinite) or 0..=10000",
-                            self.max_retry_attempts
-                        ),
-                    )
-                },
-            )?;
-        }
-        if self.max_record_age_s != -1 {
-            check_range(f("max_record_age_s"), self.max_record_age_s, 60, 604_800).map_err(
-                |_| {
-                    invalid(
-                        f("max_record_age_s"),
-                        format!(
-                            "is {}; allowed: -1 (no limit) or 60..=604800",
-                            self.max_record_age_s
-                        ),
-                    )
-                },
-            )?;
-        }
+        check_range_or_minus_one(
+            f("max_retry_attempts"),
+            self.max_retry_attempts,
+            0..=10_000,
+            "infinite",
+        )?;
+        check_range_or_minus_one(
+            f("max_record_age_s"),
+            self.max_record_age_s,
+            60..=604_800,
+            "no limit",
+        )?;
         let on_failure = match &self.on_failure {
             None => None,
             Some(url) => {

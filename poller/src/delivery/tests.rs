@@ -110,7 +110,12 @@ pub(super) fn ok() -> InvokeOutcome {
     }
 }
 
-async fn run(shared: &Deliverer<Scripted>, offsets: std::ops::Range<i64>) -> (Delivery, Vec<i64>) {
+/// Delivers the batch of `offsets` to its end, which it must reach ([`Delivery::Done`]): the
+/// offsets marked done, and the offsets of every invocation, in call order.
+async fn deliver_all(
+    shared: &Deliverer<Scripted>,
+    offsets: std::ops::Range<i64>,
+) -> (Vec<i64>, Vec<Vec<i64>>) {
     let mut done = Vec::new();
     let delivery = shared
         .deliver(
@@ -122,7 +127,9 @@ async fn run(shared: &Deliverer<Scripted>, offsets: std::ops::Range<i64>) -> (De
             |o| done.push(o),
         )
         .await;
-    (delivery, done)
+    assert_eq!(delivery, Delivery::Done);
+    let calls = shared.invoker.calls.lock().unwrap().clone();
+    (done, calls)
 }
 
 #[tokio::test]
@@ -140,11 +147,10 @@ async fn throttles_and_transient_failures_do_not_use_up_the_retry_budget() {
         3 => error(),
         _ => ok(),
     });
-    let (delivery, done) = run(&s, 0..4).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 0..4).await;
     assert_eq!(done, [3]);
     assert_eq!(
-        s.invoker.calls.lock().unwrap().len(),
+        calls.len(),
         5,
         "3 hiccups + 1 error + the retry that succeeded"
     );
@@ -156,23 +162,17 @@ async fn record_age_is_checked_while_the_invocation_is_throttled() {
     let s = shared("max_record_age_s = 60", |_, _| InvokeOutcome::Throttled {
         message: "slow down".into(),
     });
-    let (delivery, done) = run(&s, 0..2).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 0..2).await;
     assert_eq!(done, [1], "given up (skipped) once too old");
-    assert_eq!(s.invoker.calls.lock().unwrap().len(), 1);
+    assert_eq!(calls.len(), 1);
 }
 
 #[tokio::test]
 async fn exhausted_retries_without_a_destination_skip_the_batch_and_finish_it() {
     let s = shared("max_retry_attempts = 2", |_, _| error());
-    let (delivery, done) = run(&s, 10..13).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 10..13).await;
     assert_eq!(done, [12]);
-    assert_eq!(
-        s.invoker.calls.lock().unwrap().len(),
-        3,
-        "1 invocation + 2 retries"
-    );
+    assert_eq!(calls.len(), 3, "1 invocation + 2 retries");
 }
 
 #[tokio::test]
@@ -183,14 +183,12 @@ async fn bisection_isolates_the_poison_record_and_delivers_the_rest_in_order() {
             if offsets.contains(&5) { error() } else { ok() }
         },
     );
-    let (delivery, done) = run(&s, 0..8).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 0..8).await;
     assert_eq!(
         done,
         [3, 4, 5, 7],
         "segments finish in order; 5 is given up (skipped) alone"
     );
-    let calls = s.invoker.calls.lock().unwrap().clone();
     assert_eq!(calls.last().unwrap(), &[6, 7]);
     assert!(
         calls.contains(&vec![5]),
@@ -215,18 +213,13 @@ async fn a_partial_response_finishes_the_records_before_the_failure_and_retries_
         _ => ok(),
     }
     });
-    let (delivery, done) = run(&s, 0..6).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 0..6).await;
     assert_eq!(
         done,
         [2, 5],
         "0..=2 done after the first call, the rest after the retry"
     );
-    assert_eq!(
-        s.invoker.calls.lock().unwrap()[1],
-        [3, 4, 5],
-        "retried from the lowest failed offset"
-    );
+    assert_eq!(calls[1], [3, 4, 5], "retried from the lowest failed offset");
 }
 
 /// A response naming every record of `poison` present in the invoked batch as failed.
@@ -249,10 +242,8 @@ async fn a_record_failed_in_partial_responses_is_given_up_alone_and_the_rest_inv
         "report_batch_item_failures = true\nmax_retry_attempts = 1",
         failing(&[3]),
     );
-    let (delivery, done) = run(&s, 0..10).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 0..10).await;
     assert_eq!(done, [2, 3, 9], "0..=2, then 3 given up, then 4..=9");
-    let calls = s.invoker.calls.lock().unwrap().clone();
     let expected: [Vec<i64>; 3] = [(0..10).collect(), (3..10).collect(), (4..10).collect()];
     assert_eq!(
         calls, expected,
@@ -266,10 +257,8 @@ async fn each_failed_record_has_its_own_retry_budget() {
         "report_batch_item_failures = true\nmax_retry_attempts = 1",
         failing(&[3, 6]),
     );
-    let (delivery, done) = run(&s, 0..10).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 0..10).await;
     assert_eq!(done, [2, 3, 5, 6, 9]);
-    let calls = s.invoker.calls.lock().unwrap().clone();
     let firsts: Vec<i64> = calls.iter().map(|c| c[0]).collect();
     assert_eq!(
         firsts,
@@ -286,10 +275,9 @@ async fn a_response_naming_a_record_outside_the_batch_fails_the_whole_batch() {
             payload: br#"{"batchItemFailures":[{"itemIdentifier":"other-0-1"}]}"#.to_vec(),
         },
     );
-    let (delivery, done) = run(&s, 0..3).await;
-    assert_eq!(delivery, Delivery::Done);
+    let (done, calls) = deliver_all(&s, 0..3).await;
     assert_eq!(done, [2], "given up (skipped: no destination) as a whole");
-    assert_eq!(s.invoker.calls.lock().unwrap().len(), 1);
+    assert_eq!(calls.len(), 1);
 }
 
 #[tokio::test]

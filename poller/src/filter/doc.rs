@@ -5,6 +5,7 @@
 //! without being built. Strings without escapes borrow from the record's bytes.
 
 use super::rule::{Leaf, Num};
+use crate::object_key::ChildKey;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -178,7 +179,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         let mut fields: Vec<Node<'de>> = Vec::new();
-        while let Some(found) = map.next_key_seed(KeySeed(self.0))? {
+        while let Some(found) = map.next_key_seed(ChildKey(&self.0.children))? {
             match found {
                 Some(i) => {
                     let node = map.next_value_seed(Seed(&self.0.children[i].1))?;
@@ -201,29 +202,6 @@ impl<'de> Visitor<'de> for Seed<'_> {
         } else {
             Node::Obj(fields)
         })
-    }
-}
-
-/// Reads an object key and answers which trie child it is, without allocating.
-struct KeySeed<'t>(&'t Trie);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for KeySeed<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.children.iter().position(|(n, _)| **n == *s))
     }
 }
 

@@ -479,24 +479,19 @@ fn parse_numeric(arg: &Value) -> Result<Range, String> {
         [(lo_op, lo), (hi_op, hi)] => {
             check_op(lo_op)?;
             check_op(hi_op)?;
-            let lower = match *lo_op {
-                ">" => (*lo, false),
-                ">=" => (*lo, true),
-                _ => {
-                    return Err(format!(
-                        "a \"numeric\" range starts with \">\" or \">=\", found {lo_op:?}"
-                    ));
+            // One end of the range: `(bound, inclusive)` for `exclusive` or `inclusive`, the
+            // two operators allowed at the end that `end` ("starts", "ends") names.
+            let end = |op: &str, x: f64, exclusive: &str, inclusive: &str, end: &str| {
+                if op == exclusive || op == inclusive {
+                    Ok((x, op == inclusive))
+                } else {
+                    Err(format!(
+                        "a \"numeric\" range {end} with \"{exclusive}\" or \"{inclusive}\", found {op:?}"
+                    ))
                 }
             };
-            let upper = match *hi_op {
-                "<" => (*hi, false),
-                "<=" => (*hi, true),
-                _ => {
-                    return Err(format!(
-                        "a \"numeric\" range ends with \"<\" or \"<=\", found {hi_op:?}"
-                    ));
-                }
-            };
+            let lower = end(lo_op, *lo, ">", ">=", "starts")?;
+            let upper = end(hi_op, *hi, "<", "<=", "ends")?;
             if lo > hi || (lo == hi && !(lower.1 && upper.1)) {
                 return Err(format!(
                     "\"numeric\" range is empty: no number is {lo_op} {lo} and {hi_op} {hi}"

@@ -151,24 +151,11 @@ fn repeated_keys_in_the_value_keep_the_last() {
 
 #[test]
 fn many_paths_spill_to_the_heap() {
-    let template = format!(
-        "[{}]",
-        (0..40)
-            .map(|i| format!("\"$.f{i}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let value = format!(
-        "{{{}}}",
-        (0..40)
-            .map(|i| format!("\"f{i}\": {i}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let expected = format!(
-        "[{}]",
-        (0..40).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
-    );
+    // The items of 40 paths `f0`..`f39`, joined with commas.
+    let forty = |item: fn(usize) -> String| (0..40).map(item).collect::<Vec<_>>().join(",");
+    let template = format!("[{}]", forty(|i| format!("\"$.f{i}\"")));
+    let value = format!("{{{}}}", forty(|i| format!("\"f{i}\": {i}")));
+    let expected = format!("[{}]", forty(|i| i.to_string()));
     assert_eq!(apply(&template, &value), expected);
 }
 

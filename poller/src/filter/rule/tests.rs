@@ -52,22 +52,23 @@ fn cidr_covers_ipv4_and_ipv6_networks() {
 
 #[test]
 fn cidr_errors_say_what_is_wrong() {
-    assert_eq!(
-        Cidr::parse("10.0.0.0").unwrap_err(),
-        "\"cidr\" needs an address and a prefix length, like \"10.0.0.0/24\"; got \"10.0.0.0\""
-    );
-    assert_eq!(
-        Cidr::parse("10.0.0/8").unwrap_err(),
-        "\"cidr\" has an invalid IP address: \"10.0.0\""
-    );
-    assert_eq!(
-        Cidr::parse("10.0.0.0/33").unwrap_err(),
-        "\"cidr\" prefix length must be a number from 0 to 32; got \"33\""
-    );
-    assert_eq!(
-        Cidr::parse("::/129").unwrap_err(),
-        "\"cidr\" prefix length must be a number from 0 to 128; got \"129\""
-    );
+    for (cidr, error) in [
+        (
+            "10.0.0.0",
+            "\"cidr\" needs an address and a prefix length, like \"10.0.0.0/24\"; got \"10.0.0.0\"",
+        ),
+        ("10.0.0/8", "\"cidr\" has an invalid IP address: \"10.0.0\""),
+        (
+            "10.0.0.0/33",
+            "\"cidr\" prefix length must be a number from 0 to 32; got \"33\"",
+        ),
+        (
+            "::/129",
+            "\"cidr\" prefix length must be a number from 0 to 128; got \"129\"",
+        ),
+    ] {
+        assert_eq!(Cidr::parse(cidr).unwrap_err(), error);
+    }
 }
 
 #[test]
