@@ -8,14 +8,13 @@
 #![allow(clippy::unwrap_used)]
 
 use kafka_lambda_tests::{
-    FAST_RETRIES, OwnCa, Poller, RegistryAccess, RegistryFront, Seen, free_port, group_name,
+    FAST_RETRIES, OwnCa, Poller, RegistryAccess, RegistryFront, Relay, Seen, free_port, group_name,
     http_get, new_topic, produce_all, produce_through_registry, read_topic, recorder_config,
     secret_file, seen, services, topic_name, unique_dir, wait_for_seen, wait_until, with_telemetry,
 };
 use rdkafka::producer::BaseRecord;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -378,31 +377,6 @@ fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
     }
 }
 
-/// Forwards connections on `listener` to `target` until the test process ends.
-fn forward(listener: TcpListener, target: String) {
-    std::thread::spawn(move || {
-        for client in listener.incoming().flatten() {
-            let Ok(server) = TcpStream::connect(&target) else {
-                continue;
-            };
-            for (mut from, mut to) in [
-                (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                (server, client),
-            ] {
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16 * 1024];
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 || to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to.shutdown(std::net::Shutdown::Write);
-                });
-            }
-        }
-    });
-}
-
 #[test]
 fn a_registry_that_is_down_holds_the_partition_until_it_is_up_and_loses_nothing() {
     let topic = new_topic("sr-down", 1);
@@ -443,10 +417,7 @@ fn a_registry_that_is_down_holds_the_partition_until_it_is_up_and_loses_nothing(
         seen(&topic).is_empty(),
         "no record is invoked, or given up, while the registry is down"
     );
-    forward(
-        TcpListener::bind(("127.0.0.1", port)).unwrap(),
-        authority.to_owned(),
-    );
+    Relay::serve(TcpListener::bind(("127.0.0.1", port)).unwrap(), authority);
     wait_for_seen(
         TIMEOUT,
         "every record is delivered once it is up",

@@ -290,19 +290,6 @@ fn url_path_segment(s: &str) -> String {
     out
 }
 
-/// An error with its sources, on one line: reqwest's top-level message alone hides the cause
-/// ("error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// An AWS Glue schema registry.
 #[derive(Clone)]
 pub struct GlueRegistry {
@@ -375,7 +362,10 @@ impl GlueRegistry {
                 .await
                 .map_err(|e| RegistryError::Refused {
                     registry: self.arn.clone(),
-                    reason: format!("no AWS credentials to sign with: {}", error_chain(&e)),
+                    reason: format!(
+                        "no AWS credentials to sign with: {}",
+                        kafka_lambda_events::error_chain(&e)
+                    ),
                 })?;
         let headers = [
             ("content-type", "application/x-amz-json-1.1"),
@@ -435,9 +425,10 @@ async fn exchange(
     request: reqwest::RequestBuilder,
     registry: &str,
 ) -> Result<(reqwest::StatusCode, Vec<u8>), RegistryError> {
+    // With its sources: reqwest's own message alone ("error sending request") hides the cause.
     let unavailable = |e: reqwest::Error| RegistryError::Unavailable {
         registry: registry.to_owned(),
-        reason: error_chain(&e),
+        reason: kafka_lambda_events::error_chain(&e),
     };
     let response = request.send().await.map_err(unavailable)?;
     let status = response.status();

@@ -125,24 +125,36 @@ impl OwnCa {
     }
 }
 
-/// A plain TCP relay from a free port on 127.0.0.2 (loopback, but an address the broker's
-/// certificate does not name) to a listener of the shared broker. It copies bytes both ways and
-/// never looks at them: the TLS session is the broker's own, end to end. Runs until the test
-/// process ends.
+/// A plain TCP relay to a service (a listener of the shared broker, a registry). It copies bytes
+/// both ways and never looks at them: a TLS session is the service's own, end to end. Runs
+/// until the test process ends.
 #[derive(Debug)]
 pub struct Relay {
-    /// `127.0.0.2:port`.
+    /// Where it listens (`host:port`).
     pub address: String,
 }
 
 impl Relay {
-    /// Relays to `target` (`host:port`).
+    /// Relays to `target` (`host:port`) from a free port on 127.0.0.2: loopback, but an address
+    /// the broker's certificate does not name.
     ///
     /// # Panics
     ///
     /// When 127.0.0.2 cannot be bound (not Linux's loopback).
     pub fn to(target: &str) -> Relay {
-        let listener = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2 (Linux loopback)");
+        Relay::serve(
+            TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2 (Linux loopback)"),
+            target,
+        )
+    }
+
+    /// Relays what `listener` accepts to `target` (`host:port`): a service that comes up at an
+    /// address its clients were already given.
+    ///
+    /// # Panics
+    ///
+    /// When the listener has no local address.
+    pub fn serve(listener: TcpListener, target: &str) -> Relay {
         let address = listener.local_addr().expect("address").to_string();
         let target = target.to_owned();
         std::thread::spawn(move || {
