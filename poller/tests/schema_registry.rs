@@ -405,14 +405,7 @@ fn a_registry_that_is_down_holds_the_partition_until_it_is_up_and_loses_nothing(
             None,
         ),
     );
-    wait_until(TIMEOUT, "the poller waits for the registry", || {
-        poller
-            .log()
-            .contains("the schema registry cannot be asked; the partition waits for it")
-    });
-    let (status, body) = http_get(telemetry, "/readyz");
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("schema registry"), "{body}");
+    assert_waiting_for_registry(&poller, telemetry);
     assert!(
         seen(&topic).is_empty(),
         "no record is invoked, or given up, while the registry is down"
@@ -433,6 +426,19 @@ fn a_registry_that_is_down_holds_the_partition_until_it_is_up_and_loses_nothing(
         .map(|s| json_value(s)["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [0, 1, 2, 3, 4], "in order, none lost, none twice");
+}
+
+/// Waits until `poller` logs that its partition waits for the registry, then checks that
+/// `/readyz` on `telemetry` says so.
+fn assert_waiting_for_registry(poller: &Poller, telemetry: u16) {
+    wait_until(TIMEOUT, "the poller waits for the registry", || {
+        poller
+            .log()
+            .contains("the schema registry cannot be asked; the partition waits for it")
+    });
+    let (status, body) = http_get(telemetry, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("schema registry"), "{body}");
 }
 
 /// One Avro record on a new topic of its own.
@@ -542,14 +548,7 @@ fn a_registry_behind_basic_auth_a_bearer_token_or_mutual_tls_is_read_trusting_it
             &topic,
             &with_telemetry(&config(&topic, "", &registry(&wrong)), telemetry, None),
         );
-        wait_until(TIMEOUT, "the poller waits for the registry", || {
-            poller
-                .log()
-                .contains("the schema registry cannot be asked; the partition waits for it")
-        });
-        let (status, body) = http_get(telemetry, "/readyz");
-        assert_eq!(status, 503, "{name}: {body}");
-        assert!(body.contains("schema registry"), "{name}: {body}");
+        assert_waiting_for_registry(&poller, telemetry);
         assert!(front.refused() >= 1, "{name}: the front refused the poller");
         assert_eq!(front.relayed(), 0, "{name}");
         poller.terminate_cleanly(Duration::from_secs(30));

@@ -426,44 +426,18 @@ impl<'d> Transcoder<'_, 'd, '_> {
             }
             Node::Array(items) => {
                 self.out.push(b'[');
-                let mut first = true;
-                loop {
-                    let count = self.block()?;
-                    if count == 0 {
-                        break;
-                    }
-                    for _ in 0..count {
-                        if !first {
-                            self.out.push(b',');
-                        }
-                        first = false;
-                        self.nested(*items, depth)?;
-                        self.check_budget()?;
-                    }
-                }
+                self.blocks(|t| t.nested(*items, depth))?;
                 self.out.push(b']');
             }
             Node::Map(values) => {
                 // Entries in the order written: the same datum always gives the same JSON.
                 self.out.push(b'{');
-                let mut first = true;
-                loop {
-                    let count = self.block()?;
-                    if count == 0 {
-                        break;
-                    }
-                    for _ in 0..count {
-                        if !first {
-                            self.out.push(b',');
-                        }
-                        first = false;
-                        let key = self.string("a map key")?;
-                        write_str(key, self.out);
-                        self.out.push(b':');
-                        self.nested(*values, depth)?;
-                        self.check_budget()?;
-                    }
-                }
+                self.blocks(|t| {
+                    let key = t.string("a map key")?;
+                    write_str(key, t.out);
+                    t.out.push(b':');
+                    t.nested(*values, depth)
+                })?;
                 self.out.push(b'}');
             }
             Node::Decimal { scale, fixed } => {
@@ -521,6 +495,29 @@ impl<'d> Transcoder<'_, 'd, '_> {
             }
         }
         Ok(())
+    }
+
+    /// The items of an array or map, block by block, each written by `item` after a comma
+    /// where one is due.
+    fn blocks(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut first = true;
+        loop {
+            let count = self.block()?;
+            if count == 0 {
+                return Ok(());
+            }
+            for _ in 0..count {
+                if !first {
+                    self.out.push(b',');
+                }
+                first = false;
+                item(self)?;
+                self.check_budget()?;
+            }
+        }
     }
 
     fn nested(&mut self, node: usize, depth: usize) -> Result<(), String> {
