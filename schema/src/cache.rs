@@ -230,3 +230,6 @@ fn decode_with<'a>(compiled: &Compiled, framing: Framing<'a>) -> Result<Decoded<
         source: framing.data,
     })
 }
+
+#[cfg(all(test, feature = "avro"))]
+mod tests;
