@@ -25,6 +25,6 @@ pub mod registry;
 pub mod wire;
 
 pub use cache::{Compiled, DEFAULT_CAPACITY, Decoded, Schemas};
-pub use error::{DESERIALIZATION_ERROR, DecodeError, RegistryError, SCHEMA_NOT_FOUND, WireError};
+pub use error::{DESERIALIZATION_ERROR, DecodeError, RegistryError, SCHEMA_NOT_FOUND};
 pub use registry::{ConfluentAuth, ConfluentRegistry, GlueRegistry, RegisteredSchema, Registry};
-pub use wire::{Framing, MessageIndexes, SchemaId};
+pub use wire::{Framing, MessageIndexes, SchemaId, WireError};

@@ -12,10 +12,42 @@
 //! Anything else is not written by a registry serializer: [`Framing::parse`] refuses it, naming
 //! the first byte, so that a record produced without the registry is reported as such.
 
-use crate::error::WireError;
 use std::borrow::Cow;
 use std::fmt;
 use uuid::Uuid;
+
+/// The bytes before a record's data are not a registry's header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Zero bytes: nothing says which schema wrote them.
+    #[error("the bytes are empty: no schema registry header")]
+    Empty,
+    /// The first byte is neither Confluent's magic byte (0) nor Glue's header version (3).
+    #[error(
+        "the first byte is {0:#04x}, not a schema registry header (0: Confluent, 3: AWS Glue); \
+         was the record written without the registry's serializer?"
+    )]
+    UnknownMagic(u8),
+    /// Fewer bytes than the header takes.
+    #[error("{got} bytes are too few for a {format} header of {needed} bytes")]
+    Truncated {
+        /// `Confluent` or `AWS Glue`.
+        format: &'static str,
+        /// The header's length.
+        needed: usize,
+        /// The bytes there are.
+        got: usize,
+    },
+    /// Glue's compression byte is neither 0 (none) nor 5 (zlib).
+    #[error("AWS Glue compression byte {0} is unknown (0: none, 5: zlib)")]
+    GlueCompression(u8),
+    /// Glue's zlib data does not inflate.
+    #[error("AWS Glue zlib data does not inflate: {0}")]
+    Zlib(String),
+    /// Protobuf message indexes that cannot be read.
+    #[error("Protobuf message indexes are corrupt: {0}")]
+    MessageIndexes(String),
+}
 
 /// Confluent's magic byte.
 const CONFLUENT_MAGIC: u8 = 0;
