@@ -14,14 +14,17 @@
 #            the cache and the venv (scripts/registry/requirements.txt), once; later calls reuse
 #            them (the venv is made anew when requirements.txt changes). A cold install
 #            downloads ~160 MB (Apicurio's tarball) and ~60 MB of wheels (the venv: 210 MB) and
-#            took 42 s here, pip's cache off: 6 s for Apicurio, 36 s for the venv.
+#            took 42 s here, pip's cache off: 6 s for Apicurio, 36 s for the venv. Then AWS's
+#            Glue serializer (Java, scripts/registry/glue-protobuf: ~40 MB of jars, 25 s) with
+#            GlueProtobuf.java compiled against it (a JDK's javac; default-jdk-headless when none).
 #   start    installs what is missing, starts both registries in the background, or reuses them
 #            when they already run, and returns once each one answers (Apicurio ~5 s, moto ~1 s).
 #            Pid files and logs: .services/registry/{apicurio,moto}.{pid,log}.
 #   stop     stops both with every process they started, then checks that none is left.
 #   status   tells whether each registry runs and answers; exits 0 only when both do.
 #   env      prints the `export` line for KL_SCHEMA_REGISTRY_URL (the ccompat base URL),
-#            KL_GLUE_ENDPOINT and KL_REGISTRY_PYTHON (the venv's python, for produce.py).
+#            KL_GLUE_ENDPOINT, KL_REGISTRY_PYTHON (the venv's python, for produce.py),
+#            KL_GLUE_PROTOBUF_HOME (AWS's Glue serializer) and KL_REGISTRY_JAVA (which runs it).
 #
 # Settings, from the environment:
 #   KL_REGISTRY_PORT       Apicurio's HTTP port on 127.0.0.1                       (18081)
@@ -92,6 +95,8 @@ readonly glue_port="${KL_GLUE_PORT:-18082}"
 readonly cache_dir="${KL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-lambda}"
 readonly apicurio_home="$cache_dir/apicurio-registry-$apicurio_version"
 readonly venv="$cache_dir/registry-venv"
+readonly glue_protobuf_src="$here/registry/glue-protobuf"
+readonly glue_protobuf_home="$cache_dir/glue-protobuf"
 readonly requirements="$here/registry/requirements.txt"
 readonly state_dir="${KL_SERVICES_DIR:-$repo/.services}/registry"
 readonly registry_url="http://127.0.0.1:$port/apis/ccompat/v7"
@@ -167,6 +172,47 @@ install_apicurio() {
   log "Apicurio Registry $apicurio_version is installed ($((SECONDS - started))s)"
 }
 
+# A javac for GlueProtobuf.java: on PATH, or the newest under /usr/lib/jvm.
+find_javac() {
+  if command -v javac >/dev/null 2>&1; then
+    command -v javac
+    return
+  fi
+  local candidate
+  while IFS= read -r candidate; do
+    [[ -x "$candidate" ]] && printf '%s\n' "$candidate" && return
+  done < <(printf '%s\n' /usr/lib/jvm/*/bin/javac | sort -V -r)
+  return 1
+}
+
+# AWS's own Glue Schema Registry serializer (software.amazon.glue:schema-registry-serde, from
+# Maven Central) and GlueProtobuf.java compiled against it, in $glue_protobuf_home: what
+# produce.py writes Glue Protobuf records with (no Python serializer writes them). Current when
+# its marker holds the checksum of the pom and the source.
+install_glue_protobuf() {
+  local checksum marker="$glue_protobuf_home/.complete" javac started="$SECONDS"
+  checksum="$(cat "$glue_protobuf_src/pom.xml" "$glue_protobuf_src/GlueProtobuf.java" | sha256sum | cut -d' ' -f1)"
+  [[ -f "$marker" && "$(<"$marker")" == "$checksum" ]] && return
+  command -v mvn >/dev/null 2>&1 || install_debian_packages "AWS's Glue serializer comes through Maven" maven
+  if ! javac="$(find_javac)"; then
+    install_debian_packages "GlueProtobuf.java needs a JDK" default-jdk-headless
+    javac="$(find_javac)" || die "no javac after installing default-jdk-headless"
+  fi
+  log "installing AWS's Glue Schema Registry serializer from Maven Central into $glue_protobuf_home"
+  rm -rf "$glue_protobuf_home"
+  mkdir -p "$glue_protobuf_home/classes"
+  mvn --batch-mode --quiet -Dstyle.color=never -f "$glue_protobuf_src/pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:2.8:build-classpath \
+    -Dmdep.outputFile="$glue_protobuf_home/classpath" >"$cache_dir/glue-protobuf-install.log" 2>&1 || {
+    tail -n 30 "$cache_dir/glue-protobuf-install.log" >&2
+    die "Maven could not fetch AWS's Glue serializer (is Maven Central reachable?); its log is $cache_dir/glue-protobuf-install.log"
+  }
+  "$javac" -nowarn -d "$glue_protobuf_home/classes" -cp "$(<"$glue_protobuf_home/classpath")" \
+    "$glue_protobuf_src/GlueProtobuf.java" || die "$javac could not compile GlueProtobuf.java"
+  printf '%s\n' "$checksum" >"$marker"
+  log "AWS's Glue serializer is installed ($((SECONDS - started))s)"
+}
+
 # The venv is current when its marker holds the checksum of requirements.txt and its python
 # still runs (a venv dies with the interpreter it was made from).
 venv_current() {
@@ -214,6 +260,7 @@ cmd_install() {
     die "Apicurio Registry needs Java 21 or newer: none found on PATH or under /usr/lib/jvm, and no openjdk-21-jre-headless package; install a JDK 21+ (e.g. Temurin) or set KL_REGISTRY_JAVA"
   install_apicurio
   install_venv
+  install_glue_protobuf
   exec 7>&-
 }
 
@@ -335,7 +382,8 @@ main() {
     status) cmd_status ;;
     env)
       echo "export KL_SCHEMA_REGISTRY_URL=$registry_url KL_GLUE_ENDPOINT=$glue_endpoint" \
-        "KL_REGISTRY_PYTHON=$venv/bin/python"
+        "KL_REGISTRY_PYTHON=$venv/bin/python KL_GLUE_PROTOBUF_HOME=$glue_protobuf_home" \
+        "KL_REGISTRY_JAVA=$(find_java || echo java)"
       ;;
     *) die "$usage" ;;
   esac

@@ -338,6 +338,25 @@ fn a_filter_on_a_decoded_avro_field_selects_the_records_invoked() {
     assert_eq!(ids, [1, 3]);
 }
 
+/// Runs a poller of `topic` against the Glue registry `registry` (moto) until the function has
+/// seen `count` records, and returns them.
+fn seen_through_glue(topic: &str, registry: &str, count: usize) -> Vec<Seen> {
+    let glue = &services().registries().glue_endpoint;
+    let mut poller = Poller::start(
+        topic,
+        &config(
+            topic,
+            "",
+            &format!(
+                "uri = \"arn:aws:glue:us-east-1:123456789012:registry/{registry}\"\nglue_endpoint = \"{glue}\""
+            ),
+        ),
+    );
+    wait_for_seen(TIMEOUT, "every record is delivered", topic, count);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    seen(topic)
+}
+
 #[test]
 fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
     let topic = new_topic("sr-glue", 1);
@@ -353,26 +372,72 @@ fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
         }));
         versions.push(produced["schema_version_id"].as_str().unwrap().to_owned());
     }
-    let glue = &services().registries().glue_endpoint;
-    let mut poller = Poller::start(
-        &topic,
-        &config(
-            &topic,
-            "",
-            &format!(
-                "uri = \"arn:aws:glue:us-east-1:123456789012:registry/{registry}\"\nglue_endpoint = \"{glue}\""
-            ),
-        ),
-    );
-    wait_for_seen(TIMEOUT, "both records are delivered", &topic, 2);
-    poller.terminate_cleanly(Duration::from_secs(30));
-    let seen = seen(&topic);
+    let seen = seen_through_glue(&topic, &registry, 2);
     assert_eq!(json_value(&seen[0]), json!({"sensor": "s1", "value": 21.5}));
     assert_eq!(json_value(&seen[1]), json!({"sensor": "s2", "value": 21.5}));
     for (s, version) in seen.iter().zip(&versions) {
         assert_eq!(
             s.0["valueSchemaMetadata"],
             json!({"dataFormat": "AVRO", "schemaId": version})
+        );
+    }
+}
+
+/// A Glue Protobuf schema: Glue keeps no references, so it imports only a well-known type.
+const GLUE_ORDER_PROTO: &str = r#"syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+message Other { string x = 1; }
+message Order {
+  int64 id = 1;
+  google.protobuf.Timestamp at = 2;
+  message Line { string sku = 1; int32 qty = 2; bytes tag = 3; }
+}
+"#;
+
+/// Glue Protobuf as AWS's own Java serializer writes it (scripts/registry/glue-protobuf, run by
+/// produce.py), registering the schema itself: the nested `shop.Order.Line` (message index 1 in
+/// Glue's numbering) without and with zlib, and `shop.Order` (index 0) with a well-known type.
+#[test]
+fn glue_protobuf_written_by_aws_own_serializer_is_decoded() {
+    let topic = new_topic("sr-glue-proto", 1);
+    let registry = topic_name("kl-glue-proto");
+    let cases = [
+        (
+            "none",
+            "shop.Order.Line",
+            json!({"sku": "abc", "qty": 2, "tag": "AQI="}),
+        ),
+        (
+            "zlib",
+            "shop.Order.Line",
+            json!({"sku": "xyz", "qty": 3, "tag": ""}),
+        ),
+        (
+            "none",
+            "shop.Order",
+            json!({"id": "7", "at": "2026-12-03T08:00:00Z"}),
+        ),
+    ];
+    let mut versions = Vec::new();
+    for (compression, message, value) in &cases {
+        let produced = produce_through_registry(&json!({
+            "topic": topic, "registry": "glue", "format": "protobuf",
+            "schema": GLUE_ORDER_PROTO, "message": message,
+            "glue": {"registry_name": registry, "compression": compression},
+            "records": [{"key": message, "value": value}],
+        }));
+        versions.push(produced["schema_version_id"].as_str().unwrap().to_owned());
+    }
+    let seen = seen_through_glue(&topic, &registry, cases.len());
+    for ((s, version), (_, message, value)) in seen.iter().zip(&versions).zip(&cases) {
+        // Canonical proto3 JSON leaves out fields at their default (the empty `tag`).
+        let mut expected = value.clone();
+        expected.as_object_mut().unwrap().retain(|_, v| v != "");
+        assert_eq!(json_value(s), expected, "{message}");
+        assert_eq!(
+            s.0["valueSchemaMetadata"],
+            json!({"dataFormat": "PROTOBUF", "schemaId": version})
         );
     }
 }

@@ -51,7 +51,15 @@ impl Compiled {
                     .map(|r| (r.name.as_str(), r.text.as_str())),
             )
             .map(Compiled::Protobuf)
-            .map_err(unusable),
+            .map_err(|reason| match registered.id {
+                // Glue stores one file per schema and no references: what the file imports
+                // beyond Google's well-known types is nowhere to be had.
+                SchemaId::Glue(_) if reason.contains("import") => unusable(format!(
+                    "{reason} (AWS Glue keeps no references: a Protobuf schema in Glue can import \
+                     only Google's well-known types)"
+                )),
+                _ => unusable(reason),
+            }),
             #[cfg(feature = "json-schema")]
             DataFormat::Json => {
                 if let Some(r) = registered.references.first() {

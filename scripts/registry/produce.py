@@ -49,13 +49,16 @@ Confluent framing is the serializers' own: magic byte 0, the 4-byte big-endian s
 registry returned, for Protobuf the message indexes (zigzag varints, [0] written as one 0
 byte), then the payload. Glue framing: header version byte 3, compression byte (0 none,
 5 zlib), the 16-byte schema version UUID, then the payload (Avro binary by fastavro's
-schemaless_writer, or UTF-8 JSON), zlib-compressed when asked. Glue keys are plain strings.
+schemaless_writer, or UTF-8 JSON), zlib-compressed when asked. Glue Protobuf is written whole
+by AWS's own Java serializer (GlueProtobuf.java; scripts/registry.sh installs it), which also
+registers the schema. Glue keys are plain strings.
 
 It prints one JSON object: for each record its partition, offset, key and value schema ids
 (Confluent) and the first bytes of the value in hex; the distinct value schema ids; for Glue the
 schema version id.
 """
 
+import base64
 import io
 import json
 import os
@@ -216,8 +219,8 @@ def glue_serializer(spec):
 
     glue = spec.get("glue", {})
     fmt = spec["format"]
-    if fmt not in ("avro", "jsonschema"):
-        fail("registry glue supports format avro and jsonschema here")
+    if fmt not in ("avro", "jsonschema", "protobuf"):
+        fail("registry glue supports format avro, jsonschema and protobuf")
     endpoint = glue.get("endpoint") or os.environ.get("KL_GLUE_ENDPOINT")
     if not endpoint:
         fail("no Glue endpoint: set glue.endpoint or KL_GLUE_ENDPOINT (scripts/registry.sh env)")
@@ -233,6 +236,23 @@ def glue_serializer(spec):
         client.create_registry(RegistryName=registry)
     except client.exceptions.AlreadyExistsException:
         pass
+    compression = glue.get("compression", "none")
+    if compression not in ("none", "zlib"):
+        fail("glue.compression must be none or zlib")
+    if fmt == "protobuf":
+        values = glue_protobuf_values(spec, endpoint, glue.get("region", "us-east-1"), registry,
+                                      name, compression)
+        first = next((data for data in values if data is not None), None)
+        version_id = str(uuid.UUID(bytes=first[2:18])) if first else None
+        written = iter(values)
+
+        def serialize_written(value, _ctx):
+            data = next(written)
+            if (value is None) != (data is None):
+                fail("AWS's Glue serializer answered out of step with the records")
+            return data
+
+        return serialize_written, version_id
     try:
         version_id = client.create_schema(
             RegistryId={"RegistryName": registry}, SchemaName=name, DataFormat=data_format,
@@ -242,9 +262,6 @@ def glue_serializer(spec):
         version_id = client.register_schema_version(
             SchemaId={"RegistryName": registry, "SchemaName": name},
             SchemaDefinition=text)["SchemaVersionId"]
-    compression = glue.get("compression", "none")
-    if compression not in ("none", "zlib"):
-        fail("glue.compression must be none or zlib")
     header = bytes([3, 5 if compression == "zlib" else 0]) + uuid.UUID(version_id).bytes
     parsed = fastavro.parse_schema(json.loads(text)) if fmt == "avro" else None
 
@@ -262,6 +279,43 @@ def glue_serializer(spec):
         return header + payload
 
     return serialize, version_id
+
+
+def glue_protobuf_values(spec, endpoint, region, registry, name, compression):
+    """The records' values as AWS's own Glue serializer writes them (GlueProtobuf.java, which
+    scripts/registry.sh installs): header, schema version id, message index and message, the
+    schema registered by the serializer itself. None for a null value."""
+    import grpc_tools
+    from google.protobuf import descriptor_pb2
+
+    home = os.environ.get("KL_GLUE_PROTOBUF_HOME")
+    if not home or not os.path.exists(os.path.join(home, ".complete")):
+        fail("AWS's Glue serializer is not installed: run scripts/registry.sh install and set "
+             "KL_GLUE_PROTOBUF_HOME (scripts/registry.sh env)")
+    with open(os.path.join(home, "classpath")) as file:
+        classpath = os.path.join(home, "classes") + os.pathsep + file.read().strip()
+    with tempfile.TemporaryDirectory(prefix="kl-glue-proto-") as work:
+        files = compile_proto(work, schema_text(spec["schema"]), spec.get("imports"), grpc_tools,
+                              descriptor_pb2)
+        main_file = next(f for f in files.file if f.name == MAIN_PROTO)
+        message = spec.get("message") or main_file.message_type[0].name
+        if main_file.package and not message.startswith(main_file.package + "."):
+            message = f"{main_file.package}.{message}"
+        job = {"endpoint": endpoint, "region": region, "registry_name": registry,
+               "schema_name": name, "descriptor_set": os.path.join(work, "set.pb"),
+               "message": message, "compression": compression, "topic": spec["topic"],
+               "values": [record.get("value") for record in spec.get("records", [])]}
+        result = subprocess.run(
+            [os.environ.get("KL_REGISTRY_JAVA", "java"), "-cp", classpath, "GlueProtobuf"],
+            input=json.dumps(job), capture_output=True, text=True,
+            env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 **os.environ})
+    if result.returncode != 0:
+        fail(f"AWS's Glue serializer failed:\n{result.stderr[-4000:]}")
+    lines = result.stdout.splitlines()
+    if len(lines) != len(job["values"]):
+        fail(f"AWS's Glue serializer wrote {len(lines)} values for {len(job['values'])} records")
+    return [base64.b64decode(line) if line else None for line in lines]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -123,3 +123,18 @@ async fn a_failed_fetch_is_not_cached() {
     assert_eq!(decode(&schemas, 3).await.unwrap(), b"21");
     assert_eq!(*asked.lock().unwrap(), HashMap::from([(3, 2)]));
 }
+
+#[cfg(feature = "protobuf")]
+#[test]
+fn a_glue_protobuf_schema_importing_another_file_is_refused_saying_glue_has_no_references() {
+    let registered = RegisteredSchema {
+        id: SchemaId::Glue(uuid::Uuid::from_u128(1)),
+        format: DataFormat::Protobuf,
+        text: "syntax = \"proto3\";\nimport \"common.proto\";\nmessage A { common.Money m = 1; }\n"
+            .to_owned(),
+        references: Vec::new(),
+    };
+    let error = Compiled::compile(&registered).unwrap_err().to_string();
+    assert!(error.contains("common.proto"), "{error}");
+    assert!(error.contains("AWS Glue keeps no references"), "{error}");
+}
