@@ -52,12 +52,12 @@ fn stand_in_registry(failures: usize) -> (String, Asked) {
                     ("200 OK", r#"{"schema":"\"long\""}"#)
                 };
                 let mut stream = reader.into_inner();
-                write!(
+                // A client that gave up has gone: nothing to answer.
+                let _ = write!(
                     stream,
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
-                )
-                .unwrap();
+                );
             });
         }
     });
@@ -65,8 +65,12 @@ fn stand_in_registry(failures: usize) -> (String, Asked) {
 }
 
 fn schemas(url: &str, capacity: usize) -> Arc<Schemas> {
-    let registry =
-        ConfluentRegistry::new(url, ConfluentAuth::default(), Duration::from_secs(5)).unwrap();
+    schemas_waiting(url, capacity, Duration::from_secs(5))
+}
+
+/// Schemas of the registry at `url` whose requests give up after `timeout`.
+fn schemas_waiting(url: &str, capacity: usize, timeout: Duration) -> Arc<Schemas> {
+    let registry = ConfluentRegistry::new(url, ConfluentAuth::default(), timeout).unwrap();
     Arc::new(Schemas::new(Registry::Confluent(registry), capacity))
 }
 
@@ -122,6 +126,17 @@ async fn a_failed_fetch_is_not_cached() {
     assert!(error.is_unavailable(), "{error}");
     assert_eq!(decode(&schemas, 3).await.unwrap(), b"21");
     assert_eq!(*asked.lock().unwrap(), HashMap::from([(3, 2)]));
+}
+
+#[tokio::test]
+async fn a_registry_slower_than_the_timeout_is_unavailable_not_a_record_failure() {
+    let (url, asked) = stand_in_registry(0);
+    // The stand-in answers after 200 ms.
+    let schemas = schemas_waiting(&url, DEFAULT_CAPACITY, Duration::from_millis(50));
+    let error = decode(&schemas, 4).await.unwrap_err();
+    assert!(error.is_unavailable(), "{error}");
+    assert!(error.is_registry_fault(), "{error}");
+    assert_eq!(*asked.lock().unwrap(), HashMap::from([(4, 1)]));
 }
 
 #[cfg(feature = "protobuf")]
