@@ -47,9 +47,12 @@ port_in_use() {
 
 # Waits until `probe` succeeds, failing early with the log's tail when the process dies.
 wait_ready() {
-  local name="$1" program="$2" timeout="$3" probe="$4" started="$SECONDS"
+  local name="$1" program="$2" timeout="$3" probe="$4" started="$SECONDS" session
+  session="$(cat "$state_dir/$name.pid" 2>/dev/null)"
   until "$probe"; do
-    if ! service_pid "$name" "$program" >/dev/null; then
+    # Dead only when its session is empty too: while the recorded shell execs the service, its
+    # command line can read as empty for a moment.
+    if ! service_pid "$name" "$program" >/dev/null && [[ -z "$(session_pids "$session")" ]]; then
       tail -n 30 "$state_dir/$name.log" >&2 || true
       die "$name exited while starting; its log is $state_dir/$name.log"
     fi
