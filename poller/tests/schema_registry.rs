@@ -238,6 +238,26 @@ fn produce_raw(topic: &str, records: &[Vec<u8>]) {
     );
 }
 
+/// Without an `on_failure` destination, a record that does not decode is skipped and logged with
+/// its error type, and the partition goes on.
+#[test]
+fn without_a_destination_an_undecodable_record_is_skipped_and_logged_and_the_partition_goes_on() {
+    let topic = new_topic("sr-skip", 1);
+    produce_raw(&topic, &[b"no registry header".to_vec()]);
+    produce_one_user_to(&topic);
+    let mut poller = Poller::start(&topic, &config(&topic, "", &confluent_uri()));
+    wait_for_seen(TIMEOUT, "the good record is delivered", &topic, 1);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    assert_eq!(json_value(&seen(&topic)[0])["id"], 1);
+    let log = poller.log();
+    assert!(
+        log.contains("the record does not decode through the schema registry")
+            && log.contains("DESERIALIZATION_ERROR")
+            && log.contains("no on_failure destination is configured"),
+        "{log}"
+    );
+}
+
 #[test]
 fn undecodable_records_and_unknown_schemas_are_dead_lettered_with_their_error_type_and_the_partition_goes_on()
  {
@@ -509,11 +529,16 @@ fn assert_waiting_for_registry(poller: &Poller, telemetry: u16) {
 /// One Avro record on a new topic of its own.
 fn produce_one_user(prefix: &str) -> String {
     let topic = new_topic(prefix, 1);
+    produce_one_user_to(&topic);
+    topic
+}
+
+/// One Avro record (`id` 1) on `topic`.
+fn produce_one_user_to(topic: &str) {
     produce_through_registry(&json!({
         "topic": topic, "format": "avro", "schema": USER_V1,
         "records": [{"value": {"id": 1, "status": "ok", "email": null, "tags": {}}}],
     }));
-    topic
 }
 
 /// The registry behind a stand-in front that checks credentials as Confluent Schema Registry
