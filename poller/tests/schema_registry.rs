@@ -45,6 +45,16 @@ fn config(topic: &str, settings: &str, registry: &str) -> String {
     )
 }
 
+/// Runs a poller of `topic` (mapping `settings`, `[mapping.schema_registry]` lines `registry`)
+/// until the function has seen `count` records (`what` names the wait in a timeout), stops it
+/// cleanly, and returns what it saw.
+fn deliver(topic: &str, settings: &str, registry: &str, count: usize, what: &str) -> Vec<Seen> {
+    let mut poller = Poller::start(topic, &config(topic, settings, registry));
+    wait_for_seen(TIMEOUT, what, topic, count);
+    poller.terminate_cleanly(Duration::from_secs(30));
+    seen(topic)
+}
+
 /// The Confluent-compatible registry's URL, as a TOML line.
 fn confluent_uri() -> String {
     format!("uri = \"{}\"", services().registries().confluent_url)
@@ -84,13 +94,13 @@ fn avro_values_of_two_schema_versions_reach_the_function_as_json_with_their_sche
     let ids: Vec<String> = value_ids(&v1).into_iter().chain(value_ids(&v2)).collect();
     assert_ne!(ids[0], ids[2], "v2 is a schema of its own: {ids:?}");
 
-    let mut poller = Poller::start(
+    let seen = deliver(
         &topic,
-        &config(&topic, "batching_window_ms = 500", &confluent_uri()),
+        "batching_window_ms = 500",
+        &confluent_uri(),
+        3,
+        "every record is delivered",
     );
-    wait_for_seen(TIMEOUT, "every record is delivered", &topic, 3);
-    poller.terminate_cleanly(Duration::from_secs(30));
-    let seen = seen(&topic);
     let values: Vec<Value> = seen.iter().map(json_value).collect();
     assert_eq!(
         values,
@@ -153,20 +163,11 @@ fn produce_order_lines(topic: &str) -> Value {
 fn protobuf_keys_and_nested_message_values_become_canonical_json() {
     let topic = new_topic("sr-proto-json", 1);
     let produced = produce_order_lines(&topic);
-    let mut poller = Poller::start(
-        &topic,
-        &config(
-            &topic,
-            "",
-            &format!(
-                "{}\nschema_validation = [\"KEY\", \"VALUE\"]",
-                confluent_uri()
-            ),
-        ),
+    let registry = format!(
+        "{}\nschema_validation = [\"KEY\", \"VALUE\"]",
+        confluent_uri()
     );
-    wait_for_seen(TIMEOUT, "both records are delivered", &topic, 2);
-    poller.terminate_cleanly(Duration::from_secs(30));
-    let seen = seen(&topic);
+    let seen = deliver(&topic, "", &registry, 2, "both records are delivered");
     assert_eq!(
         json_value(&seen[0]),
         json!({"sku": "abc", "qty": 2, "tag": "AQI="})
@@ -191,20 +192,11 @@ fn in_source_format_the_function_gets_the_data_without_the_registry_header() {
     let topic = new_topic("sr-proto-source", 1);
     produce_order_lines(&topic);
     let written = read_topic(&topic, 2, TIMEOUT);
-    let mut poller = Poller::start(
-        &topic,
-        &config(
-            &topic,
-            "",
-            &format!(
-                "{}\nevent_record_format = \"SOURCE\"\nschema_validation = [\"VALUE\"]",
-                confluent_uri()
-            ),
-        ),
+    let registry = format!(
+        "{}\nevent_record_format = \"SOURCE\"\nschema_validation = [\"VALUE\"]",
+        confluent_uri()
     );
-    wait_for_seen(TIMEOUT, "both records are delivered", &topic, 2);
-    poller.terminate_cleanly(Duration::from_secs(30));
-    let seen = seen(&topic);
+    let seen = deliver(&topic, "", &registry, 2, "both records are delivered");
     for (s, w) in seen.iter().zip(&written) {
         let value = w.value.as_ref().unwrap();
         assert_eq!(
@@ -341,40 +333,26 @@ fn a_filter_on_a_decoded_avro_field_selects_the_records_invoked() {
             {"value": {"id": 3, "status": "ok", "email": "c@x", "tags": {}}},
         ],
     }));
-    let mut poller = Poller::start(
+    let filter = r#"filters = ['{"value": {"status": ["ok"]}}']"#;
+    let ids: Vec<i64> = deliver(
         &topic,
-        &config(
-            &topic,
-            r#"filters = ['{"value": {"status": ["ok"]}}']"#,
-            &confluent_uri(),
-        ),
-    );
-    wait_for_seen(TIMEOUT, "the matching records are delivered", &topic, 2);
-    poller.terminate_cleanly(Duration::from_secs(30));
-    let ids: Vec<i64> = seen(&topic)
-        .iter()
-        .map(|s| json_value(s)["id"].as_i64().unwrap())
-        .collect();
+        filter,
+        &confluent_uri(),
+        2,
+        "the matching records are delivered",
+    )
+    .iter()
+    .map(|s| json_value(s)["id"].as_i64().unwrap())
+    .collect();
     assert_eq!(ids, [1, 3]);
 }
 
-/// Runs a poller of `topic` against the Glue registry `registry` (moto) until the function has
-/// seen `count` records, and returns them.
-fn seen_through_glue(topic: &str, registry: &str, count: usize) -> Vec<Seen> {
+/// The Glue registry `registry` (moto), as `[mapping.schema_registry]` lines.
+fn glue_registry(registry: &str) -> String {
     let glue = &services().registries().glue_endpoint;
-    let mut poller = Poller::start(
-        topic,
-        &config(
-            topic,
-            "",
-            &format!(
-                "uri = \"arn:aws:glue:us-east-1:123456789012:registry/{registry}\"\nglue_endpoint = \"{glue}\""
-            ),
-        ),
-    );
-    wait_for_seen(TIMEOUT, "every record is delivered", topic, count);
-    poller.terminate_cleanly(Duration::from_secs(30));
-    seen(topic)
+    format!(
+        "uri = \"arn:aws:glue:us-east-1:123456789012:registry/{registry}\"\nglue_endpoint = \"{glue}\""
+    )
 }
 
 #[test]
@@ -392,7 +370,13 @@ fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
         }));
         versions.push(produced["schema_version_id"].as_str().unwrap().to_owned());
     }
-    let seen = seen_through_glue(&topic, &registry, 2);
+    let seen = deliver(
+        &topic,
+        "",
+        &glue_registry(&registry),
+        2,
+        "both records are delivered",
+    );
     assert_eq!(json_value(&seen[0]), json!({"sensor": "s1", "value": 21.5}));
     assert_eq!(json_value(&seen[1]), json!({"sensor": "s2", "value": 21.5}));
     for (s, version) in seen.iter().zip(&versions) {
@@ -449,7 +433,13 @@ fn glue_protobuf_written_by_aws_own_serializer_is_decoded() {
         }));
         versions.push(produced["schema_version_id"].as_str().unwrap().to_owned());
     }
-    let seen = seen_through_glue(&topic, &registry, cases.len());
+    let seen = deliver(
+        &topic,
+        "",
+        &glue_registry(&registry),
+        cases.len(),
+        "every record is delivered",
+    );
     for ((s, version), (_, message, value)) in seen.iter().zip(&versions).zip(&cases) {
         // Canonical proto3 JSON leaves out fields at their default (the empty `tag`).
         let mut expected = value.clone();
@@ -589,11 +579,8 @@ fn a_registry_behind_basic_auth_a_bearer_token_or_mutual_tls_is_read_trusting_it
             front.url,
             front.ca_file.display()
         );
-        let mut poller = Poller::start(&topic, &config(&topic, "", &registry));
-        wait_for_seen(TIMEOUT, name, &topic, 1);
-        poller.terminate_cleanly(Duration::from_secs(30));
         assert_eq!(
-            json_value(&seen(&topic)[0]),
+            json_value(&deliver(&topic, "", &registry, 1, name)[0]),
             json!({"id": 1, "status": "ok", "email": null, "tags": {}}),
             "{name}"
         );
@@ -644,10 +631,14 @@ fn a_registry_behind_basic_auth_a_bearer_token_or_mutual_tls_is_read_trusting_it
         poller.terminate_cleanly(Duration::from_secs(30));
         assert!(seen(&topic).is_empty(), "{name}: nothing was invoked");
 
-        let mut poller = Poller::start(&topic, &config(&topic, "", &registry(&right)));
-        wait_for_seen(TIMEOUT, "the record waited for the registry", &topic, 1);
-        poller.terminate_cleanly(Duration::from_secs(30));
-        assert_eq!(json_value(&seen(&topic)[0])["id"], 1, "{name}");
+        let delivered = deliver(
+            &topic,
+            "",
+            &registry(&right),
+            1,
+            "the record waited for the registry",
+        );
+        assert_eq!(json_value(&delivered[0])["id"], 1, "{name}");
     }
 }
 
@@ -716,20 +707,11 @@ fn keys_and_values_of_every_format_reach_the_function_in_both_record_formats() {
             spec["topic"] = json!(topic);
             produce_through_registry(&spec);
             let written = read_topic(&topic, 1, TIMEOUT);
-            let mut poller = Poller::start(
-                &topic,
-                &config(
-                    &topic,
-                    "",
-                    &format!(
-                        "{}\nevent_record_format = \"{record_format}\"\nschema_validation = [\"KEY\", \"VALUE\"]",
-                        confluent_uri()
-                    ),
-                ),
+            let registry = format!(
+                "{}\nevent_record_format = \"{record_format}\"\nschema_validation = [\"KEY\", \"VALUE\"]",
+                confluent_uri()
             );
-            wait_for_seen(TIMEOUT, &what, &topic, 1);
-            poller.terminate_cleanly(Duration::from_secs(30));
-            let s = &seen(&topic)[0];
+            let s = &deliver(&topic, "", &registry, 1, &what)[0];
             let (key, value) = (s.key_bytes().unwrap(), s.value_bytes().unwrap());
             if record_format == "JSON" {
                 let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap();
