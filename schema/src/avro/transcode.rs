@@ -395,22 +395,12 @@ impl<'d> Transcoder<'_, 'd, '_> {
             }
             Node::Enum(symbols) => {
                 let index = self.int()?;
-                let symbol = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| symbols.get(i))
-                    .ok_or_else(|| {
-                        format!("enum symbol {index} of an enum of {}", symbols.len())
-                    })?;
+                let symbol = chosen(symbols, index.into(), "enum symbol", "an enum")?;
                 self.out.extend_from_slice(symbol);
             }
             Node::Union(branches) => {
                 let index = self.long()?;
-                let branch = usize::try_from(index)
-                    .ok()
-                    .and_then(|i| branches.get(i))
-                    .ok_or_else(|| {
-                        format!("union branch {index} of a union of {}", branches.len())
-                    })?;
+                let branch = chosen(branches, index, "union branch", "a union")?;
                 self.nested(*branch, depth)?;
             }
             Node::Record(fields) => {
@@ -526,6 +516,15 @@ impl<'d> Transcoder<'_, 'd, '_> {
         }
         self.write(node, depth + 1)
     }
+}
+
+/// Item `index` of `items`, which the datum chose (an enum's symbol, a union's branch); an index
+/// outside them is named as `"{what} {index} of {among} of {len}"`.
+fn chosen<'i, T>(items: &'i [T], index: i64, what: &str, among: &str) -> Result<&'i T, String> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| items.get(i))
+        .ok_or_else(|| format!("{what} {index} of {among} of {}", items.len()))
 }
 
 mod scalars;
