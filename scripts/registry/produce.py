@@ -117,6 +117,13 @@ def compile_proto(work, text, imports, grpc_tools, descriptor_pb2):
     return files
 
 
+def qualified(package, message):
+    """The full name of `message` (full or short) of a file in `package`."""
+    if package and not message.startswith(package + "."):
+        return f"{package}.{message}"
+    return message
+
+
 def proto_message_class(text, message, imports):
     """Compiles the .proto text (and the files it imports) with grpcio-tools' protoc into a
     descriptor set, loads it into a fresh descriptor pool and returns the message class."""
@@ -130,11 +137,8 @@ def proto_message_class(text, message, imports):
         pool.Add(proto)
     schema_file = pool.FindFileByName(MAIN_PROTO)
     if message:
-        full = message
-        if schema_file.package and not message.startswith(schema_file.package + "."):
-            full = f"{schema_file.package}.{message}"
         try:
-            descriptor = pool.FindMessageTypeByName(full)
+            descriptor = pool.FindMessageTypeByName(qualified(schema_file.package, message))
         except KeyError:
             try:
                 descriptor = pool.FindMessageTypeByName(message)
@@ -298,9 +302,8 @@ def glue_protobuf_values(spec, endpoint, region, registry, name, compression):
         files = compile_proto(work, schema_text(spec["schema"]), spec.get("imports"), grpc_tools,
                               descriptor_pb2)
         main_file = next(f for f in files.file if f.name == MAIN_PROTO)
-        message = spec.get("message") or main_file.message_type[0].name
-        if main_file.package and not message.startswith(main_file.package + "."):
-            message = f"{main_file.package}.{message}"
+        message = qualified(main_file.package,
+                            spec.get("message") or main_file.message_type[0].name)
         job = {"endpoint": endpoint, "region": region, "registry_name": registry,
                "schema_name": name, "descriptor_set": os.path.join(work, "set.pb"),
                "message": message, "compression": compression, "topic": spec["topic"],
