@@ -1,12 +1,27 @@
 //! The partial batch response a function returns to report the records it failed to process.
 //!
 //! ```json
-//! {"batchItemFailures":[{"itemIdentifier":{"topic-partition":"orders-0","offset":15}}]}
+//! {"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":15}}]}
 //! ```
 //!
-//! This is the shape AWS Lambda Powertools uses. An identifier written as the single string
-//! `"<topic>-<partition>-<offset>"` is accepted too. Only honoured when the trigger has
-//! `ReportBatchItemFailures` enabled.
+//! That is what AWS's own library writes, and so what [`ItemIdentifier`] writes: Powertools for
+//! AWS Lambda (Python) 3.37, `aws_lambda_powertools/utilities/batch/base.py`,
+//! `BasePartialBatchProcessor._collect_kafka_failures`, answers a failed Kafka record with
+//! `{"itemIdentifier": {"partition": f"{msg.topic}-{msg.partition}", "offset": msg.offset}}`; the
+//! key names the topic-partition, as the event's `records` keys do. AWS's Lambda guide
+//! ("Configuring error handling controls for Kafka event sources", partial batch response)
+//! only says that the function names the failed records and that Lambda retries from them.
+//!
+//! Reading a response accepts every form in use:
+//! - `{"partition": "<topic>-<partition>", "offset": N}` (Powertools; what this crate writes),
+//! - `{"topic-partition": "<topic>-<partition>", "offset": N}` (what this crate wrote before it
+//!   followed Powertools: functions built with it keep working behind the poller),
+//! - the string `"<topic>-<partition>-<offset>"`.
+//!
+//! The offset may be a JSON number or a numeric string. Anything else is an error naming the
+//! field, and a response that cannot be read is a failure of the whole batch, which is AWS's rule
+//! for stream sources: an `itemIdentifier` that is empty, `null` or has a wrong key name fails the
+//! batch. Only honoured when the trigger has `ReportBatchItemFailures` enabled.
 
 use crate::topic_partition::TopicPartition;
 use serde::de::{self, MapAccess, Visitor};
@@ -115,8 +130,9 @@ pub struct BatchItemFailure {
     pub item_identifier: ItemIdentifier,
 }
 
-/// Identifies a record: `{"topic-partition": "orders-0", "offset": 15}` on the wire, or the
-/// string `"orders-0-15"` on input.
+/// Identifies a record: written `{"partition": "orders-0", "offset": 15}`, as Powertools writes it;
+/// read from that, from `{"topic-partition": "orders-0", "offset": 15}` or from the string
+/// `"orders-0-15"` (see the [module](self) documentation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ItemIdentifier {
     /// Topic.
@@ -128,6 +144,9 @@ pub struct ItemIdentifier {
 }
 
 impl ItemIdentifier {
+    /// The identifier forms a response may use, as error messages list them.
+    pub const ACCEPTED_FORMS: &str = r#"{"partition": "<topic>-<partition>", "offset": <n>}, {"topic-partition": "<topic>-<partition>", "offset": <n>} or "<topic>-<partition>-<offset>""#;
+
     /// Identifies the record at `topic`/`partition`/`offset`.
     pub fn new(topic: impl Into<String>, partition: i32, offset: i64) -> Self {
         ItemIdentifier {
@@ -153,7 +172,7 @@ impl Serialize for ItemIdentifier {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry(
-            "topic-partition",
+            PARTITION_KEY,
             &format_args!("{}-{}", self.topic, self.partition),
         )?;
         map.serialize_entry("offset", &self.offset)?;
@@ -167,13 +186,21 @@ impl<'de> Deserialize<'de> for ItemIdentifier {
     }
 }
 
+/// The key that names a failed record's topic-partition, as Powertools writes it.
+const PARTITION_KEY: &str = "partition";
+
+/// The key this crate wrote before it followed Powertools; still read.
+const LEGACY_PARTITION_KEY: &str = "topic-partition";
+
+const ACCEPTED_FORMS: &str = ItemIdentifier::ACCEPTED_FORMS;
+
 struct ItemIdentifierVisitor;
 
 impl<'de> Visitor<'de> for ItemIdentifierVisitor {
     type Value = ItemIdentifier;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(r#"{"topic-partition": "<topic>-<partition>", "offset": <n>} or "<topic>-<partition>-<offset>""#)
+        f.write_str(ACCEPTED_FORMS)
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<ItemIdentifier, E> {
@@ -194,14 +221,21 @@ impl<'de> Visitor<'de> for ItemIdentifierVisitor {
         let mut offset: Option<i64> = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
-                "topic-partition" => tp = Some(map.next_value::<TopicPartitionStr>()?.0),
+                PARTITION_KEY | LEGACY_PARTITION_KEY => {
+                    if tp.is_some() {
+                        return Err(de::Error::custom(format_args!(
+                            "the record is named twice (`{PARTITION_KEY}` and `{LEGACY_PARTITION_KEY}`); expected {ACCEPTED_FORMS}"
+                        )));
+                    }
+                    tp = Some(map.next_value::<TopicPartitionStr>()?.0);
+                }
                 "offset" => offset = Some(map.next_value::<Offset>()?.0),
                 _ => {
                     map.next_value::<de::IgnoredAny>()?;
                 }
             }
         }
-        let tp = tp.ok_or_else(|| de::Error::missing_field("topic-partition"))?;
+        let tp = tp.ok_or_else(|| de::Error::missing_field(PARTITION_KEY))?;
         let offset = offset.ok_or_else(|| de::Error::missing_field("offset"))?;
         Ok(ItemIdentifier {
             topic: tp.topic,

@@ -450,7 +450,7 @@ fn assert_response_rejected(payload: &str, path: &str, message: &str) {
 }
 
 fn with_identifier(identifier: Value) -> String {
-    json!({ "batchItemFailures": [{ "itemIdentifier": { "topic-partition": "t-0", "offset": 1 } }, { "itemIdentifier": identifier }] })
+    json!({ "batchItemFailures": [{ "itemIdentifier": { "partition": "t-0", "offset": 1 } }, { "itemIdentifier": identifier }] })
         .to_string()
 }
 
@@ -478,6 +478,7 @@ fn bad_identifier_strings_are_rejected_with_the_path() {
 #[test]
 fn bad_identifier_objects_are_rejected_with_the_path() {
     let offset = format!("{SECOND_ID}.offset");
+    let partition = format!("{SECOND_ID}.partition");
     let topic_partition = format!("{SECOND_ID}.topic-partition");
     for (identifier, path, message) in [
         (
@@ -512,8 +513,23 @@ fn bad_identifier_objects_are_rejected_with_the_path() {
         ),
         (
             json!({ "offset": 1 }),
-            &topic_partition,
-            "missing field `topic-partition`",
+            &partition,
+            "missing field `partition`",
+        ),
+        (
+            json!({ "partition": "t", "offset": 1 }),
+            &partition,
+            "`t` is not",
+        ),
+        (
+            json!({ "partition": 0, "offset": 1 }),
+            &partition,
+            "invalid type: integer",
+        ),
+        (
+            json!({ "partition": "t-0", "topic-partition": "t-0", "offset": 1 }),
+            &SECOND_ID.to_owned(),
+            "the record is named twice",
         ),
         (
             json!({ "topic-partition": "t", "offset": 1 }),
@@ -530,6 +546,40 @@ fn bad_identifier_objects_are_rejected_with_the_path() {
     ] {
         assert_response_rejected(&with_identifier(identifier), path, message);
     }
+}
+
+/// Powertools for AWS Lambda (Python) 3.37 writes a failed Kafka record as
+/// `{"partition": "<topic>-<partition>", "offset": N}`; this crate wrote `topic-partition` before
+/// it followed Powertools; the string form is the third in use. All three name the same record.
+#[test]
+fn every_identifier_form_in_use_is_read_as_the_same_record() {
+    for identifier in [
+        json!({ "partition": "my-topic-2", "offset": 15 }),
+        json!({ "topic-partition": "my-topic-2", "offset": 15 }),
+        json!("my-topic-2-15"),
+    ] {
+        let response =
+            KafkaBatchResponse::from_payload(with_identifier(identifier.clone()).as_bytes())
+                .unwrap_or_else(|e| panic!("{identifier}: {e}"));
+        assert_eq!(
+            response.batch_item_failures[1].item_identifier,
+            ItemIdentifier::new("my-topic", 2, 15),
+            "{identifier}"
+        );
+    }
+}
+
+/// The identifier this crate writes is the one Powertools writes.
+#[test]
+fn identifiers_are_written_as_powertools_writes_them() {
+    let written = serde_json::to_value(KafkaBatchResponse::failed([ItemIdentifier::new(
+        "orders", 0, 5,
+    )]))
+    .unwrap();
+    assert_eq!(
+        written,
+        json!({"batchItemFailures": [{"itemIdentifier": {"partition": "orders-0", "offset": 5}}]})
+    );
 }
 
 #[test]

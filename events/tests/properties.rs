@@ -386,11 +386,17 @@ proptest! {
         prop_assert_eq!(
             &object,
             &serde_json::json!({
-                "topic-partition": format!("{}-{}", id.topic, id.partition),
+                "partition": format!("{}-{}", id.topic, id.partition),
                 "offset": id.offset,
             })
         );
         prop_assert_eq!(serde_json::from_value::<ItemIdentifier>(object).unwrap(), id.clone());
+
+        let legacy = serde_json::json!({
+            "topic-partition": format!("{}-{}", id.topic, id.partition),
+            "offset": id.offset,
+        });
+        prop_assert_eq!(serde_json::from_value::<ItemIdentifier>(legacy).unwrap(), id.clone());
 
         let string = Value::String(id.to_string());
         prop_assert_eq!(serde_json::from_value::<ItemIdentifier>(string).unwrap(), id.clone());

@@ -310,8 +310,8 @@ mod tests {
             serde_json::to_value(&response).unwrap(),
             json!({
                 "batchItemFailures": [
-                    {"itemIdentifier": {"topic-partition": "error-logs-0", "offset": 10}},
-                    {"itemIdentifier": {"topic-partition": "error-logs-1", "offset": 7}},
+                    {"itemIdentifier": {"partition": "error-logs-0", "offset": 10}},
+                    {"itemIdentifier": {"partition": "error-logs-1", "offset": 7}},
                 ],
                 "indexed": 0,
                 "dropped": 1,

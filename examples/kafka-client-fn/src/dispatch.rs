@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(
             response.unwrap(),
             json!({"batchItemFailures": [
-                {"itemIdentifier": {"topic-partition": "commands-0", "offset": 6}}
+                {"itemIdentifier": {"partition": "commands-0", "offset": 6}}
             ]})
         );
         assert!(
@@ -292,7 +292,7 @@ mod tests {
             assert_eq!(
                 response.unwrap(),
                 json!({"batchItemFailures": [
-                    {"itemIdentifier": {"topic-partition": "commands-0", "offset": 1}}
+                    {"itemIdentifier": {"partition": "commands-0", "offset": 1}}
                 ]}),
                 "{message}"
             );

@@ -316,8 +316,8 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&response).unwrap(),
             serde_json::json!({"batchItemFailures": [
-                {"itemIdentifier": {"topic-partition": "orders-0", "offset": 10}},
-                {"itemIdentifier": {"topic-partition": "orders-1", "offset": 5}},
+                {"itemIdentifier": {"partition": "orders-0", "offset": 10}},
+                {"itemIdentifier": {"partition": "orders-1", "offset": 5}},
             ]})
         );
     }

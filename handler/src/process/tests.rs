@@ -109,7 +109,7 @@ async fn with_the_opt_in_failures_become_a_partial_batch_response() {
         .unwrap();
     assert_eq!(
         serde_json::to_string(&response).unwrap(),
-        r#"{"batchItemFailures":[{"itemIdentifier":{"topic-partition":"orders-0","offset":11}},{"itemIdentifier":{"topic-partition":"orders-1","offset":20}}]}"#
+        r#"{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":11}},{"itemIdentifier":{"partition":"orders-1","offset":20}}]}"#
     );
 }
 

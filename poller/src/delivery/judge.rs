@@ -10,7 +10,7 @@ use crate::internal_events::{
     FunctionFailed, InternalEvent, ItemFailuresIgnored, MalformedBatchResponse, PartialBatchFailure,
 };
 use crate::invoke::{InvokeOutcome, Invoker};
-use kafka_lambda_events::KafkaBatchResponse;
+use kafka_lambda_events::{ItemIdentifier, KafkaBatchResponse};
 use std::sync::atomic::Ordering;
 
 impl<I: Invoker> Deliverer<I> {
@@ -133,16 +133,26 @@ impl Judged {
 }
 
 /// The offsets of `records` the function reported as failed, in order (none: all done), or why
-/// the response cannot be trusted.
+/// the response cannot be trusted. An identifier that cannot be read, or that names a record not
+/// in `records`, fails the batch as AWS fails it for streams; the reason quotes the identifier as
+/// the function wrote it and lists the forms that are read.
 fn failed_offsets(
     response: &[u8],
     topic: &str,
     partition: i32,
     records: &[BatchRecord],
 ) -> Result<Vec<i64>, String> {
-    let parsed = KafkaBatchResponse::from_payload(response).map_err(|e| e.to_string())?;
+    let parsed = KafkaBatchResponse::from_payload(response).map_err(|e| {
+        let quoted = failure_index(e.path())
+            .map(|index| format!(" (itemIdentifier {})", written_identifier(response, index)))
+            .unwrap_or_default();
+        format!(
+            "{e}{quoted}; an itemIdentifier is read in these forms: {}",
+            ItemIdentifier::ACCEPTED_FORMS
+        )
+    })?;
     let mut failed = Vec::with_capacity(parsed.batch_item_failures.len());
-    for failure in &parsed.batch_item_failures {
+    for (index, failure) in parsed.batch_item_failures.iter().enumerate() {
         let id = &failure.item_identifier;
         let in_segment = id.topic == topic
             && id.partition == partition
@@ -150,8 +160,13 @@ fn failed_offsets(
                 .binary_search_by_key(&id.offset, |r| r.offset)
                 .is_ok();
         if !in_segment {
+            let (first, last) = (
+                records.first().map_or(0, |r| r.offset),
+                records.last().map_or(0, |r| r.offset),
+            );
             return Err(format!(
-                "batchItemFailures names {id}, which is not a record of this batch"
+                "batchItemFailures[{index}].itemIdentifier {} names {id}, which is not a record of this batch ({topic}-{partition}, offsets {first}..={last})",
+                written_identifier(response, index)
             ));
         }
         failed.push(id.offset);
@@ -159,6 +174,33 @@ fn failed_offsets(
     failed.sort_unstable();
     failed.dedup();
     Ok(failed)
+}
+
+/// The index `i` of a `batchItemFailures[i]…` path.
+fn failure_index(path: &str) -> Option<usize> {
+    path.strip_prefix("batchItemFailures[")?
+        .split_once(']')?
+        .0
+        .parse()
+        .ok()
+}
+
+/// The `index`-th identifier of a response as the function wrote it (compact JSON, cut to a
+/// readable length), for error messages.
+fn written_identifier(response: &[u8], index: usize) -> String {
+    const MAX_CHARS: usize = 200;
+    let written = serde_json::from_slice::<serde_json::Value>(response)
+        .ok()
+        .and_then(|v| {
+            v.get("batchItemFailures")?
+                .get(index)
+                .map(|failure| failure.get("itemIdentifier").unwrap_or(failure).to_string())
+        })
+        .unwrap_or_else(|| "(unreadable)".to_owned());
+    match written.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}…", &written[..cut]),
+        None => written,
+    }
 }
 
 /// Whether a function's response is a partial batch response naming at least one record.
@@ -174,4 +216,64 @@ fn reports_item_failures(response: &[u8]) -> bool {
             .and_then(serde_json::Value::as_array)
             .is_some_and(|failures| !failures.is_empty())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(offsets: std::ops::RangeInclusive<i64>) -> Vec<BatchRecord> {
+        offsets
+            .map(|offset| BatchRecord {
+                offset,
+                timestamp: -1,
+                json: 0..0,
+                original_value: None,
+                original_key: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_identifier_powertools_writes_names_a_failed_record() {
+        let response =
+            br#"{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":5}}]}"#;
+        assert_eq!(
+            failed_offsets(response, "orders", 0, &records(3..=7)),
+            Ok(vec![5])
+        );
+    }
+
+    #[test]
+    fn an_identifier_naming_a_record_outside_the_batch_fails_it_quoting_the_identifier() {
+        for (response, quoted) in [
+            (
+                r#"{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-1","offset":5}}]}"#,
+                r#"{"offset":5,"partition":"orders-1"}"#,
+            ),
+            (
+                r#"{"batchItemFailures":[{"itemIdentifier":"orders-0-9"}]}"#,
+                r#""orders-0-9""#,
+            ),
+        ] {
+            let problem = failed_offsets(response.as_bytes(), "orders", 0, &records(3..=7))
+                .expect_err(response);
+            assert!(
+                problem.contains(quoted) && problem.contains("offsets 3..=7"),
+                "{problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unreadable_identifier_fails_the_batch_quoting_it_and_naming_the_forms_read() {
+        let response = br#"{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":5}},{"itemIdentifier":{"partition":0,"offset":5}}]}"#;
+        let problem = failed_offsets(response, "orders", 0, &records(3..=7)).unwrap_err();
+        assert!(
+            problem.contains("batchItemFailures[1].itemIdentifier.partition")
+                && problem.contains(r#"(itemIdentifier {"offset":5,"partition":0})"#)
+                && problem.contains(ItemIdentifier::ACCEPTED_FORMS),
+            "{problem}"
+        );
+    }
 }

@@ -208,7 +208,8 @@ async fn a_partial_response_finishes_the_records_before_the_failure_and_retries_
     let s = shared("report_batch_item_failures = true", |n, _| {
         match n {
         0 => InvokeOutcome::Success {
-            payload: br#"{"batchItemFailures":[{"itemIdentifier":"t-0-3"},{"itemIdentifier":{"topic-partition":"t-0","offset":5}}]}"#.to_vec(),
+            // The three identifier forms in use: a string, this crate's old key, Powertools' key.
+            payload: br#"{"batchItemFailures":[{"itemIdentifier":{"partition":"t-0","offset":4}},{"itemIdentifier":"t-0-3"},{"itemIdentifier":{"topic-partition":"t-0","offset":5}}]}"#.to_vec(),
         },
         _ => ok(),
     }
@@ -222,13 +223,14 @@ async fn a_partial_response_finishes_the_records_before_the_failure_and_retries_
     assert_eq!(calls[1], [3, 4, 5], "retried from the lowest failed offset");
 }
 
-/// A response naming every record of `poison` present in the invoked batch as failed.
+/// A response naming every record of `poison` present in the invoked batch as failed, as
+/// Powertools for AWS Lambda (Python) writes it.
 fn failing(poison: &'static [i64]) -> impl Fn(usize, &[i64]) -> InvokeOutcome {
     move |_, offsets| {
         let failures: Vec<String> = offsets
             .iter()
             .filter(|o| poison.contains(o))
-            .map(|o| format!(r#"{{"itemIdentifier":"t-0-{o}"}}"#))
+            .map(|o| format!(r#"{{"itemIdentifier":{{"partition":"t-0","offset":{o}}}}}"#))
             .collect();
         InvokeOutcome::Success {
             payload: format!(r#"{{"batchItemFailures":[{}]}}"#, failures.join(",")).into_bytes(),
