@@ -1,7 +1,10 @@
-//! Exponential backoff with full jitter between retries.
+//! Exponential backoff with full jitter between retries, and the waiting out of a broker's
+//! transient answers to group and offset lookups.
 
 use rand::Rng;
-use std::time::Duration;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::{Duration, Instant};
 
 /// Exponential backoff: attempt `n` waits a random time in `0..=min(max, base * 2^n)` ("full
 /// jitter"), so many partitions retrying at once spread out instead of hammering together.
@@ -28,9 +31,160 @@ impl Backoff {
     }
 }
 
+/// Whether a broker's answer passes by itself: a group coordinator that moves, is not yet
+/// elected or is still loading the group's offsets (routine while the offsets topic is created on
+/// a new cluster, and during broker restarts and reassignments), a partition leader being
+/// elected, or a request that timed out or lost its connection. Anything else (a refused ACL, an
+/// unknown topic, a bad request) is permanent for the lookup that got it.
+pub(crate) fn is_transient(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            NotCoordinator
+                | CoordinatorNotAvailable
+                | CoordinatorLoadInProgress
+                | WaitingForCoordinator
+                | LeaderNotAvailable
+                | NotLeaderForPartition
+                | FencedLeaderEpoch
+                | UnknownLeaderEpoch
+                | RequestTimedOut
+                | OperationTimedOut
+                | NetworkException
+                | BrokerNotAvailable
+                | BrokerTransportFailure
+                | AllBrokersDown
+        )
+    )
+}
+
+/// The waits between tries of a lookup that got a transient answer.
+const TRANSIENT_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    max: Duration::from_secs(3),
+};
+
+/// Runs a blocking broker lookup (`lookup(timeout)`, where `timeout` is what is left of
+/// `budget`, at most `per_try`), trying again after a jittered backoff while it fails with a
+/// [transient](is_transient) answer, and logging what it waits for. Returns the first success, a
+/// permanent error at once, or the last transient error once `budget` is spent.
+pub(crate) fn retry_transient<T>(
+    what: &str,
+    budget: Duration,
+    per_try: Duration,
+    mut lookup: impl FnMut(Duration) -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        let left = budget.saturating_sub(started.elapsed());
+        match lookup(left.min(per_try).max(Duration::from_millis(1))) {
+            Ok(value) => return Ok(value),
+            Err(error) if is_transient(&error) => {
+                let wait = TRANSIENT_BACKOFF.delay(attempt);
+                if started.elapsed() + wait >= budget {
+                    tracing::warn!(%error, attempts = attempt + 1, budget_s = budget.as_secs_f64(),
+                        "{what}: the broker still answers with a transient error after the whole budget; giving up");
+                    return Err(error);
+                }
+                tracing::info!(%error, attempt = attempt + 1, retry_in_ms = wait.as_millis() as u64,
+                    "{what}: the broker answered with a transient error (a group coordinator moving or loading, a leader election); waiting it out");
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn code(code: RDKafkaErrorCode) -> KafkaError {
+        KafkaError::MetadataFetch(code)
+    }
+
+    #[test]
+    fn coordinator_and_leader_changes_are_transient_and_refusals_are_not() {
+        for transient in [
+            RDKafkaErrorCode::NotCoordinator,
+            RDKafkaErrorCode::CoordinatorNotAvailable,
+            RDKafkaErrorCode::CoordinatorLoadInProgress,
+            RDKafkaErrorCode::LeaderNotAvailable,
+            RDKafkaErrorCode::OperationTimedOut,
+        ] {
+            assert!(is_transient(&code(transient)), "{transient:?}");
+        }
+        for permanent in [
+            RDKafkaErrorCode::GroupAuthorizationFailed,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::InvalidRequest,
+        ] {
+            assert!(!is_transient(&code(permanent)), "{permanent:?}");
+        }
+    }
+
+    #[test]
+    fn a_transient_answer_is_waited_out_until_the_lookup_succeeds() {
+        let mut answers = vec![
+            Err(code(RDKafkaErrorCode::CoordinatorLoadInProgress)),
+            Err(code(RDKafkaErrorCode::NotCoordinator)),
+            Ok(7),
+        ]
+        .into_iter();
+        let got = retry_transient(
+            "test lookup",
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+            |_| answers.next().unwrap(),
+        );
+        assert_eq!(got.unwrap(), 7);
+        assert!(answers.next().is_none());
+    }
+
+    #[test]
+    fn a_permanent_answer_ends_the_lookup_at_once() {
+        let mut tries = 0;
+        let got: Result<(), _> = retry_transient(
+            "test lookup",
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+            |_| {
+                tries += 1;
+                Err(code(RDKafkaErrorCode::GroupAuthorizationFailed))
+            },
+        );
+        assert_eq!(
+            got.unwrap_err().rdkafka_error_code(),
+            Some(RDKafkaErrorCode::GroupAuthorizationFailed)
+        );
+        assert_eq!(tries, 1);
+    }
+
+    #[test]
+    fn a_transient_answer_that_outlasts_the_budget_is_returned() {
+        let started = Instant::now();
+        let mut tries = 0;
+        let got: Result<(), _> = retry_transient(
+            "test lookup",
+            Duration::from_millis(600),
+            Duration::from_millis(100),
+            |timeout| {
+                tries += 1;
+                assert!(timeout <= Duration::from_millis(100));
+                Err(code(RDKafkaErrorCode::NotCoordinator))
+            },
+        );
+        assert_eq!(
+            got.unwrap_err().rdkafka_error_code(),
+            Some(RDKafkaErrorCode::NotCoordinator)
+        );
+        assert!(tries >= 2, "tried again before the budget ran out: {tries}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 
     #[test]
     fn ceilings_double_up_to_the_cap() {

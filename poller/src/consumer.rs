@@ -244,12 +244,8 @@ impl ConsumerContext for MappingContext {
             }
             self.assignments.revoking(&revoked);
             // Commit what the drained workers stored while the partitions are still ours.
-            match base.commit_consumer_state(CommitMode::Sync) {
-                Ok(())
-                | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => {
-                    tracing::warn!(mapping = %self.name, error = %e, "commit on revoke failed; the next owner may redeliver some records")
-                }
+            if let Err(e) = commit_stored(base, "commit on revoke", REVOKE_COMMIT_BUDGET) {
+                tracing::warn!(mapping = %self.name, error = %e, "commit on revoke failed; the next owner may redeliver some records")
             }
         }
     }
@@ -301,6 +297,25 @@ impl ConsumerContext for MappingContext {
             }
         }
     }
+}
+
+/// How long a commit on revoke waits out a moving coordinator: the rebalance waits for it.
+const REVOKE_COMMIT_BUDGET: Duration = Duration::from_secs(10);
+
+/// Commits the offsets stored in `consumer` synchronously, waiting out transient answers (a
+/// coordinator moving or loading) within `budget`. "No offset stored" is a success: every batch
+/// was committed as it finished.
+pub(crate) fn commit_stored<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    what: &str,
+    budget: Duration,
+) -> Result<(), KafkaError> {
+    crate::backoff::retry_transient(what, budget, budget, |_| {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => Ok(()),
+            other => other,
+        }
+    })
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {

@@ -2,6 +2,7 @@
 //! driving its consumer, and its orderly shutdown. The decisions about records are below it.
 
 use crate::access::{AccessDenied, DenialStop, Denied, Principal};
+use crate::backoff::retry_transient;
 use crate::batch::EventHeader;
 use crate::config::{Mapping, StartingPosition, ValidatedConfig};
 use crate::consumer::{self, ConsumerHandle, MappingConsumer, MappingContext};
@@ -14,7 +15,7 @@ use crate::telemetry::{Health, MappingMetrics};
 use crate::worker::{self, Shared};
 use crate::workers::{PartitionWorkers, Supervisor};
 use kafka_lambda_client::KafkaClientContext;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -335,9 +336,13 @@ fn check_dead_letter_limit<I: Invoker>(config: &ValidatedConfig, shared: &Arc<Sh
     });
 }
 
+/// How long the final commit waits out a moving coordinator.
+const FINAL_COMMIT_BUDGET: Duration = Duration::from_secs(30);
+
 /// Fault injection for the tests of what the process does when its driver panics or its
 /// subscription is refused (`driver-panic`, `subscribe-error`): neither can be caused from the
-/// outside. Unset, it changes nothing.
+/// outside. Built only with the test-only `fault-injection` feature; unset, it changes nothing.
+#[cfg(feature = "fault-injection")]
 const FAULT_VARIABLE: &str = "KAFKA_LAMBDA_POLLER_FAULT";
 
 async fn drive<I: Invoker>(
@@ -358,11 +363,18 @@ async fn drive<I: Invoker>(
     ) {
         let mut attempt = 0u32;
         loop {
-            match offsets::commit_start_offsets_at_timestamp(
-                &consumer,
-                &mapping.topics,
-                ts,
-                Duration::from_secs(10),
+            match retry_transient(
+                "looking up AT_TIMESTAMP start offsets",
+                offsets::LOOKUP_BUDGET,
+                offsets::LOOKUP_TIMEOUT,
+                |timeout| {
+                    offsets::commit_start_offsets_at_timestamp(
+                        &consumer,
+                        &mapping.topics,
+                        ts,
+                        timeout,
+                    )
+                },
             ) {
                 Ok(_) => break,
                 Err(e) => {
@@ -384,7 +396,12 @@ async fn drive<I: Invoker>(
     // The end offsets are noted before joining the group: a group that is already caught up
     // then never joins, so it never has to leave in the middle of a rebalance.
     let targets = match &until_caught_up {
-        Some(_) => match offsets::end_offsets(&consumer, &mapping, Duration::from_secs(10)) {
+        Some(_) => match retry_transient(
+            "reading the end offsets for --until-caught-up",
+            offsets::LOOKUP_BUDGET,
+            offsets::LOOKUP_TIMEOUT,
+            |timeout| offsets::end_offsets(&consumer, &mapping, timeout),
+        ) {
             Ok(t) if t.is_empty() => {
                 tracing::info!(mapping = %name, "caught up: every partition is already at its end offset; nothing to do");
                 return Ok(());
@@ -405,6 +422,7 @@ async fn drive<I: Invoker>(
         },
         None => None,
     };
+    #[cfg(feature = "fault-injection")]
     match std::env::var(FAULT_VARIABLE).as_deref() {
         Ok("driver-panic") => panic!("fault injected by {FAULT_VARIABLE}=driver-panic"),
         Ok("subscribe-error") => {
@@ -478,11 +496,8 @@ async fn drive<I: Invoker>(
     for join in workers.drain_all(drain_timeout) {
         let _ = join.await;
     }
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        // NoOffset: each batch was committed as it finished, nothing is left.
-        Ok(()) | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
-            tracing::info!(mapping = %name, "final offsets committed")
-        }
+    match consumer::commit_stored(&*consumer, "final commit", FINAL_COMMIT_BUDGET) {
+        Ok(()) => tracing::info!(mapping = %name, "final offsets committed"),
         Err(e) => {
             tracing::warn!(mapping = %name, error = %e, "final commit failed; some records may be delivered again")
         }

@@ -240,6 +240,15 @@ pub(crate) fn end_offsets(
     Ok(targets)
 }
 
+/// How long a lookup the mapping starts with (end offsets, `AT_TIMESTAMP` start offsets) waits
+/// out transient answers before it fails naming the last one: a new cluster creates and loads its
+/// offsets topic at the first group lookup, which takes seconds, and a coordinator moves within
+/// seconds of a broker restart.
+pub(crate) const LOOKUP_BUDGET: Duration = Duration::from_secs(120);
+
+/// The timeout of one try of such a lookup.
+pub(crate) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often `--until-caught-up` reads the group's committed offsets.
 pub(crate) const GROUP_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -264,11 +273,16 @@ pub(crate) async fn advance_from_group_commits(
         consumer.committed_offsets(behind, Duration::from_secs(5))
     })
     .await;
-    if let Ok(Ok(committed)) = committed {
-        for element in committed.elements() {
-            if let Offset::Offset(offset) = element.offset() {
-                progress.advance(element.topic(), element.partition(), offset);
+    match committed {
+        Ok(Ok(committed)) => {
+            for element in committed.elements() {
+                if let Offset::Offset(offset) = element.offset() {
+                    progress.advance(element.topic(), element.partition(), offset);
+                }
             }
         }
+        Ok(Err(error)) => tracing::debug!(%error,
+            "cannot read the group's committed offsets yet (a transient answer is read again at the next interval)"),
+        Err(_) => {}
     }
 }
