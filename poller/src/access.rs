@@ -14,8 +14,82 @@ use rdkafka::client::{Client, ClientContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use std::fmt;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 use tokio_util::sync::CancellationToken;
+
+/// What the poller asks of Amazon MSK IAM: the `kafka-cluster:*` actions, per resource it uses
+/// them on. The one list behind the advice of [`AccessDenied`] and the task role of
+/// `infra/poller-service.yaml` (the deploy tests derive what the role must grant from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MskIamGrant {
+    /// The resource, as an IAM policy names it (`cluster`, `topic`, `group`) and what it is to
+    /// the poller.
+    pub resource: MskIamResource,
+    /// The actions to allow on it.
+    pub actions: &'static [&'static str],
+}
+
+/// A resource the poller needs MSK IAM actions on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MskIamResource {
+    /// The cluster: connecting at all.
+    Cluster,
+    /// A mapping's source topic.
+    SourceTopic,
+    /// A mapping's consumer group.
+    ConsumerGroup,
+    /// A mapping's `on_failure` topic.
+    DeadLetterTopic,
+    /// The cluster again, for the idempotent producer of the `on_failure` topic (its producer id).
+    ClusterForDeadLetters,
+}
+
+/// Every MSK IAM action the poller uses (see [`MskIamGrant`]); the dead-letter grants only apply
+/// to mappings with an `on_failure` topic.
+pub const MSK_IAM_GRANTS: [MskIamGrant; 5] = [
+    MskIamGrant {
+        resource: MskIamResource::Cluster,
+        actions: &["kafka-cluster:Connect"],
+    },
+    MskIamGrant {
+        resource: MskIamResource::SourceTopic,
+        actions: &["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
+    },
+    MskIamGrant {
+        resource: MskIamResource::ConsumerGroup,
+        actions: &["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
+    },
+    MskIamGrant {
+        resource: MskIamResource::DeadLetterTopic,
+        actions: &["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
+    },
+    MskIamGrant {
+        resource: MskIamResource::ClusterForDeadLetters,
+        actions: &["kafka-cluster:WriteDataIdempotently"],
+    },
+];
+
+/// `kafka-cluster:A and kafka-cluster:B on the topic, kafka-cluster:C on the cluster`: what to
+/// allow on `resources`, from [`MSK_IAM_GRANTS`].
+fn iam_actions(resources: &[MskIamResource]) -> String {
+    let mut advice = String::new();
+    for grant in MSK_IAM_GRANTS
+        .iter()
+        .filter(|grant| resources.contains(&grant.resource))
+    {
+        if !advice.is_empty() {
+            advice.push_str(", ");
+        }
+        let on = match grant.resource {
+            MskIamResource::Cluster | MskIamResource::ClusterForDeadLetters => "the cluster",
+            MskIamResource::SourceTopic | MskIamResource::DeadLetterTopic => "the topic",
+            MskIamResource::ConsumerGroup => "the group",
+        };
+        let _ = write!(advice, "{} on {on}", grant.actions.join(" and "));
+    }
+    advice
+}
 
 /// Who the brokers see, as far as the client's settings tell: what an ACL has to name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +161,7 @@ pub enum AccessDenied {
             "Read",
             "--topic",
             topic,
-            "kafka-cluster:DescribeTopic and kafka-cluster:ReadData on the topic"
+            &iam_actions(&[MskIamResource::SourceTopic])
         )
     )]
     ReadTopic {
@@ -104,7 +178,7 @@ pub enum AccessDenied {
             "Read",
             "--group",
             group,
-            "kafka-cluster:DescribeGroup and kafka-cluster:AlterGroup on the group"
+            &iam_actions(&[MskIamResource::ConsumerGroup])
         )
     )]
     ReadGroup {
@@ -122,7 +196,10 @@ pub enum AccessDenied {
             "Write",
             "--topic",
             topic,
-            "kafka-cluster:DescribeTopic and kafka-cluster:WriteData on the topic, kafka-cluster:WriteDataIdempotently on the cluster"
+            &iam_actions(&[
+                MskIamResource::DeadLetterTopic,
+                MskIamResource::ClusterForDeadLetters
+            ])
         )
     )]
     WriteDeadLetter {
@@ -320,6 +397,16 @@ mod tests {
                 "not authorized to read topic orders: grant the poller's IAM role READ on topic \
                  orders (Amazon MSK IAM: allow kafka-cluster:DescribeTopic and \
                  kafka-cluster:ReadData on the topic in the role's policy)",
+            ),
+            (
+                AccessDenied::WriteDeadLetter {
+                    topic: "orders-dlq".into(),
+                    principal: Principal::MskIam,
+                },
+                "not authorized to write the on_failure topic orders-dlq: grant the poller's IAM \
+                 role WRITE on topic orders-dlq (Amazon MSK IAM: allow \
+                 kafka-cluster:DescribeTopic and kafka-cluster:WriteData on the topic, \
+                 kafka-cluster:WriteDataIdempotently on the cluster in the role's policy)",
             ),
         ];
         for (denied, expected) in cases {

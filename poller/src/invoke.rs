@@ -23,7 +23,9 @@ pub enum InvokeOutcome {
         /// The function's response payload.
         payload: Vec<u8>,
     },
-    /// The function ran and failed (`X-Amz-Function-Error`, or the emulator's HTTP 500 error).
+    /// The function ran and failed: `X-Amz-Function-Error` from the Lambda service, HTTP 500 from
+    /// `cargo lambda watch`, an error document or timeout text in a 200 from AWS's Runtime
+    /// Interface Emulator, or its HTTP 502 when the runtime process exited.
     FunctionError {
         /// `errorType` reported by the function/runtime (e.g. `Runtime.ExitError`).
         error_type: String,
@@ -138,9 +140,10 @@ impl Invoker for LambdaInvoker {
         match result {
             Ok(out) => {
                 let payload = out.payload.map(Blob::into_inner).unwrap_or_default();
-                match out.function_error {
-                    Some(kind) => function_error(&payload, &kind),
-                    None => InvokeOutcome::Success { payload },
+                match (out.function_error, out.executed_version) {
+                    (Some(kind), _) => function_error(&payload, &kind),
+                    (None, Some(_)) => InvokeOutcome::Success { payload },
+                    (None, None) => emulator_answer(payload),
                 }
             }
             Err(err) => classify_error(err),
@@ -150,6 +153,51 @@ impl Invoker for LambdaInvoker {
     fn function(&self) -> &str {
         &self.function
     }
+}
+
+/// A 200 answer without `X-Amz-Executed-Version`: not the Lambda service, which sets that header
+/// on every invocation it ran (and `X-Amz-Function-Error` on every failed one), but an emulator
+/// that sets neither. AWS's Runtime Interface Emulator (RIE, also inside `sam local`) answers a
+/// function error with 200 and the runtime's error document as the body, and a timeout with 200
+/// and the text `Task timed out after N.00 seconds`; it drops every header the runtime sent.
+/// So, behind an emulator only, a body that is an error document by the rule `sam local
+/// start-lambda` applies ([`is_error_document`]) is a function error, and that text a timeout.
+/// A function behind an emulator that returns such a document as its normal output is misread,
+/// as `sam local` misreads it; behind the Lambda service a body is never inspected.
+fn emulator_answer(payload: Vec<u8>) -> InvokeOutcome {
+    const TIMED_OUT: &[u8] = b"Task timed out after ";
+    if payload.starts_with(TIMED_OUT) {
+        return InvokeOutcome::FunctionError {
+            error_type: "Sandbox.Timedout".to_owned(),
+            message: String::from_utf8_lossy(&payload).into_owned(),
+        };
+    }
+    if is_error_document(&payload) {
+        return function_error(&payload, "Unhandled");
+    }
+    InvokeOutcome::Success { payload }
+}
+
+/// Whether `payload` is a runtime's error document, by `sam local start-lambda`'s rule
+/// (`samcli/local/services/base_local_service.py`, `LambdaOutputParser.is_lambda_error_response`):
+/// a JSON object with string `errorType` and `errorMessage`, and either no key beyond
+/// `errorType`, `errorMessage`, `stackTrace` and `cause`, or exactly three keys.
+fn is_error_document(payload: &[u8]) -> bool {
+    // Most answers say nothing of errors: look before parsing.
+    const KEY: &[u8] = b"errorMessage";
+    if !payload.windows(KEY.len()).any(|window| window == KEY) {
+        return false;
+    }
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(payload) else {
+        return false;
+    };
+    let strings = ["errorType", "errorMessage"]
+        .iter()
+        .all(|key| map.get(*key).is_some_and(serde_json::Value::is_string));
+    let only_error_keys = map
+        .keys()
+        .all(|key| ["errorType", "errorMessage", "stackTrace", "cause"].contains(&key.as_str()));
+    strings && (only_error_keys || map.len() == 3)
 }
 
 /// Reads `{"errorType": ..., "errorMessage": ...}` from a function error payload.
@@ -213,11 +261,24 @@ where
             if status >= 500 {
                 // `cargo lambda watch` reports a function error as HTTP 500 with the function's
                 // error document as the body; the real service never answers 500 with one.
+                // AWS's Runtime Interface Emulator answers 502 when the runtime process exited:
+                // with `Runtime.ExitError` (or the runtime's init error) as the body, or with no
+                // body when it exited before asking for an invocation. The service's own 5xx
+                // always name their type (`X-Amzn-ErrorType`), so a bare 502 is the emulator's.
                 if let Some(body) = ctx.raw().body_bytes()
                     && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
                     && v.get("errorType").is_some()
                 {
                     return function_error(body, "Unhandled");
+                }
+                if status == 502
+                    && code.is_empty()
+                    && ctx.raw().body_bytes().is_some_and(<[u8]>::is_empty)
+                {
+                    return InvokeOutcome::FunctionError {
+                        error_type: "Runtime.ExitError".to_owned(),
+                        message: "the function's runtime exited before answering (HTTP 502 with no body, as AWS's Runtime Interface Emulator answers)".to_owned(),
+                    };
                 }
                 return InvokeOutcome::Transient { message };
             }
@@ -438,6 +499,88 @@ mod tests {
         assert!(
             matches!(classify(Some(missing)).await, InvokeOutcome::Permanent { message } if message.contains("Function not found")),
         );
+    }
+
+    /// What AWS's Runtime Interface Emulator answers (read in its source and seen with curl): no
+    /// header but `Content-Type: text/plain` and the length, whatever the function did.
+    fn rie(status: &str, body: &str) -> &'static str {
+        http(status, "content-type: text/plain; charset=utf-8\r\n", body)
+    }
+
+    #[tokio::test]
+    async fn the_runtime_interface_emulators_error_document_in_a_200_is_a_function_error() {
+        let out = classify(Some(rie(
+            "200 OK",
+            r#"{"errorType":"KafkaRecordUndecodable","errorMessage":"record t-0@3: not JSON"}"#,
+        )))
+        .await;
+        assert!(
+            matches!(&out, InvokeOutcome::FunctionError { error_type, message } if error_type == "KafkaRecordUndecodable" && message.contains("t-0@3")),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_document_from_the_lambda_service_is_the_functions_output() {
+        // The service sets X-Amz-Executed-Version on every invocation it ran, and
+        // X-Amz-Function-Error on every failed one: without the latter, the body is output.
+        let body =
+            r#"{"errorType":"KafkaRecordUndecodable","errorMessage":"record t-0@3: not JSON"}"#;
+        let out = classify(Some(http(
+            "200 OK",
+            "x-amz-executed-version: $LATEST\r\nx-amzn-requestid: 1\r\n",
+            body,
+        )))
+        .await;
+        assert_eq!(
+            out,
+            InvokeOutcome::Success {
+                payload: body.as_bytes().to_vec()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn behind_an_emulator_only_sam_locals_error_documents_are_errors() {
+        for (body, error) in [
+            (
+                r#"{"errorType":"E","errorMessage":"m","stackTrace":[],"cause":{}}"#,
+                true,
+            ),
+            (r#"{"errorType":"E","errorMessage":"m","extra":1}"#, true),
+            (r#"{"errorType":"E","errorMessage":"m","a":1,"b":2}"#, false),
+            (r#"{"errorType":"E","errorMessage":7}"#, false),
+            (r#"{"errorMessage":"m"}"#, false),
+            (r#"["errorType","errorMessage"]"#, false),
+        ] {
+            let out = classify(Some(rie("200 OK", body))).await;
+            assert_eq!(
+                matches!(out, InvokeOutcome::FunctionError { .. }),
+                error,
+                "{body}: {out:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_runtime_interface_emulators_timeout_text_is_a_function_timeout() {
+        let out = classify(Some(rie("200 OK", "Task timed out after 2.00 seconds"))).await;
+        assert!(
+            matches!(&out, InvokeOutcome::FunctionError { error_type, message } if error_type == "Sandbox.Timedout" && message.contains("2.00 seconds")),
+            "{out:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_runtime_interface_emulators_502_is_a_crashed_function() {
+        let exit = r#"{"errorType":"Runtime.ExitError","errorMessage":"RequestId: 1 Error: Runtime exited with error: exit status 7"}"#;
+        for body in [exit, ""] {
+            let out = classify(Some(rie("502 Bad Gateway", body))).await;
+            assert!(
+                matches!(&out, InvokeOutcome::FunctionError { error_type, .. } if error_type == "Runtime.ExitError"),
+                "{body}: {out:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -32,6 +32,7 @@ mod window;
 mod worker;
 mod workers;
 
+pub use access::{MSK_IAM_GRANTS, MskIamGrant, MskIamResource};
 pub use config::{Config, ConfigError, ValidatedConfig};
 pub use invoke::{LambdaInvoker, lambda_client};
 pub use mapping::{MappingError, RunOptions, run_mapping};

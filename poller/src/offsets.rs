@@ -244,7 +244,7 @@ pub(crate) fn end_offsets(
 /// out transient answers before it fails naming the last one: a new cluster creates and loads its
 /// offsets topic at the first group lookup, which takes seconds, and a coordinator moves within
 /// seconds of a broker restart.
-pub(crate) const LOOKUP_BUDGET: Duration = Duration::from_secs(120);
+pub(crate) const LOOKUP_BUDGET: Duration = Duration::from_secs(60);
 
 /// The timeout of one try of such a lookup.
 pub(crate) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
