@@ -6,9 +6,11 @@
 #
 #   scripts/demo.sh
 #
-# Installs what is missing and starts the services (scripts/services.sh), runs the demo steps
-# below, then stops the services it started, whatever happened; services that were already
-# running are left running. Exits non-zero when a step fails.
+# Installs what is missing and starts only what the demo uses (`scripts/services.sh start
+# --demo`: the broker and the emulator with examples/log-etl built), runs the demo steps below,
+# then stops the services it started, whatever happened; services that were already running are
+# left running. Each step checks what it must produce; the first step that fails ends the demo
+# with a non-zero exit status and a line naming the step.
 #
 # Steps, in order:
 #   log-etl  invokes examples/log-etl under the local Lambda emulator with every sample event in
@@ -18,7 +20,12 @@
 #   poller   the main job: creates a topic on the local broker, produces the sample error logs
 #            to it, and runs kafka-lambda-poller (--until-caught-up) with examples/log-etl as the
 #            function, exactly as the native MSK trigger would invoke it; then prints the cleaned
-#            documents the function logged and the poller's metrics.
+#            documents the function logged, and fails unless the poller exited 0 and they are
+#            exactly the documents expected of the sample (examples/log-etl/events/expected/).
+#
+# Settings, from the environment:
+#   KL_DEMO_POLLER_ARGS  extra arguments for `kafka-lambda-poller run` (the test that the demo
+#                        fails when its main job fails passes a bad one)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +34,8 @@ readonly services="$repo/scripts/services.sh"
 cd "$repo"
 
 stop_services=false
+# The step running, named when the demo fails.
+current_step="starting the services"
 
 say() { printf '\n==> %s\n' "$*" || true; }
 warn() { printf 'demo: %s\n' "$*" >&2 || true; }
@@ -41,7 +50,7 @@ finish() {
   if ((status == 0)); then
     say "demo finished"
   else
-    warn "demo FAILED (exit $status)"
+    warn "demo FAILED in step '$current_step' (exit $status)"
   fi
   exit "$status"
 }
@@ -148,24 +157,42 @@ event_source = "aws:kafka"
 event_source_arn = "arn:aws:kafka:us-east-1:123456789012:cluster/demo/00000000-0000-0000-0000-000000000000-1"
 TOML
   say "kafka-lambda-poller run --until-caught-up ($(wc -l <"$lines") records -> log-etl)"
-  local log_before
+  local log_before poller_status=0 extra_args=()
+  read -r -a extra_args <<<"${KL_DEMO_POLLER_ARGS:-}"
   log_before="$(wc -l <"$repo/.services/lambda.log")"
   AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true \
-    "$repo/target/debug/kafka-lambda-poller" run --config "$dir/poller.toml" --until-caught-up
+    "$repo/target/debug/kafka-lambda-poller" run --config "$dir/poller.toml" --until-caught-up \
+    "${extra_args[@]}" || poller_status=$?
+  if ((poller_status != 0)); then
+    warn "kafka-lambda-poller exited $poller_status: the records were not all delivered (its log is above)"
+    return 1
+  fi
   say "cleaned documents the function produced (from its log):"
+  # The function logs each document it cleans; the sample's are in events/expected/msk.json
+  # (records with returnCode 0 are dropped, as the function's answer says).
   tail -n "+$((log_before + 1))" "$repo/.services/lambda.log" | python3 -c '
-import re, sys
+import json, re, sys
+expected = json.load(open(sys.argv[1]))["documents"]
+seen = []
 for line in sys.stdin:
     line = re.sub(r"\x1b\[[0-9;]*m", "", line)
     m = re.search(r"cleaned error log record=(\S+) document=(\{.*\})", line)
     if m:
-        print(m.group(1), m.group(2))'
+        print(m.group(1), m.group(2))
+        seen.append(json.loads(m.group(2)))
+key = lambda d: json.dumps(d, sort_keys=True)
+missing = [d for d in expected if key(d) not in {key(s) for s in seen}]
+if missing or len(seen) != len(expected):
+    print(f"demo: expected the {len(expected)} cleaned documents of examples/log-etl/events/expected/msk.json, "
+          f"the function logged {len(seen)}; missing: {json.dumps(missing, ensure_ascii=False)}", file=sys.stderr)
+    sys.exit(1)
+print(f"all {len(expected)} expected documents were cleaned")' "$repo/examples/log-etl/events/expected/msk.json"
 }
 
 # The demo's steps, in order.
 demo_steps=(demo_log_etl demo_poller)
 
-say "starting the services (scripts/services.sh start)"
+say "starting the services the demo uses (scripts/services.sh start --demo)"
 # Stop the services at the end only if the broker was not already running: someone else's
 # broker (and what runs against it) is left alone.
 # (The status is read whole first: `grep -q` leaving early would fail the pipeline.)
@@ -173,11 +200,11 @@ status="$("$services" status 2>/dev/null || true)"
 if ! grep -q '^kafka: running' <<<"$status"; then
   stop_services=true
 fi
-"$services" start
+"$services" start --demo
 eval "$("$services" env)"
 
-failed=0
-for demo_step in "${demo_steps[@]}"; do
-  "$demo_step" || failed=1
+# Each step runs outside any `||` or `if`, so `set -e` holds inside it: a failing command ends
+# the demo, and `finish` names the step.
+for current_step in "${demo_steps[@]}"; do
+  "$current_step"
 done
-exit "$failed"

@@ -6,7 +6,7 @@
 # (Apicurio Registry's Confluent-compatible API, moto's AWS Glue), which scripts/registry.sh
 # manages on its own.
 #
-# Usage: scripts/services.sh {install|start|stop|restart|status|env}
+# Usage: scripts/services.sh {install|start|stop|restart|status|env} [--demo]
 #   install  Debian packages the build and tests need (Java and Maven among them), Apache Kafka,
 #            cargo-lambda and cargo-nextest, each only when missing; PostgreSQL through
 #            `scripts/postgres.sh install`, the registries through `scripts/registry.sh install`.
@@ -15,6 +15,10 @@
 #            freshly formatted storage directory (no topic of an earlier start is left). Logs,
 #            pid files, the broker's config, data and certificates are kept in .services/
 #            (gitignored).
+#   --demo   (with install, start or restart) only what scripts/demo.sh uses: the Debian
+#            packages, Apache Kafka, cargo-lambda, the broker and the emulator with the one
+#            function the demo invokes (examples/log-etl) built; no cargo-nextest, PostgreSQL,
+#            registries or other function builds. A later full `start` adds what is missing.
 #   stop     stops the services with every process they started, then checks that none is
 #            left; then `scripts/postgres.sh stop` and `scripts/registry.sh stop`. (`start` runs
 #            `scripts/postgres.sh start` and `scripts/registry.sh start` too.)
@@ -95,7 +99,12 @@
 # - SIGTERM stops the emulator and the function processes it started.
 set -euo pipefail
 
-readonly usage="usage: scripts/services.sh {install|start|stop|restart|status|env}"
+readonly usage="usage: scripts/services.sh {install|start|stop|restart|status|env} [--demo]"
+
+# The scope of install/start: everything the tests use, or what the demo uses (--demo).
+demo_only=false
+# The function packages the demo invokes; `start --demo` builds only these.
+readonly demo_functions=(log-etl)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly repo
@@ -222,6 +231,9 @@ cmd_install() {
   install_system_packages
   "$repo/scripts/kafka.sh" install
   install_cargo_lambda
+  if [[ "$demo_only" == true ]]; then
+    return
+  fi
   install_cargo_nextest
   "$repo/scripts/postgres.sh" install
   "$repo/scripts/registry.sh" install
@@ -402,16 +414,21 @@ emulator_ready() {
 }
 
 # Manifests of the workspace packages that are Lambda functions: a binary target and a direct
-# dependency on lambda_runtime or on the handler SDK.
+# dependency on lambda_runtime or on the handler SDK; with --demo, only the demo's.
 function_manifests() {
+  local only=""
+  if [[ "$demo_only" == true ]]; then
+    only="${demo_functions[*]}"
+  fi
   cargo metadata --no-deps --format-version 1 --manifest-path "$repo/Cargo.toml" |
     python3 -c '
 import json, sys
+only = set(sys.argv[1].split())
 for package in json.load(sys.stdin)["packages"]:
     has_bin = any("bin" in target["kind"] for target in package["targets"])
     deps = {dep["name"] for dep in package["dependencies"] if dep.get("kind") is None}
-    if has_bin and deps & {"lambda_runtime", "kafka-lambda-handler"}:
-        print(package["manifest_path"])'
+    if has_bin and deps & {"lambda_runtime", "kafka-lambda-handler"} and (not only or package["name"] in only):
+        print(package["manifest_path"])' "$only"
 }
 
 # Builds each function the way the emulator's `cargo run --bin <name>` will: one package
@@ -470,8 +487,10 @@ cmd_start() {
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: run scripts/services.sh install"
   done
   start_kafka
-  "$repo/scripts/postgres.sh" start
-  "$repo/scripts/registry.sh" start
+  if [[ "$demo_only" == false ]]; then
+    "$repo/scripts/postgres.sh" start
+    "$repo/scripts/registry.sh" start
+  fi
   start_lambda
 }
 
@@ -519,6 +538,11 @@ cmd_status() {
 
 main() {
   add_tool_paths
+  if [[ "${2:-}" == --demo ]]; then
+    demo_only=true
+  elif (($# > 1)); then
+    die "$usage"
+  fi
   case "${1:-}" in
     install) cmd_install ;;
     start) cmd_start ;;

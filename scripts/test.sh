@@ -7,7 +7,9 @@
 # cargo-lambda, cargo-nextest), then runs, in order: rustfmt's check, clippy with warnings
 # denied, the arm64 build of every template function (infra/build.sh: `sam build`), every test
 # of the workspace tier by tier (scripts/nextest.toml): the unit tier (no service), the deploy
-# tier (the deployment tools), then, once the services are up, the services tier against a real
+# tier (the deployment tools), then, once the services are up, the README's demo (scripts/demo.sh,
+# which must succeed) and the same demo with a poller that cannot start (which must fail, naming
+# its poller step), then the services tier against a real
 # Apache Kafka broker (plus the private clusters some tests start) and the real
 # `cargo lambda watch` emulator; and the doc tests. Every step runs even when an earlier one
 # failed, so one run reports everything, each step with its duration; the script exits non-zero
@@ -104,6 +106,22 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The demo must fail loudly when its main job fails: with a poller that cannot start (an
+# argument it refuses), scripts/demo.sh must exit non-zero naming the poller step.
+demo_fails_when_its_poller_fails() {
+  local output status=0
+  output="$(KL_DEMO_POLLER_ARGS=--no-such-option "$repo/scripts/demo.sh" 2>&1)" || status=$?
+  printf '%s\n' "$output" | tail -n 5
+  if ((status == 0)); then
+    log "scripts/demo.sh exited 0 although its poller failed"
+    return 1
+  fi
+  if [[ "$output" != *"demo FAILED in step 'demo_poller'"* ]]; then
+    log "scripts/demo.sh failed (exit $status) without naming the poller step"
+    return 1
+  fi
+}
+
 # The tests of one tier of scripts/nextest.toml: those its filterset selects.
 run_tier() {
   cargo nextest run "${cargo_flags[@]}" --workspace --all-features \
@@ -142,6 +160,11 @@ fi
 summary+=("$(printf '  ok      %-13s %5ss' services $((SECONDS - services_started)))")
 eval "$("$services" env)"
 log "services: KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS LAMBDA_ENDPOINT=$LAMBDA_ENDPOINT"
+
+# The README's main job first, against the running services (which it leaves running), then
+# the check that it cannot pass when its poller fails.
+step demo "$repo/scripts/demo.sh"
+step demo-fails demo_fails_when_its_poller_fails
 
 if [[ "$have_nextest" == true ]]; then
   step service-tests run_tier 'group(services)'
