@@ -162,7 +162,11 @@ fn a_poison_record_is_isolated_by_bisection_and_dead_lettered_with_failure_heade
         "{:?}",
         d.headers()
     );
-    assert!(!d.header("kafka-lambda-error-type").unwrap().is_empty());
+    assert_eq!(
+        d.header("kafka-lambda-error-type").as_deref(),
+        Some("RecordAskedToFail"),
+        "the error type the function answered with"
+    );
     // Bisection: 12 → 6 → 3 → 2 → 1 records (4 failed invocations), then the isolated record's
     // first invocation and its 2 retries: 7 invocations carried it, and the header says so.
     assert_eq!(attempts(&topic)[&poison], 7);

@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use kafka_lambda_tests::{
-    Poller, create_topic, free_port, group_name, http_get, metric, new_topic, poller_check,
-    produce, read_topic, reconcile, recorder_config, resume_with_marker, seen, seen_offsets,
-    services, topic_name, wait_for_seen, wait_until, with_telemetry,
+    Poller, committed_offset, create_topic, free_port, group_name, http_get, metric, new_topic,
+    poller_check, produce, read_topic, reconcile, recorder_config, resume_with_marker, seen,
+    seen_offsets, services, topic_name, wait_for_seen, wait_until, watermarks, with_telemetry,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -113,10 +113,13 @@ fn an_input_template_reshapes_values_and_records_it_cannot_apply_to_follow_the_f
     let mut poller = Poller::start(&topic, &config);
     wait_for_seen(TIMEOUT, "the JSON records are delivered", &topic, 4);
     for s in seen(&topic) {
-        let v: serde_json::Value = serde_json::from_str(s.0["value"].as_str().unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(s.value()).unwrap();
+        // The id the producer wrote into this very record.
+        let written: serde_json::Value =
+            serde_json::from_str(&produced[&(s.partition(), s.offset())]).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"id": v["id"], "code": 7}),
+            serde_json::json!({"id": written["eventId"], "code": 7}),
             "reshaped: {v}"
         );
     }
@@ -254,7 +257,24 @@ fn until_caught_up_ends_when_the_partitions_another_member_owns_are_committed_to
     });
     let mut until = Poller::start_with(&format!("{topic}-until"), &config, &["--until-caught-up"]);
     let status = until.wait(TIMEOUT);
+    // Read at once: the group as a whole must have committed every partition to its end when
+    // the run ended, the partitions the long-running member owns included.
+    let bootstrap = services().kafka_bootstrap_servers();
+    let short: Vec<(i32, Option<i64>, i64)> = (0..4)
+        .map(|p| {
+            (
+                p,
+                committed_offset(&bootstrap, &group, &topic, p),
+                watermarks(&bootstrap, &topic, p).1,
+            )
+        })
+        .filter(|(_, committed, end)| committed.is_none_or(|c| c < *end))
+        .collect();
     assert_eq!(status.code(), Some(0), "log:\n{}", until.log());
+    assert!(
+        short.is_empty(),
+        "partitions (partition, committed, end) short of their end when the run ended: {short:?}"
+    );
     assert!(
         until
             .log()

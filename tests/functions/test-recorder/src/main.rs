@@ -11,14 +11,15 @@
 //!
 //! Failures are scripted by the record value (JSON) or headers:
 //! - `{"sleep_ms": N}`: sleep before answering (with `"sleep_times": K`, only on attempts ≤ K);
-//! - `{"fail": true}` or header `x-fail: true`: fail the invocation;
+//! - `{"fail": true}` or header `x-fail: true`: fail the invocation with the error type
+//!   `RecordAskedToFail`;
 //! - `{"fail_times": N}`: fail the invocation while this record's attempt number is ≤ N;
 //! - `{"partial_times": N}`: report this record in `batchItemFailures` while its attempt number
 //!   is ≤ N (the invocation succeeds);
 //! - `{"bad_response": true}`: answer with a malformed partial batch response.
 
 use kafka_lambda_events::{ItemIdentifier, KafkaBatchResponse, KafkaEvent, KafkaRecord};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -81,9 +82,36 @@ fn number(v: &Option<Value>, field: &str) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
+/// A record asked the function to fail (`{"fail": true}` and the like).
+#[derive(Debug)]
+struct AskedToFail(String);
+
+impl std::fmt::Display for AskedToFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AskedToFail {}
+
+/// The function: what [`record`] answers, its scripted failures with the error type
+/// `RecordAskedToFail` (so tests can check the type a dead letter carries), other errors with
+/// lambda_runtime's default.
+async fn handle(event: LambdaEvent<Box<RawValue>>) -> Result<Value, Diagnostic> {
+    record(event)
+        .await
+        .map_err(|error| match error.downcast::<AskedToFail>() {
+            Ok(asked) => Diagnostic {
+                error_type: "RecordAskedToFail".to_owned(),
+                error_message: asked.0,
+            },
+            Err(other) => Diagnostic::from(other),
+        })
+}
+
 /// The payload is taken as raw JSON: a `serde_json::Value` cannot hold a header name that is not
 /// UTF-8 (a lone surrogate escape), which the events crate reads into bytes.
-async fn handle(event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
+async fn record(event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
     let raw = event.payload.get().as_bytes();
     let parsed = KafkaEvent::from_slice(raw)?;
     let invocation = event.context.request_id.clone();
@@ -141,7 +169,7 @@ async fn handle(event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
         tokio::time::sleep(std::time::Duration::from_millis(sleep_ms)).await;
     }
     if let Some(message) = fail {
-        return Err(message.into());
+        return Err(AskedToFail(message).into());
     }
     if bad_response {
         return Ok(
