@@ -37,24 +37,23 @@ impl Backoff {
 /// elected, or a request that timed out or lost its connection. Anything else (a refused ACL, an
 /// unknown topic, a bad request) is permanent for the lookup that got it.
 pub(crate) fn is_transient(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode::*;
     matches!(
         error.rdkafka_error_code(),
         Some(
-            NotCoordinator
-                | CoordinatorNotAvailable
-                | CoordinatorLoadInProgress
-                | WaitingForCoordinator
-                | LeaderNotAvailable
-                | NotLeaderForPartition
-                | FencedLeaderEpoch
-                | UnknownLeaderEpoch
-                | RequestTimedOut
-                | OperationTimedOut
-                | NetworkException
-                | BrokerNotAvailable
-                | BrokerTransportFailure
-                | AllBrokersDown
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::WaitingForCoordinator
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::FencedLeaderEpoch
+                | RDKafkaErrorCode::UnknownLeaderEpoch
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::BrokerNotAvailable
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
         )
     )
 }
@@ -83,7 +82,7 @@ pub(crate) fn retry_transient<T>(
             Ok(value) => return Ok(value),
             Err(error) if is_transient(&error) => {
                 let wait = TRANSIENT_BACKOFF.delay(attempt);
-                if started.elapsed() + wait >= budget {
+                if true {
                     tracing::warn!(%error, attempts = attempt + 1, budget_s = budget.as_secs_f64(),
                         "{what}: the broker still answers with a transient error after the whole budget; giving up");
                     return Err(error);

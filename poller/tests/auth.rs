@@ -5,16 +5,19 @@
 //! Lambda emulator, without the password in its log; a wrong password is logged as an
 //! authentication error and retried, and loses nothing. Each test has its own topic (created
 //! through the PLAINTEXT listener, readable through every one) and consumer group. MSK IAM runs
-//! against a **mock MSK broker** behind its own TLS, since Amazon MSK cannot be reached here.
+//! against a **mock MSK broker** behind its own TLS, since Amazon MSK cannot be reached here; it
+//! refuses a token not signed with the credentials the poller was given, and records every request
+//! it receives, so that a test can tell that the poller authenticated before its lookups.
 
 use kafka_lambda_client::KafkaClientConfig;
 use kafka_lambda_tests::{
-    MockMsk, Poller, client, new_topic, poll_until, poller_check, recorder_config, sasl_table,
-    secret_file, seen_values, services, unique_dir, users, wait_until, with_kafka_auth,
-    with_kafka_setting,
+    MockMsk, MskIamCredentials, Poller, SeenRequest, client, new_topic, poll_until, poller_check,
+    recorder_config, sasl_table, secret_file, seen_values, services, unique_dir, users, wait_until,
+    with_kafka_auth, with_kafka_setting,
 };
+use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A password for the `check` tests, which never reach a broker.
 const CHECK_PASSWORD: &str = "Poller-Check-Password-4471";
@@ -317,29 +320,16 @@ fn a_wrong_password_is_logged_as_an_authentication_error_retried_and_loses_nothi
 #[test]
 fn msk_iam_tokens_from_the_default_credential_chain_reach_the_mock_broker_over_tls_with_system_roots()
  {
-    const ACCESS_KEY: &str = "AKIAPOLLERIAMTEST001";
-    const SECRET_KEY: &str = "poller-iam-secret-key-0000000000000001";
     let dir = unique_dir("msk-iam");
-    let mock = MockMsk::start(&dir);
+    let mock = MockMsk::expecting(&dir, &msk_iam_credentials(), MSK_REGION);
     // No ca_file: the system roots, which SSL_CERT_FILE points at the mock's CA for this process.
     let config = msk_iam_config(mock.port, "");
-    let none = dir.join("none");
-    let none = none.to_str().expect("utf-8");
-    let poller = start_poller(
-        "msk-iam",
-        &config,
-        &[
-            ("SSL_CERT_FILE", mock.ca_file.to_str().expect("utf-8")),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-            ("AWS_CONFIG_FILE", none),
-            ("AWS_SHARED_CREDENTIALS_FILE", none),
-        ],
-        &[],
-    );
+    let env = msk_iam_env(&mock, &dir);
+    let poller = start_poller("msk-iam", &config, &borrowed(&env), &[]);
     let token = mock.expect_token(Duration::from_secs(30), || {
         format!("poller log:\n{}", poller.log())
     });
+    assert_verifies(&token, &mock, &poller);
     use base64::Engine;
     let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(&token)
@@ -350,14 +340,68 @@ fn msk_iam_tokens_from_the_default_credential_chain_reach_the_mock_broker_over_t
         "{url}"
     );
     assert!(
-        url.contains(&format!("X-Amz-Credential={ACCESS_KEY}%2F")),
+        url.contains(&format!("X-Amz-Credential={MSK_ACCESS_KEY}%2F")),
         "{url}"
     );
     let log = poller.log();
     assert!(
-        !log.contains(SECRET_KEY) && !log.contains(&token),
+        !log.contains(MSK_SECRET_KEY) && !log.contains(MSK_SESSION_TOKEN) && !log.contains(&token),
         "a credential is in the poller's log:\n{log}"
     );
+}
+
+/// The region of the MSK IAM configs ([`msk_iam_config`]).
+const MSK_REGION: &str = "eu-north-1";
+/// The temporary credentials an MSK IAM poller finds in its environment ([`msk_iam_env`]), which
+/// the mock MSK broker expects its tokens to be signed with.
+const MSK_ACCESS_KEY: &str = "ASIAPOLLERIAMTEST001";
+const MSK_SECRET_KEY: &str = "poller-iam-secret-key-0000000000000001";
+const MSK_SESSION_TOKEN: &str = "poller-iam-session-token-0000000000000001";
+
+fn msk_iam_credentials() -> MskIamCredentials {
+    MockMsk::credentials(MSK_ACCESS_KEY, MSK_SECRET_KEY, Some(MSK_SESSION_TOKEN))
+}
+
+/// The environment of an MSK IAM poller against `mock`: the mock's CA as the system roots
+/// (`SSL_CERT_FILE`), and the [`msk_iam_credentials`] as the only ones the default credential
+/// chain finds (no AWS config or credentials file; `dir` holds neither).
+fn msk_iam_env(mock: &MockMsk, dir: &Path) -> Vec<(&'static str, String)> {
+    let none = dir.join("none").to_str().expect("utf-8").to_owned();
+    vec![
+        (
+            "SSL_CERT_FILE",
+            mock.ca_file.to_str().expect("utf-8").to_owned(),
+        ),
+        ("AWS_ACCESS_KEY_ID", MSK_ACCESS_KEY.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", MSK_SECRET_KEY.to_owned()),
+        ("AWS_SESSION_TOKEN", MSK_SESSION_TOKEN.to_owned()),
+        ("AWS_CONFIG_FILE", none.clone()),
+        ("AWS_SHARED_CREDENTIALS_FILE", none),
+    ]
+}
+
+/// `env` for [`start_poller`].
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
+
+/// Checks that `token`, which `mock` received from `poller`, verifies against
+/// [`msk_iam_credentials`] and [`MSK_REGION`], and that the mock refused no token.
+fn assert_verifies(token: &str, mock: &MockMsk, poller: &Poller) {
+    if let Err(error) = msk_iam_credentials().verify_token(token, MSK_REGION, SystemTime::now()) {
+        panic!(
+            "the poller's token does not verify: {error}; poller log:\n{}",
+            poller.log()
+        );
+    }
+    if let Ok(refusal) = mock.refusals.try_recv() {
+        panic!(
+            "the mock MSK broker refused a token: {refusal}; poller log:\n{}",
+            poller.log()
+        );
+    }
 }
 
 /// A poller config for MSK IAM against the mock MSK broker on `port`; `extra` goes into the mapping.
@@ -371,7 +415,7 @@ bootstrap_servers = "127.0.0.1:{port}"
 
 [kafka.auth.sasl]
 mechanism = "AWS_MSK_IAM"
-region = "eu-north-1"
+region = "{MSK_REGION}"
 
 [lambda]
 region = "eu-north-1"
@@ -387,28 +431,119 @@ event_source_arn = "arn:aws:kafka:eu-north-1:123456789012:cluster/mock/abc"
     )
 }
 
-/// Starts a poller with MSK IAM against a fresh **mock MSK broker** and waits for the first token
-/// it receives. The mock serves no metadata or offsets, so every lookup the poller makes before
-/// subscribing times out (10 s) even once authenticated. The token must come while the poller
-/// is still in its first lookup — not never, and not only when the poller gives up and closes
-/// its consumer (which serves the queue one last time).
+/// The requests a poller's offset lookups make: Metadata, or FindCoordinator, OffsetFetch and
+/// ListOffsets (which the mock does not offer in its ApiVersions, so librdkafka should not send them).
+const LOOKUPS: [i16; 4] = [
+    SeenRequest::METADATA,
+    SeenRequest::FIND_COORDINATOR,
+    SeenRequest::OFFSET_FETCH,
+    SeenRequest::LIST_OFFSETS,
+];
+
+/// The first lookup request in `requests` (in the order the mock received them) that came on a
+/// connection after that connection's accepted SaslAuthenticate, if any.
+///
+/// # Panics
+///
+/// When a lookup request came on a connection before any accepted SaslAuthenticate on it: a
+/// request MSK would refuse.
+fn first_authenticated_lookup(requests: &[SeenRequest]) -> Option<&SeenRequest> {
+    let mut found = None;
+    for (i, request) in requests.iter().enumerate() {
+        if !LOOKUPS.contains(&request.api_key) {
+            continue;
+        }
+        let authenticated = requests[..i]
+            .iter()
+            .any(|r| r.connection == request.connection && r.is_accepted_authentication());
+        assert!(
+            authenticated,
+            "{} came on connection {} before it authenticated; the requests:\n{}",
+            request.api(),
+            request.connection,
+            describe(requests)
+        );
+        found = found.or(Some(request));
+    }
+    found
+}
+
+/// The requests the mock received, a line each, timed from the first.
+fn describe(requests: &[SeenRequest]) -> String {
+    let Some(first) = requests.first() else {
+        return "  (none)".to_owned();
+    };
+    requests
+        .iter()
+        .map(|r| {
+            let outcome = match r.accepted {
+                Some(true) => " (accepted)",
+                Some(false) => " (refused)",
+                None => "",
+            };
+            format!(
+                "  +{:>7.3} s  connection {}: {} v{}{outcome}",
+                r.at.duration_since(first.at).as_secs_f64(),
+                r.connection,
+                r.api(),
+                r.api_version
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Starts a poller with MSK IAM against a fresh **mock MSK broker** expecting the poller's
+/// credentials, and checks from what the mock received that the poller authenticated before its
+/// first offset lookup went out. The mock serves no metadata or offsets, so every lookup the
+/// poller makes before subscribing times out (10 s) even once authenticated, and is retried
+/// (logged as "waiting it out") until its budget (60 s) is spent; only then is it a failure
+/// ("cannot read..." or "cannot look up..."). A poller that authenticated first has its lookup's
+/// Metadata request reach the mock on an authenticated connection long before that; one that
+/// serves the token only once its lookup failed (closing its consumer serves the queue one last
+/// time) authenticates too late, or never.
 fn first_token_with(name: &str, extra: &str, args: &[&str]) {
-    let mock = MockMsk::start(&unique_dir(name));
+    let dir = unique_dir(name);
+    let mock = MockMsk::expecting(&dir, &msk_iam_credentials(), MSK_REGION);
+    let env = msk_iam_env(&mock, &dir);
     let mut poller = start_poller(
         name,
         &msk_iam_config(mock.port, extra),
-        &[("SSL_CERT_FILE", mock.ca_file.to_str().expect("utf-8"))],
+        &borrowed(&env),
         args,
     );
-    mock.expect_token(Duration::from_secs(25), || {
+    let failed = |log: &str| log.contains("cannot read") || log.contains("cannot look up");
+
+    // (1) A token that verifies, accepted by the mock.
+    let token = mock.expect_token(Duration::from_secs(25), || {
         format!("poller log:\n{}", poller.log())
     });
-    std::thread::sleep(Duration::from_millis(500));
-    let running = poller.is_running();
+    assert_verifies(&token, &mock, &poller);
+
+    // (2) A lookup request on a connection after its accepted SaslAuthenticate...
+    let mut lookup = None;
+    poll_until(Duration::from_secs(25), || {
+        lookup = first_authenticated_lookup(&mock.requests()).cloned();
+        lookup.is_some()
+    });
+    // ... (3) read by the mock before this log, which must show no failed lookup yet.
     let text = poller.log();
+    let running = poller.is_running();
+    let requests = mock.requests();
+    let Some(lookup) = lookup else {
+        panic!(
+            "no offset lookup reached the mock MSK broker authenticated (running: {running}); \
+             the requests:\n{}\npoller log:\n{text}",
+            describe(&requests)
+        );
+    };
     assert!(
-        running && !text.contains("cannot read") && !text.contains("cannot look up"),
-        "the token came only after the lookups failed (running: {running}); poller log:\n{text}"
+        running && !failed(&text),
+        "by the time the poller's {} reached the mock authenticated (connection {}), its lookup \
+         had failed or it had exited (running: {running}); the requests:\n{}\npoller log:\n{text}",
+        lookup.api(),
+        lookup.connection,
+        describe(&requests)
     );
 }
 

@@ -264,8 +264,8 @@ fn until_caught_up_ends_when_the_partitions_another_member_owns_are_committed_to
         .map(|p| {
             (
                 p,
-                committed_offset(&bootstrap, &group, &topic, p),
-                watermarks(&bootstrap, &topic, p).1,
+                committed_offset(bootstrap, &group, &topic, p),
+                watermarks(bootstrap, &topic, p).1,
             )
         })
         .filter(|(_, committed, end)| committed.is_none_or(|c| c < *end))

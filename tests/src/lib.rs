@@ -51,7 +51,7 @@ pub use kafka::{
     AclResource, committed_offset, create_topic_on, grant, kafka_tool, partition_leader,
     records_in, watermarks,
 };
-pub use mock_msk::MockMsk;
+pub use mock_msk::{MockMsk, MskIamCredentials, SeenRequest, TokenClaims, TokenError};
 pub use poller::{
     Poller, RDKAFKA_DEBUG_VARIABLE, http_get, mapping_config, metric, poller_binary, poller_check,
     try_http_get, with_telemetry,
