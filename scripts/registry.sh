@@ -7,7 +7,8 @@
 #   - moto's server (moto 5.2.5, Python), for the AWS Glue Schema Registry API. In memory too.
 #   - a venv with confluent-kafka's own serializers (AvroSerializer, ProtobufSerializer,
 #     JSONSerializer), fastavro, boto3 and protoc (grpcio-tools), which
-#     scripts/registry/produce.py uses to produce Confluent- and Glue-framed records.
+#     scripts/registry/produce.py uses to produce Confluent-framed records, and AWS's own Glue
+#     serializer (Java, scripts/registry/glue-serde), which it runs for Glue-framed ones.
 #
 # Usage: scripts/registry.sh {install|start|stop|status|env}
 #   install  Maven (Debian's package) and python3-venv when missing, then Apicurio Registry into
@@ -15,8 +16,10 @@
 #            them (the venv is made anew when requirements.txt changes). A cold install
 #            downloads ~160 MB (Apicurio's tarball) and ~60 MB of wheels (the venv: 210 MB) and
 #            took 42 s here, pip's cache off: 6 s for Apicurio, 36 s for the venv. Then AWS's
-#            Glue serializer (Java, scripts/registry/glue-protobuf: ~40 MB of jars, 25 s) with
-#            GlueProtobuf.java compiled against it (a JDK's javac; default-jdk-headless when none).
+#            Glue serializer (Java, scripts/registry/glue-serde: ~40 MB of jars, 25 s) with
+#            GlueSerialize.java compiled against it (a JDK's javac; default-jdk-headless when
+#            none), into the cache's glue-serde folder: the class path is resolved and the source
+#            compiled once, again only when pom.xml or GlueSerialize.java changes.
 #   start    installs what is missing, starts both registries in the background, or reuses them
 #            when they already run, and returns once each one answers (Apicurio ~5 s, moto ~1 s).
 #            Pid files and logs: .services/registry/{apicurio,moto}.{pid,log}.
@@ -24,7 +27,7 @@
 #   status   tells whether each registry runs and answers; exits 0 only when both do.
 #   env      prints the `export` line for KL_SCHEMA_REGISTRY_URL (the ccompat base URL),
 #            KL_GLUE_ENDPOINT, KL_REGISTRY_PYTHON (the venv's python, for produce.py),
-#            KL_GLUE_PROTOBUF_HOME (AWS's Glue serializer) and KL_REGISTRY_JAVA (which runs it).
+#            KL_GLUE_SERDE_HOME (AWS's Glue serializer) and KL_REGISTRY_JAVA (which runs it).
 #
 # Settings, from the environment:
 #   KL_REGISTRY_PORT       Apicurio's HTTP port on 127.0.0.1                       (18081)
@@ -75,7 +78,11 @@
 # same SchemaVersionId), GetSchemaVersion (by SchemaVersionId, by SchemaId with VersionNumber or
 # LatestVersion; an unknown id is EntityNotFoundException), GetSchemaByDefinition,
 # PutSchemaVersionMetadata and DeleteSchema work. ListSchemaVersions and DeleteSchemaVersions
-# are not implemented (HTTP 500). Compatibility modes are stored, not enforced. moto routes a
+# are not implemented (HTTP 500). Compatibility modes are stored, not enforced. It keeps at
+# most 10 registries for as long as it runs (MAX_REGISTRIES_ALLOWED): CreateRegistry then answers
+# ResourceNumberLimitExceededException, even for a name that exists (the limit is checked
+# first). AWS's Java serializer (GetSchemaByDefinition, CreateSchema, RegisterSchemaVersion,
+# GetSchemaVersion) works against it for Avro, JSON Schema and Protobuf alike. moto routes a
 # request by the credential scope of its Authorization header: any SigV4 signature with service
 # `glue` is accepted (not verified); without the header a request reaches moto's S3 instead.
 # Its `glue` extra needs only pyparsing; its server needs Flask and flask-cors, not the heavy
@@ -95,8 +102,8 @@ readonly glue_port="${KL_GLUE_PORT:-18082}"
 readonly cache_dir="${KL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-lambda}"
 readonly apicurio_home="$cache_dir/apicurio-registry-$apicurio_version"
 readonly venv="$cache_dir/registry-venv"
-readonly glue_protobuf_src="$here/registry/glue-protobuf"
-readonly glue_protobuf_home="$cache_dir/glue-protobuf"
+readonly glue_serde_src="$here/registry/glue-serde"
+readonly glue_serde_home="$cache_dir/glue-serde"
 readonly requirements="$here/registry/requirements.txt"
 readonly state_dir="${KL_SERVICES_DIR:-$repo/.services}/registry"
 readonly registry_url="http://127.0.0.1:$port/apis/ccompat/v7"
@@ -172,7 +179,7 @@ install_apicurio() {
   log "Apicurio Registry $apicurio_version is installed ($((SECONDS - started))s)"
 }
 
-# A javac for GlueProtobuf.java: on PATH, or the newest under /usr/lib/jvm.
+# A javac for GlueSerialize.java: on PATH, or the newest under /usr/lib/jvm.
 find_javac() {
   if command -v javac >/dev/null 2>&1; then
     command -v javac
@@ -186,29 +193,32 @@ find_javac() {
 }
 
 # AWS's own Glue Schema Registry serializer (software.amazon.glue:schema-registry-serde, from
-# Maven Central) and GlueProtobuf.java compiled against it, in $glue_protobuf_home: what
-# produce.py writes Glue Protobuf records with (no Python serializer writes them). Current when
-# its marker holds the checksum of the pom and the source.
-install_glue_protobuf() {
-  local checksum marker="$glue_protobuf_home/.complete" javac started="$SECONDS"
-  checksum="$(cat "$glue_protobuf_src/pom.xml" "$glue_protobuf_src/GlueProtobuf.java" | sha256sum | cut -d' ' -f1)"
+# Maven Central) and GlueSerialize.java compiled against it, in $glue_serde_home: what
+# produce.py writes every Glue record with, Avro, JSON Schema and Protobuf (no Python
+# serializer writes Glue's framing). Current when its marker holds the checksum of the pom and
+# the source: then nothing is resolved or compiled again.
+install_glue_serde() {
+  local checksum marker="$glue_serde_home/.complete" javac started="$SECONDS"
+  checksum="$(cat "$glue_serde_src/pom.xml" "$glue_serde_src/GlueSerialize.java" | sha256sum | cut -d' ' -f1)"
   [[ -f "$marker" && "$(<"$marker")" == "$checksum" ]] && return
+  # What the Protobuf-only version of this install left (GlueProtobuf.java's classes).
+  rm -rf "$cache_dir/glue-protobuf" "$cache_dir/glue-protobuf-install.log"
   command -v mvn >/dev/null 2>&1 || install_debian_packages "AWS's Glue serializer comes through Maven" maven
   if ! javac="$(find_javac)"; then
-    install_debian_packages "GlueProtobuf.java needs a JDK" default-jdk-headless
+    install_debian_packages "GlueSerialize.java needs a JDK" default-jdk-headless
     javac="$(find_javac)" || die "no javac after installing default-jdk-headless"
   fi
-  log "installing AWS's Glue Schema Registry serializer from Maven Central into $glue_protobuf_home"
-  rm -rf "$glue_protobuf_home"
-  mkdir -p "$glue_protobuf_home/classes"
-  mvn --batch-mode --quiet -Dstyle.color=never -f "$glue_protobuf_src/pom.xml" \
+  log "installing AWS's Glue Schema Registry serializer from Maven Central into $glue_serde_home"
+  rm -rf "$glue_serde_home"
+  mkdir -p "$glue_serde_home/classes"
+  mvn --batch-mode --quiet -Dstyle.color=never -f "$glue_serde_src/pom.xml" \
     org.apache.maven.plugins:maven-dependency-plugin:2.8:build-classpath \
-    -Dmdep.outputFile="$glue_protobuf_home/classpath" >"$cache_dir/glue-protobuf-install.log" 2>&1 || {
-    tail -n 30 "$cache_dir/glue-protobuf-install.log" >&2
-    die "Maven could not fetch AWS's Glue serializer (is Maven Central reachable?); its log is $cache_dir/glue-protobuf-install.log"
+    -Dmdep.outputFile="$glue_serde_home/classpath" >"$cache_dir/glue-serde-install.log" 2>&1 || {
+    tail -n 30 "$cache_dir/glue-serde-install.log" >&2
+    die "Maven could not fetch AWS's Glue serializer (is Maven Central reachable?); its log is $cache_dir/glue-serde-install.log"
   }
-  "$javac" -nowarn -d "$glue_protobuf_home/classes" -cp "$(<"$glue_protobuf_home/classpath")" \
-    "$glue_protobuf_src/GlueProtobuf.java" || die "$javac could not compile GlueProtobuf.java"
+  "$javac" -nowarn -d "$glue_serde_home/classes" -cp "$(<"$glue_serde_home/classpath")" \
+    "$glue_serde_src/GlueSerialize.java" || die "$javac could not compile GlueSerialize.java"
   printf '%s\n' "$checksum" >"$marker"
   log "AWS's Glue serializer is installed ($((SECONDS - started))s)"
 }
@@ -260,7 +270,7 @@ cmd_install() {
     die "Apicurio Registry needs Java 21 or newer: none found on PATH or under /usr/lib/jvm, and no openjdk-21-jre-headless package; install a JDK 21+ (e.g. Temurin) or set KL_REGISTRY_JAVA"
   install_apicurio
   install_venv
-  install_glue_protobuf
+  install_glue_serde
   exec 7>&-
 }
 
@@ -382,7 +392,7 @@ main() {
     status) cmd_status ;;
     env)
       echo "export KL_SCHEMA_REGISTRY_URL=$registry_url KL_GLUE_ENDPOINT=$glue_endpoint" \
-        "KL_REGISTRY_PYTHON=$venv/bin/python KL_GLUE_PROTOBUF_HOME=$glue_protobuf_home" \
+        "KL_REGISTRY_PYTHON=$venv/bin/python KL_GLUE_SERDE_HOME=$glue_serde_home" \
         "KL_REGISTRY_JAVA=$(find_java || echo java)"
       ;;
     *) die "$usage" ;;

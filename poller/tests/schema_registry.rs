@@ -10,7 +10,7 @@
 use kafka_lambda_tests::{
     FAST_RETRIES, OwnCa, Poller, RegistryAccess, RegistryFront, Relay, Seen, free_port, group_name,
     http_get, new_topic, produce_all, produce_through_registry, read_topic, recorder_config,
-    secret_file, seen, services, topic_name, unique_dir, wait_for_seen, wait_until, with_telemetry,
+    secret_file, seen, services, unique_dir, wait_for_seen, wait_until, with_telemetry,
 };
 use rdkafka::producer::BaseRecord;
 use serde_json::{Value, json};
@@ -355,10 +355,20 @@ fn glue_registry(registry: &str) -> String {
     )
 }
 
+/// The Glue registry of the Glue tests, the same in every run: moto keeps at most
+/// 10 registries (its MAX_REGISTRIES_ALLOWED; CreateRegistry then answers
+/// ResourceNumberLimitExceededException) for as long as it runs, across test runs, so these
+/// tests make none of their own. Their schemas are their topics (produce.py's default schema
+/// name), which are new in every run: nothing of one test or run is another's.
+const GLUE_SHARED_REGISTRY: &str = "kl-glue-tests";
+
+/// Glue Avro as AWS's own Java serializer writes it (scripts/registry/glue-serde, run by
+/// produce.py: a GenericRecord from Avro's JSON decoder), registering the schema itself, without
+/// and with zlib.
 #[test]
 fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
     let topic = new_topic("sr-glue", 1);
-    let registry = topic_name("kl-glue");
+    let registry = GLUE_SHARED_REGISTRY;
     let schema = r#"{"type": "record", "name": "Reading", "fields": [
         {"name": "sensor", "type": "string"}, {"name": "value", "type": "double"}]}"#;
     let mut versions = Vec::new();
@@ -373,7 +383,7 @@ fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
     let seen = deliver(
         &topic,
         "",
-        &glue_registry(&registry),
+        &glue_registry(registry),
         2,
         "both records are delivered",
     );
@@ -383,6 +393,53 @@ fn glue_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
         assert_eq!(
             s.0["valueSchemaMetadata"],
             json!({"dataFormat": "AVRO", "schemaId": version})
+        );
+    }
+}
+
+/// Glue JSON Schema as AWS's own Java serializer writes it (scripts/registry/glue-serde, run by
+/// produce.py: `JsonDataWithSchema`, which it validates against the schema), registering the
+/// schema itself, without and with zlib.
+#[test]
+fn glue_json_schema_records_compressed_or_not_are_decoded_with_their_schema_version_id() {
+    let topic = new_topic("sr-glue-json", 1);
+    let registry = GLUE_SHARED_REGISTRY;
+    let schema = json!({
+        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+        "properties": {
+            "sensor": {"type": "string"}, "value": {"type": "number"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["sensor", "value"],
+    });
+    let cases = [
+        (
+            "none",
+            json!({"sensor": "s1", "value": 21.5, "tags": ["a", "b"]}),
+        ),
+        ("zlib", json!({"sensor": "s2", "value": -3})),
+    ];
+    let mut versions = Vec::new();
+    for (compression, value) in &cases {
+        let produced = produce_through_registry(&json!({
+            "topic": topic, "registry": "glue", "format": "jsonschema", "schema": schema,
+            "glue": {"registry_name": registry, "compression": compression},
+            "records": [{"key": value["sensor"], "value": value}],
+        }));
+        versions.push(produced["schema_version_id"].as_str().unwrap().to_owned());
+    }
+    let seen = deliver(
+        &topic,
+        "",
+        &glue_registry(registry),
+        cases.len(),
+        "both records are delivered",
+    );
+    for ((s, version), (_, value)) in seen.iter().zip(&versions).zip(&cases) {
+        assert_eq!(&json_value(s), value);
+        assert_eq!(
+            s.0["valueSchemaMetadata"],
+            json!({"dataFormat": "JSON", "schemaId": version})
         );
     }
 }
@@ -399,13 +456,15 @@ message Order {
 }
 "#;
 
-/// Glue Protobuf as AWS's own Java serializer writes it (scripts/registry/glue-protobuf, run by
+/// Glue Protobuf as AWS's own Java serializer writes it (scripts/registry/glue-serde, run by
 /// produce.py), registering the schema itself: the nested `shop.Order.Line` (message index 1 in
 /// Glue's numbering) without and with zlib, and `shop.Order` (index 0) with a well-known type.
 #[test]
 fn glue_protobuf_written_by_aws_own_serializer_is_decoded() {
     let topic = new_topic("sr-glue-proto", 1);
-    let registry = topic_name("kl-glue-proto");
+    // The shared registry: moto keeps at most 10 (see GLUE_SHARED_REGISTRY); the schema is named
+    // after the topic, new every run.
+    let registry = GLUE_SHARED_REGISTRY;
     let cases = [
         (
             "none",
@@ -436,7 +495,7 @@ fn glue_protobuf_written_by_aws_own_serializer_is_decoded() {
     let seen = deliver(
         &topic,
         "",
-        &glue_registry(&registry),
+        &glue_registry(registry),
         cases.len(),
         "every record is delivered",
     );

@@ -47,15 +47,18 @@ The spec is one JSON object:
 
 Confluent framing is the serializers' own: magic byte 0, the 4-byte big-endian schema id the
 registry returned, for Protobuf the message indexes (zigzag varints, [0] written as one 0
-byte), then the payload. Glue framing: header version byte 3, compression byte (0 none,
-5 zlib), the 16-byte schema version UUID, then the payload (Avro binary by fastavro's
-schemaless_writer, or UTF-8 JSON), zlib-compressed when asked. Glue Protobuf is written whole
-by AWS's own Java serializer (GlueProtobuf.java; scripts/registry.sh installs it), which also
-registers the schema. Glue keys are plain strings.
+byte), then the payload. Glue records, every format, are written whole by AWS's own Java
+serializer (GlueSchemaRegistryKafkaSerializer, run as scripts/registry/glue-serde's
+GlueSerialize; scripts/registry.sh installs it, KL_GLUE_SERDE_HOME), which also registers the
+schema (auto-registration): header version byte 3, compression byte (0 none, 5 zlib), the
+16-byte schema version UUID, then the payload, zlib-compressed when asked: Avro binary (the
+value read into a GenericRecord by Avro's JSON decoder, after fastavro has put it in Avro's
+JSON encoding), the JSON document (JsonDataWithSchema, validated against the schema), or Glue's
+message index and the Protobuf message. Glue keys are plain strings.
 
 It prints one JSON object: for each record its partition, offset, key and value schema ids
 (Confluent) and the first bytes of the value in hex; the distinct value schema ids; for Glue the
-schema version id.
+schema version id (of the first value that is not null; null when there is none).
 """
 
 import base64
@@ -66,7 +69,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-import zlib
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -218,106 +220,125 @@ def make_value(cls, value):
 
 
 def glue_serializer(spec):
+    """The value serializer of registry glue: every value as AWS's own Glue serializer wrote it
+    (glue_values), handed out in record order. Returns it and the schema version id."""
     import boto3
-    import fastavro
 
     glue = spec.get("glue", {})
     fmt = spec["format"]
-    if fmt not in ("avro", "jsonschema", "protobuf"):
+    data_format = {"avro": "AVRO", "jsonschema": "JSON", "protobuf": "PROTOBUF"}.get(fmt)
+    if data_format is None:
         fail("registry glue supports format avro, jsonschema and protobuf")
     endpoint = glue.get("endpoint") or os.environ.get("KL_GLUE_ENDPOINT")
     if not endpoint:
         fail("no Glue endpoint: set glue.endpoint or KL_GLUE_ENDPOINT (scripts/registry.sh env)")
-    client = boto3.client(
-        "glue", endpoint_url=endpoint, region_name=glue.get("region", "us-east-1"),
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
+    region = glue.get("region", "us-east-1")
     registry = glue.get("registry_name", "kl-test")
-    name = glue.get("schema_name", spec["topic"])
-    text = schema_text(spec["schema"])
-    data_format = "AVRO" if fmt == "avro" else "JSON"
-    try:
-        client.create_registry(RegistryName=registry)
-    except client.exceptions.AlreadyExistsException:
-        pass
     compression = glue.get("compression", "none")
     if compression not in ("none", "zlib"):
         fail("glue.compression must be none or zlib")
-    if fmt == "protobuf":
-        values = glue_protobuf_values(spec, endpoint, glue.get("region", "us-east-1"), registry,
-                                      name, compression)
-        first = next((data for data in values if data is not None), None)
-        version_id = str(uuid.UUID(bytes=first[2:18])) if first else None
-        written = iter(values)
-
-        def serialize_written(value, _ctx):
-            data = next(written)
-            if (value is None) != (data is None):
-                fail("AWS's Glue serializer answered out of step with the records")
-            return data
-
-        return serialize_written, version_id
+    # The serializer registers schemas, not registries: the registry is made here. It is looked
+    # up first: moto checks its limit of 10 registries before the name, so CreateRegistry of
+    # one that exists fails at the limit instead of answering AlreadyExistsException.
+    client = boto3.client(
+        "glue", endpoint_url=endpoint, region_name=region,
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
     try:
-        version_id = client.create_schema(
-            RegistryId={"RegistryName": registry}, SchemaName=name, DataFormat=data_format,
-            Compatibility=glue.get("compatibility", "NONE"),
-            SchemaDefinition=text)["SchemaVersionId"]
-    except client.exceptions.AlreadyExistsException:
-        version_id = client.register_schema_version(
-            SchemaId={"RegistryName": registry, "SchemaName": name},
-            SchemaDefinition=text)["SchemaVersionId"]
-    header = bytes([3, 5 if compression == "zlib" else 0]) + uuid.UUID(version_id).bytes
-    parsed = fastavro.parse_schema(json.loads(text)) if fmt == "avro" else None
+        client.get_registry(RegistryId={"RegistryName": registry})
+    except client.exceptions.EntityNotFoundException:
+        try:
+            client.create_registry(RegistryName=registry)
+        except client.exceptions.AlreadyExistsException:
+            pass
+        except client.exceptions.ResourceNumberLimitExceededException:
+            fail(f"cannot create the Glue registry {registry!r}: the registry keeps no more "
+                 "(moto keeps at most 10 until it restarts: scripts/registry.sh stop, start)")
+    job = {"data_format": data_format, "endpoint": endpoint, "region": region,
+           "registry_name": registry, "schema_name": glue.get("schema_name", spec["topic"]),
+           "compression": compression, "topic": spec["topic"]}
+    values = glue_values(spec, job)
+    first = next((data for data in values if data is not None), None)
+    version_id = str(uuid.UUID(bytes=first[2:18])) if first else None
+    written = iter(values)
 
-    def serialize(value, _ctx):
-        if value is None:
-            return None
-        if parsed is not None:
-            out = io.BytesIO()
-            fastavro.schemaless_writer(out, parsed, value)
-            payload = out.getvalue()
-        else:
-            payload = json.dumps(value, separators=(",", ":")).encode()
-        if compression == "zlib":
-            payload = zlib.compress(payload)
-        return header + payload
+    def serialize_written(value, _ctx):
+        data = next(written)
+        if (value is None) != (data is None):
+            fail("AWS's Glue serializer answered out of step with the records")
+        return data
 
-    return serialize, version_id
+    return serialize_written, version_id
 
 
-def glue_protobuf_values(spec, endpoint, region, registry, name, compression):
-    """The records' values as AWS's own Glue serializer writes them (GlueProtobuf.java, which
-    scripts/registry.sh installs): header, schema version id, message index and message, the
-    schema registered by the serializer itself. None for a null value."""
-    import grpc_tools
-    from google.protobuf import descriptor_pb2
+def glue_serde_home():
+    """Where scripts/registry.sh installed AWS's Glue serializer: KL_GLUE_SERDE_HOME, else the
+    glue-serde folder beside the venv this script runs in (both are in its cache)."""
+    home = os.environ.get("KL_GLUE_SERDE_HOME") or os.path.join(
+        os.path.dirname(sys.prefix), "glue-serde")
+    if not os.path.exists(os.path.join(home, ".complete")):
+        fail(f"AWS's Glue serializer is not installed in {home}: run scripts/registry.sh install "
+             "and set KL_GLUE_SERDE_HOME (scripts/registry.sh env)")
+    return home
 
-    home = os.environ.get("KL_GLUE_PROTOBUF_HOME")
-    if not home or not os.path.exists(os.path.join(home, ".complete")):
-        fail("AWS's Glue serializer is not installed: run scripts/registry.sh install and set "
-             "KL_GLUE_PROTOBUF_HOME (scripts/registry.sh env)")
+
+def avro_json_encoding(schema, value):
+    """`value` (a plain datum, as confluent's AvroSerializer takes it) in Avro's JSON encoding
+    (unions as {"branch": value}, defaults filled in), which Avro's JsonDecoder reads: fastavro
+    only translates the spec here; the Avro binary is Avro's Java writer's, in the serializer."""
+    import fastavro
+    import fastavro.validation
+
+    out = io.StringIO()
+    try:
+        fastavro.json_writer(out, schema, [value], validator=True)
+    except (fastavro.validation.ValidationError, ValueError, TypeError) as error:
+        fail(f"the value does not fit the Avro schema: {error}")
+    return json.loads(out.getvalue())
+
+
+def glue_values(spec, job):
+    """The records' values as AWS's own Glue serializer writes them (GlueSerialize.java, which
+    scripts/registry.sh installs), registering the schema itself: header version byte 3, the
+    compression byte, the schema version id, then the payload (for Protobuf Glue's message
+    index and the message). None for a null value."""
+    home = glue_serde_home()
     with open(os.path.join(home, "classpath")) as file:
         classpath = os.path.join(home, "classes") + os.pathsep + file.read().strip()
-    with tempfile.TemporaryDirectory(prefix="kl-glue-proto-") as work:
-        files = compile_proto(work, schema_text(spec["schema"]), spec.get("imports"), grpc_tools,
-                              descriptor_pb2)
-        main_file = next(f for f in files.file if f.name == MAIN_PROTO)
-        message = qualified(main_file.package,
-                            spec.get("message") or main_file.message_type[0].name)
-        job = {"endpoint": endpoint, "region": region, "registry_name": registry,
-               "schema_name": name, "descriptor_set": os.path.join(work, "set.pb"),
-               "message": message, "compression": compression, "topic": spec["topic"],
-               "values": [record.get("value") for record in spec.get("records", [])]}
+    values = [record.get("value") for record in spec.get("records", [])]
+    with tempfile.TemporaryDirectory(prefix="kl-glue-") as work:
+        if job["data_format"] == "PROTOBUF":
+            import grpc_tools
+            from google.protobuf import descriptor_pb2
+
+            files = compile_proto(work, schema_text(spec["schema"]), spec.get("imports"),
+                                  grpc_tools, descriptor_pb2)
+            main_file = next(f for f in files.file if f.name == MAIN_PROTO)
+            job["descriptor_set"] = os.path.join(work, "set.pb")
+            job["message"] = qualified(main_file.package,
+                                       spec.get("message") or main_file.message_type[0].name)
+        elif job["data_format"] == "AVRO":
+            import fastavro
+
+            job["schema"] = schema_text(spec["schema"])
+            try:
+                parsed = fastavro.parse_schema(json.loads(job["schema"]))
+            except (ValueError, fastavro.schema.SchemaParseException) as error:
+                fail(f"the Avro schema does not parse: {error}")
+            values = [None if v is None else avro_json_encoding(parsed, v) for v in values]
+        else:
+            job["schema"] = schema_text(spec["schema"])
+        job["values"] = values
         result = subprocess.run(
-            [os.environ.get("KL_REGISTRY_JAVA", "java"), "-cp", classpath, "GlueProtobuf"],
+            [os.environ.get("KL_REGISTRY_JAVA", "java"), "-cp", classpath, "GlueSerialize"],
             input=json.dumps(job), capture_output=True, text=True,
             env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  **os.environ})
     if result.returncode != 0:
         fail(f"AWS's Glue serializer failed:\n{result.stderr[-4000:]}")
     lines = result.stdout.splitlines()
-    if len(lines) != len(job["values"]):
-        fail(f"AWS's Glue serializer wrote {len(lines)} values for {len(job['values'])} records")
+    if len(lines) != len(values):
+        fail(f"AWS's Glue serializer wrote {len(lines)} values for {len(values)} records")
     return [base64.b64decode(line) if line else None for line in lines]
 
 
