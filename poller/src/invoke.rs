@@ -160,8 +160,8 @@ impl Invoker for LambdaInvoker {
 /// that sets neither. AWS's Runtime Interface Emulator (RIE, also inside `sam local`) answers a
 /// function error with 200 and the runtime's error document as the body, and a timeout with 200
 /// and the text `Task timed out after N.00 seconds`; it drops every header the runtime sent.
-/// So, behind an emulator only, a body that is an error document by the rule `sam local
-/// start-lambda` applies ([`is_error_document`]) is a function error, and that text a timeout.
+/// So, behind an emulator only, a body that is a runtime's error document ([`is_error_document`])
+/// is a function error, and that text a timeout.
 /// A function behind an emulator that returns such a document as its normal output is misread,
 /// as `sam local` misreads it; behind the Lambda service a body is never inspected.
 fn emulator_answer(payload: Vec<u8>) -> InvokeOutcome {
@@ -178,11 +178,22 @@ fn emulator_answer(payload: Vec<u8>) -> InvokeOutcome {
     InvokeOutcome::Success { payload }
 }
 
-/// Whether `payload` is a runtime's error document, by `sam local start-lambda`'s rule
-/// (`samcli/local/services/base_local_service.py`, `LambdaOutputParser.is_lambda_error_response`):
-/// a JSON object with string `errorType` and `errorMessage`, and either no key beyond
-/// `errorType`, `errorMessage`, `stackTrace` and `cause`, or exactly three keys.
+/// Whether `payload` is a runtime's error document: a JSON object with string `errorType` and
+/// `errorMessage` and no other keys than those AWS's runtime interface clients add beside them —
+/// `stackTrace` (Python's `awslambdaric`, Java's), `requestId` (`awslambdaric`), `trace`
+/// (Node.js's `aws-lambda-ric`), `cause` — or with exactly three keys, which `sam local
+/// start-lambda` also takes for one (`samcli/local/services/base_local_service.py`,
+/// `LambdaOutputParser.is_lambda_error_response`; that rule alone misses `awslambdaric`'s
+/// four-key document, which the conformance suite found).
 fn is_error_document(payload: &[u8]) -> bool {
+    const ERROR_KEYS: [&str; 6] = [
+        "errorType",
+        "errorMessage",
+        "stackTrace",
+        "cause",
+        "requestId",
+        "trace",
+    ];
     // Most answers say nothing of errors: look before parsing.
     const KEY: &[u8] = b"errorMessage";
     if !payload.windows(KEY.len()).any(|window| window == KEY) {
@@ -194,9 +205,7 @@ fn is_error_document(payload: &[u8]) -> bool {
     let strings = ["errorType", "errorMessage"]
         .iter()
         .all(|key| map.get(*key).is_some_and(serde_json::Value::is_string));
-    let only_error_keys = map
-        .keys()
-        .all(|key| ["errorType", "errorMessage", "stackTrace", "cause"].contains(&key.as_str()));
+    let only_error_keys = map.keys().all(|key| ERROR_KEYS.contains(&key.as_str()));
     strings && (only_error_keys || map.len() == 3)
 }
 
@@ -541,7 +550,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn behind_an_emulator_only_sam_locals_error_documents_are_errors() {
+    async fn behind_an_emulator_only_the_runtimes_error_documents_are_errors() {
         for (body, error) in [
             (
                 r#"{"errorType":"E","errorMessage":"m","stackTrace":[],"cause":{}}"#,
@@ -549,6 +558,16 @@ mod tests {
             ),
             (r#"{"errorType":"E","errorMessage":"m","extra":1}"#, true),
             (r#"{"errorType":"E","errorMessage":"m","a":1,"b":2}"#, false),
+            // Python's awslambdaric (the conformance suite's python-powertools function).
+            (
+                r#"{"errorMessage":"poison","errorType":"ValueError","requestId":"r-1","stackTrace":["  File x"]}"#,
+                true,
+            ),
+            // Node.js's aws-lambda-ric.
+            (
+                r#"{"errorType":"Error","errorMessage":"poison","trace":["Error: poison"]}"#,
+                true,
+            ),
             (r#"{"errorType":"E","errorMessage":7}"#, false),
             (r#"{"errorMessage":"m"}"#, false),
             (r#"["errorType","errorMessage"]"#, false),
