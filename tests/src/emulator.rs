@@ -22,6 +22,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// `KAFKA_BOOTSTRAP_SERVERS`, for one, names the test broker) must not configure them.
 const FUNCTION_VARIABLE_PREFIXES: &[&str] = &["KAFKA_", "ES_", "LOG_ETL_", "DUMP_", "PG_"];
 
+/// Leaves the test's own values of the functions' variables ([`FUNCTION_VARIABLE_PREFIXES`]) out
+/// of `command`'s environment: a host passes a function exactly the variables it is given.
+pub(crate) fn without_function_variables(command: &mut Command) {
+    for (variable, _) in std::env::vars_os() {
+        let variable = variable.to_string_lossy();
+        if FUNCTION_VARIABLE_PREFIXES
+            .iter()
+            .any(|prefix| variable.starts_with(prefix))
+        {
+            command.env_remove(&*variable);
+        }
+    }
+}
+
 /// A running `cargo lambda watch`, stopped with its function processes on drop.
 #[derive(Debug)]
 pub struct Emulator {
@@ -57,15 +71,7 @@ impl Emulator {
             // Its own process group, so that drop stops the function processes too.
             .process_group(0);
         without_cargo_test_variables(&mut command);
-        for (variable, _) in std::env::vars_os() {
-            let variable = variable.to_string_lossy();
-            if FUNCTION_VARIABLE_PREFIXES
-                .iter()
-                .any(|prefix| variable.starts_with(prefix))
-            {
-                command.env_remove(&*variable);
-            }
-        }
+        without_function_variables(&mut command);
         command.env("PATH", tool_path()).env("RUST_LOG", "info");
         for (key, value) in env {
             command.env(key, value);

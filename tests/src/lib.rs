@@ -35,6 +35,7 @@ mod auth;
 mod broker;
 pub mod client;
 mod emulator;
+mod function_host;
 mod kafka;
 mod mock_msk;
 mod poller;
@@ -42,11 +43,13 @@ mod recorder;
 mod records;
 mod registry;
 mod registry_front;
+mod rie;
 mod tools;
 
 pub use auth::{Listeners, OwnCa, Relay, capture_tracing, sasl_table, secret_file, users};
 pub use broker::KafkaCluster;
 pub use emulator::Emulator;
+pub use function_host::{FunctionHost, HostKind};
 pub use kafka::{
     AclResource, committed_offset, create_topic_on, grant, kafka_tool, partition_leader,
     records_in, watermarks,
@@ -67,6 +70,7 @@ pub use records::{
 };
 pub use registry::{Registries, produce_through_registry};
 pub use registry_front::{RegistryAccess, RegistryFront};
+pub use rie::{RIE_FUNCTION, Rie};
 pub use tools::{
     assert_refuses_to_start, binary, cargo_build, cargo_metadata, command_output, free_port,
     free_stable_ports, output_text, poll_until, scratch_dir, scratch_file, tool_path, unique_dir,

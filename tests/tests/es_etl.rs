@@ -10,12 +10,14 @@
 //! the bulk API's response format (`{"errors":..,"items":[{"index":{..,"status":..}}]}`).
 //!
 //! Each test starts its own emulator with the function's configuration in its environment
-//! (`ES_ADDRESS` pointing at its stand-in), see `kafka_lambda_tests::Emulator`.
+//! (`ES_ADDRESS` pointing at its stand-in), see `kafka_lambda_tests::Emulator`; the test through
+//! the poller runs twice, behind `cargo lambda watch` and behind AWS's Runtime Interface
+//! Emulator (`kafka_lambda_tests::FunctionHost`).
 
 use kafka_lambda_events::KafkaRecord;
 use kafka_lambda_tests::{
-    Emulator, Poller, assert_refuses_to_start, cargo_build, free_port, mapping_config, new_topic,
-    produce_all,
+    Emulator, FunctionHost, HostKind, Poller, assert_refuses_to_start, cargo_build, free_port,
+    new_topic, produce_all,
 };
 use rdkafka::producer::BaseRecord;
 use serde_json::{Value, json};
@@ -303,22 +305,33 @@ fn an_invalid_configuration_stops_the_function_at_start_naming_the_variable() {
 
 #[test]
 fn records_flow_from_kafka_through_the_poller_to_the_bulk_api() {
+    records_flow_through_the_poller(HostKind::CargoLambdaWatch);
+}
+
+#[test]
+fn records_flow_from_kafka_through_the_poller_to_the_bulk_api_behind_the_runtime_interface_emulator()
+ {
+    records_flow_through_the_poller(HostKind::RuntimeInterfaceEmulator);
+}
+
+/// The poller reads a two-partition topic and invokes es-etl behind `kind` of host.
+fn records_flow_through_the_poller(kind: HostKind) {
     // `flaky` documents are refused for now on their first attempt, `bad` ones for good.
     let stand_in = StandIn::start(None, |doc| match doc.request_id() {
         id if id.starts_with("flaky") && doc.attempt == 1 => 429,
         id if id.starts_with("bad") => 400,
         _ => 201,
     });
-    let emulator = Emulator::start(
+    let host = kind.start(
         "es-etl-poller",
-        &[FUNCTION, "kafka-lambda-poller"],
+        FUNCTION,
         &[
             ("ES_ADDRESS", &stand_in.address()),
             ("ES_INDEX_KEYWORD", "error-logs"),
         ],
     );
     let topic = new_topic("es_etl_poller", 2);
-    let _poller = poller(&topic, emulator.endpoint());
+    let poller = poller(&topic, &host);
 
     let produced = [
         (0, error_log(1, "ok-1")),
@@ -346,8 +359,9 @@ fn records_flow_from_kafka_through_the_poller_to_the_bulk_api() {
         assert!(
             Instant::now() < deadline,
             "not every document was indexed within 2 minutes; indexed: {indexed:#?}\n\
-             emulator log:\n{}",
-            emulator.log_text()
+             {kind:?} log:\n{}\npoller log:\n{}",
+            host.log_text(),
+            poller.log()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -418,12 +432,11 @@ fn produce(topic: &str, records: &[(i32, String)]) {
     );
 }
 
-/// `kafka-lambda-poller run` for one mapping `topic` → es-etl, stopped on drop.
-fn poller(topic: &str, lambda_endpoint: &str) -> Poller {
-    let config = mapping_config(
+/// `kafka-lambda-poller run` for one mapping `topic` → es-etl behind `host`, stopped on drop.
+fn poller(topic: &str, host: &FunctionHost) -> Poller {
+    let config = host.mapping_config(
         FUNCTION,
         topic,
-        lambda_endpoint,
         "batching_window_ms = 200\n\
              report_batch_item_failures = true\n\
              retry_backoff_base_ms = 100\n\

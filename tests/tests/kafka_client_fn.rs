@@ -1,7 +1,9 @@
 //! `examples/kafka-client-fn` under the real Lambda emulator (`cargo lambda watch`), invoked
 //! with JSON commands against the real broker of the test services: topics created, records
 //! produced and consumed back (and read independently with rdkafka), and each kind of failure;
-//! and behind the real poller, commands produced to a topic (the trigger mode).
+//! and behind the real poller, commands produced to a topic (the trigger mode), with the
+//! function behind `cargo lambda watch` and behind AWS's Runtime Interface Emulator alike
+//! (`kafka_lambda_tests::FunctionHost`).
 //!
 //! Each test starts its own emulator with the function's connection settings in its
 //! environment, see `kafka_lambda_tests::Emulator`. Consumes that expect records give a long
@@ -9,8 +11,8 @@
 //! machine may take seconds for a cold consumer's first fetch.
 
 use kafka_lambda_tests::{
-    Emulator, Invocation, Poller, TopicReader, assert_refuses_to_start, cargo_build, create_topic,
-    free_port, mapping_config, produce_all, services, topic_name, wait_until,
+    Emulator, HostKind, Invocation, Poller, TopicReader, assert_refuses_to_start, cargo_build,
+    create_topic, free_port, produce_all, services, topic_name, wait_until,
 };
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -417,13 +419,24 @@ fn an_invalid_configuration_stops_the_function_at_start_naming_the_variable() {
 
 #[test]
 fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_lettered() {
+    commands_run_through_the_poller(HostKind::CargoLambdaWatch);
+}
+
+#[test]
+fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_lettered_behind_the_runtime_interface_emulator()
+ {
+    commands_run_through_the_poller(HostKind::RuntimeInterfaceEmulator);
+}
+
+/// The poller reads a topic of commands and invokes kafka-client-fn behind `kind` of host.
+fn commands_run_through_the_poller(kind: HostKind) {
     let commands = topic_name("kafka_client_fn_commands");
     let dead_letters = format!("{commands}-dlq");
     create_topic(&commands, 1);
     create_topic(&dead_letters, 1);
-    let emulator = Emulator::start(
+    let host = kind.start(
         "kafka-client-fn-poller",
-        &[FUNCTION],
+        FUNCTION,
         &[
             (
                 "KAFKA_BOOTSTRAP_SERVERS",
@@ -432,10 +445,9 @@ fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_l
             ("KAFKA_REPORT_BATCH_ITEM_FAILURES", "true"),
         ],
     );
-    let config = mapping_config(
+    let config = host.mapping_config(
         FUNCTION,
         &commands,
-        emulator.endpoint(),
         &format!(
             "starting_position = \"TRIM_HORIZON\"\n\
              batch_size = 1\n\
@@ -525,9 +537,12 @@ fn commands_from_a_topic_run_in_order_through_the_poller_and_failures_are_dead_l
             Some(offset.to_string()),
             "{headers:?}"
         );
-        assert_eq!(header("kafka-lambda-function").as_deref(), Some(FUNCTION));
+        assert_eq!(
+            header("kafka-lambda-function").as_deref(),
+            Some(host.function_name(FUNCTION))
+        );
     }
-    let log = emulator.log_text();
+    let log = host.log_text();
     for error in [
         "unknown action `delete_topic`",
         &format!("consume of `{target}` cannot come from a Kafka trigger"),

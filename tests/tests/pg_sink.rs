@@ -6,11 +6,13 @@
 //! Each test writes its own table (`PG_SINK_TABLE`) and runs its own `cargo lambda watch` on a
 //! free port with its own environment, since the function is configured by environment
 //! variables. Invoked directly with AWS-shaped events, and through the real
-//! `kafka-lambda-poller` binary reading a topic of the shared broker.
+//! `kafka-lambda-poller` binary reading a topic of the shared broker, behind
+//! `cargo lambda watch` and behind AWS's Runtime Interface Emulator alike
+//! (`kafka_lambda_tests::FunctionHost`).
 
 use kafka_lambda_events::KafkaRecord;
 use kafka_lambda_tests::{
-    Emulator, Poller, free_port, mapping_config, new_topic, poll_until, produce_all, repo_root,
+    Emulator, HostKind, Poller, free_port, new_topic, poll_until, produce_all, repo_root,
     topic_name, unique_name, wait_until,
 };
 use rdkafka::producer::BaseRecord;
@@ -203,13 +205,28 @@ fn a_user_without_the_create_privilege_writes_to_an_existing_table() {
 
 #[test]
 fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
+    delivers_through_the_poller(HostKind::CargoLambdaWatch);
+}
+
+#[test]
+fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table_behind_the_runtime_interface_emulator()
+ {
+    delivers_through_the_poller(HostKind::RuntimeInterfaceEmulator);
+}
+
+/// The poller reads a two-partition topic and invokes pg-sink behind `kind` of host.
+fn delivers_through_the_poller(kind: HostKind) {
     let table = table_name("poller");
-    let emulator = function_emulator(&[
-        ("PG_URL", pg_url()),
-        ("PG_SINK_TABLE", table.clone()),
-        ("PG_SINK_INVALID_RECORDS", "skip".into()),
-        ("PG_SINK_REPORT_BATCH_ITEM_FAILURES", "true".into()),
-    ]);
+    let host = kind.start(
+        FUNCTION,
+        FUNCTION,
+        &[
+            ("PG_URL", &pg_url()),
+            ("PG_SINK_TABLE", &table),
+            ("PG_SINK_INVALID_RECORDS", "skip"),
+            ("PG_SINK_REPORT_BATCH_ITEM_FAILURES", "true"),
+        ],
+    );
     let topic = new_topic("pg_poller", 2);
     let mut values = Vec::new();
     let mut expected = Vec::new();
@@ -239,10 +256,9 @@ fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
         }),
     );
 
-    let config = mapping_config(
+    let config = host.mapping_config(
         FUNCTION,
         &topic,
-        emulator.endpoint(),
         "starting_position = \"TRIM_HORIZON\"\n\
              batch_size = 5\n\
              batching_window_ms = 20\n\
@@ -255,7 +271,13 @@ fn the_poller_delivers_a_topic_of_mixed_shapes_into_the_table() {
         found.len() >= expected.len()
     });
     poller.stop();
-    assert_eq!(found, expected, "poller log:\n{}", poller.log());
+    assert_eq!(
+        found,
+        expected,
+        "poller log:\n{}\n{kind:?} log:\n{}",
+        poller.log(),
+        host.log_text()
+    );
 }
 
 // -------------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@
 //! The function is configured by environment variables, which differ per test (the destination
 //! broker's port), so each test runs its own `cargo lambda watch` on a free port with its own
 //! environment, instead of the shared emulator. Invoked directly with AWS-shaped events, and
-//! through the real `kafka-lambda-poller` binary reading the source topic.
+//! through the real `kafka-lambda-poller` binary reading the source topic, behind
+//! `cargo lambda watch` and behind AWS's Runtime Interface Emulator alike
+//! (`kafka_lambda_tests::FunctionHost`).
 
 use kafka_lambda_events::{KafkaRecord, TimestampType};
 use kafka_lambda_tests::{
-    Emulator, KafkaCluster, Poller, ReadRecord, TopicReader, create_topic, free_port,
-    mapping_config, produce_all, services, topic_name,
+    Emulator, HostKind, KafkaCluster, Poller, ReadRecord, TopicReader, create_topic, free_port,
+    produce_all, services, topic_name,
 };
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
@@ -194,21 +196,35 @@ fn authenticates_to_the_destination_with_scram_from_the_environment() {
 
 #[test]
 fn the_poller_copies_a_topic_partition_by_partition_in_order() {
+    copies_through_the_poller(HostKind::CargoLambdaWatch);
+}
+
+#[test]
+fn the_poller_copies_a_topic_partition_by_partition_in_order_behind_the_runtime_interface_emulator()
+{
+    copies_through_the_poller(HostKind::RuntimeInterfaceEmulator);
+}
+
+/// The poller reads a two-partition source topic and invokes topic-dump behind `kind` of host.
+fn copies_through_the_poller(kind: HostKind) {
     let destination = KafkaCluster::start(1);
     let source = topic_name("dump_poller");
     create_topic(&source, 2);
     destination.create_topic(&source, 2);
-    let emulator = function_emulator(&[
-        ("DUMP_BOOTSTRAP_SERVERS", destination.bootstrap_servers()),
-        ("DUMP_PRESERVE_PARTITION", "true".into()),
-        ("DUMP_REPORT_BATCH_ITEM_FAILURES", "true".into()),
-    ]);
+    let host = kind.start(
+        FUNCTION,
+        FUNCTION,
+        &[
+            ("DUMP_BOOTSTRAP_SERVERS", &destination.bootstrap_servers()),
+            ("DUMP_PRESERVE_PARTITION", "true"),
+            ("DUMP_REPORT_BATCH_ITEM_FAILURES", "true"),
+        ],
+    );
 
     let produced = produce(&source, 2, 30);
-    let config = mapping_config(
+    let config = host.mapping_config(
         FUNCTION,
         &source,
-        emulator.endpoint(),
         "starting_position = \"TRIM_HORIZON\"\n\
              batch_size = 7\n\
              batching_window_ms = 20\n\
@@ -221,8 +237,9 @@ fn the_poller_copies_a_topic_partition_by_partition_in_order() {
     assert_eq!(
         copied.len(),
         produced.len(),
-        "every record copied once; poller log:\n{}",
-        poller.log()
+        "every record copied once; poller log:\n{}\n{kind:?} log:\n{}",
+        poller.log(),
+        host.log_text()
     );
     let mut by_partition: BTreeMap<i32, Vec<KeyValueTimestamp>> = BTreeMap::new();
     for record in &copied {
