@@ -34,8 +34,8 @@ impl Backoff {
 /// Whether a broker's answer passes by itself: a group coordinator that moves, is not yet
 /// elected or is still loading the group's offsets (routine while the offsets topic is created on
 /// a new cluster, and during broker restarts and reassignments), a partition leader being
-/// elected, or a request that timed out or lost its connection. Anything else (a refused ACL, an
-/// unknown topic, a bad request) is permanent for the lookup that got it.
+/// elected, or a request that timed out or lost its connection or its broker. Anything else (a
+/// refused ACL, an unknown topic, a bad request) is permanent for the lookup that got it.
 pub(crate) fn is_transient(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
@@ -54,6 +54,9 @@ pub(crate) fn is_transient(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::BrokerNotAvailable
                 | RDKafkaErrorCode::BrokerTransportFailure
                 | RDKafkaErrorCode::AllBrokersDown
+                // librdkafka dropped its handle of a broker that left the cluster while the
+                // request was on it (seen when the coordinator's broker is killed).
+                | RDKafkaErrorCode::DestroyBroker
         )
     )
 }
@@ -82,7 +85,7 @@ pub(crate) fn retry_transient<T>(
             Ok(value) => return Ok(value),
             Err(error) if is_transient(&error) => {
                 let wait = TRANSIENT_BACKOFF.delay(attempt);
-                if true {
+                if started.elapsed() + wait >= budget {
                     tracing::warn!(%error, attempts = attempt + 1, budget_s = budget.as_secs_f64(),
                         "{what}: the broker still answers with a transient error after the whole budget; giving up");
                     return Err(error);
