@@ -136,3 +136,42 @@ fn a_timeout_behind_the_runtime_interface_emulator_is_retried_until_the_record_i
     assert_eq!(reconcile(&topic, &produced), 0);
     poller.terminate_cleanly(Duration::from_secs(30));
 }
+
+/// A scripted record (`{"exit_times": 1}` or `{"panic_times": 1}`) on its first attempt, then
+/// delivered: what the emulator answers for a runtime that exits (502, `Runtime.ExitError`, and
+/// the runtime started again at the next invocation) and for a handler that panics
+/// (lambda_runtime reports it as a function error: 200 with the error document) is retried, and
+/// nothing is lost or skipped.
+fn a_failure_of_the_runtime_is_retried_and_the_record_delivered(script: &str, logged: &str) {
+    let rie = Rie::start("test-recorder", "test-recorder", &[]);
+    let topic = new_topic(&format!("rie-{script}"), 1);
+    let produced = produce(&topic, 1, 3, |_, i| {
+        if i == 1 {
+            format!(r#"{{"i":1,"{script}":1}}"#)
+        } else {
+            format!(r#"{{"i":{i}}}"#)
+        }
+    });
+    let mut poller = Poller::start(&topic, &config(&rie, &topic, "batch_size = 1"));
+    wait_for_seen(TIMEOUT, "every record is delivered", &topic, 3);
+    let log = poller.log();
+    assert!(
+        log.contains(logged),
+        "the failure is reported as {logged}; poller log:\n{log}\nemulator log:\n{}",
+        rie.log_text()
+    );
+    assert_eq!(reconcile(&topic, &produced), 0);
+    poller.terminate_cleanly(Duration::from_secs(30));
+}
+
+#[test]
+fn a_runtime_that_exits_behind_the_runtime_interface_emulator_is_retried_and_the_record_delivered()
+{
+    a_failure_of_the_runtime_is_retried_and_the_record_delivered("exit_times", "Runtime.ExitError");
+}
+
+#[test]
+fn a_handler_that_panics_behind_the_runtime_interface_emulator_is_retried_and_the_record_delivered()
+{
+    a_failure_of_the_runtime_is_retried_and_the_record_delivered("panic_times", "asked to panic");
+}

@@ -16,7 +16,10 @@
 //! - `{"fail_times": N}`: fail the invocation while this record's attempt number is ≤ N;
 //! - `{"partial_times": N}`: report this record in `batchItemFailures` while its attempt number
 //!   is ≤ N (the invocation succeeds);
-//! - `{"bad_response": true}`: answer with a malformed partial batch response.
+//! - `{"bad_response": true}`: answer with a malformed partial batch response;
+//! - `{"exit_times": N}`: end the process (exit status 3) while this record's attempt number is
+//!   ≤ N; `{"panic_times": N}`: panic in the handler likewise. Only behind AWS's Runtime
+//!   Interface Emulator, which starts the runtime again: `cargo lambda watch` never does.
 
 use kafka_lambda_events::{ItemIdentifier, KafkaBatchResponse, KafkaEvent, KafkaRecord};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
@@ -164,6 +167,14 @@ async fn record(event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
             .and_then(|v| v.get("bad_response"))
             .and_then(Value::as_bool)
             == Some(true);
+        if number(&v, "exit_times").is_some_and(|n| attempt <= n) {
+            std::process::exit(3);
+        }
+        assert!(
+            number(&v, "panic_times").is_none_or(|n| attempt > n),
+            "record {} asked to panic (attempt {attempt})",
+            record.id()
+        );
     }
     if sleep_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(sleep_ms)).await;
