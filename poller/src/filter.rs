@@ -47,12 +47,16 @@
 //!   "equals-ignore-case"|"wildcard": ..}`), `numeric` (`=`, `<`, `<=`, `>`, `>=`, and
 //!   ranges `[">", 0, "<=", 5]`), `exists` (`true`/`false`), `cidr` (IPv4 and IPv6).
 //! * Types are strict: string rules match only strings, `numeric` only JSON numbers, `"5"` is not
-//!   `5`. An exact number matches the same representation: `300` is not `300.0` (AWS compares
-//!   the text). `anything-but` matches any value not listed, including values of other types
-//!   (EventBridge's behaviour), but never a missing field.
+//!   `5`. An exact number matches the same text only: `300` is not `300.0` nor `3.0e2`, `1.5` is
+//!   not `1.50` (Lambda compares the text). `numeric` and numeric `anything-but` compare values
+//!   (`["=", 300]` matches `3.0e2`) as doubles, and refuse a number that no double is as written
+//!   (`9007199254740993`, `5e-324`: EventBridge documents 15 digits of precision, and event-ruler
+//!   refuses them too). `anything-but` matches any value not listed, including values of other
+//!   types (EventBridge's behaviour), but never a missing field.
 //! * A rule against an array in the data matches if any element matches; an object pattern
-//!   against an array of objects needs one element to satisfy the whole object (array-consistent,
-//!   like EventBridge's `rulesForJSONEvent`).
+//!   against an array of objects needs one element to satisfy the whole object, including the
+//!   parts of it given in a `$or` beside it (array-consistent, like EventBridge's
+//!   `rulesForJSONEvent`).
 //! * `exists` looks at leaves only: a field whose value is an object or an empty array does not
 //!   "exist" (documented EventBridge behaviour). `null` is a value: `[null]` and
 //!   `exists: true` match it, a missing field matches neither.
@@ -74,9 +78,11 @@
 //! Patterns are compiled once. Per record, the key and value are each read at most once, and
 //! only if some pattern looks at them; a filter over topic, partition and headers never touches
 //! them and does not allocate. A JSON value is parsed pruned to the fields the patterns name:
-//! other fields are tokenized but never built, and strings without escapes are borrowed.
+//! other fields are tokenized but never built, and strings without escapes are borrowed (so is the
+//! text of a number where an exact number rule reads it).
 
 mod doc;
+mod json;
 mod pattern;
 mod rule;
 
@@ -141,13 +147,16 @@ impl Filter {
         }
         let mut filter = Filter::default();
         for (index, text) in patterns.iter().enumerate() {
-            let json: serde_json::Value =
-                serde_json::from_str(text.as_ref()).map_err(|e| FilterError::Json {
-                    index,
-                    line: e.line(),
-                    column: e.column(),
-                    message: json_message(&e),
-                })?;
+            let json_error = |e: serde_json::Error| FilterError::Json {
+                index,
+                line: e.line(),
+                column: e.column(),
+                message: json_message(&e),
+            };
+            // serde_json checks the text (its errors, its nesting limit); then it is read again
+            // with numbers as written, which exact number rules compare.
+            serde_json::from_str::<serde_json::Value>(text.as_ref()).map_err(json_error)?;
+            let json: json::Value = serde_json::from_str(text.as_ref()).map_err(json_error)?;
             let cond =
                 pattern::compile(&json, &mut filter.value, &mut filter.key).map_err(|e| {
                     FilterError::Invalid {

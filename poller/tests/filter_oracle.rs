@@ -19,7 +19,8 @@
 //! list against a JSON object value, tombstones, bytes that are not UTF-8) have no event-ruler
 //! counterpart and are not generated.
 //!
-//! Patterns at the edges of the language ([`EDGE_PATTERNS`], valid or not) are judged too.
+//! Patterns at the edges of the language ([`EDGE_PATTERNS`], valid or not) are judged too, and
+//! so are the repros of the disagreements fixed in the poller ([`FIXED`]).
 //!
 //! Both verdicts must agree, a refused pattern counting as agreement only when both refuse it.
 //! Every known disagreement is listed in [`KNOWN`] (and in tests/event-ruler/README.md): what
@@ -943,6 +944,36 @@ const EDGE_PATTERNS: &[&str] = &[
     r#"{"value": {"a": [{"wildcard": "*\\*"}]}}"#,
 ];
 
+/// Disagreements fixed in the poller, (pattern, value) as their `KNOWN` entries had them: judged
+/// like every case, so they must now agree.
+const FIXED: &[(&str, &str)] = &[
+    // An exact number compares its text: Lambda, "300, 300.0, and 3.0e2 are not considered
+    // equal" (the poller compared fractions and exponents by value).
+    (r#"{"value": {"n": [5e-324]}}"#, r#"{"n": 4.9e-324}"#),
+    (
+        r#"{"value": {"n": [1.8446744073709552e19]}}"#,
+        r#"{"n": 18446744073709551616}"#,
+    ),
+    // A pattern number no double is, in `numeric` or `anything-but`, is refused.
+    (
+        r#"{"value": {"n": [{"numeric": [">", 9007199254740993]}]}}"#,
+        r#"{"n": 1e300}"#,
+    ),
+    (
+        r#"{"value": {"n": [{"anything-but": 5e-324}]}}"#,
+        r#"{"n": 1}"#,
+    ),
+    // Array consistency across `$or`: one element of `a` must satisfy `b` and `c`.
+    (
+        r#"{"value": {"a": {"b": [1]}, "$or": [{"a": {"c": [2]}}, {"z": [0]}]}}"#,
+        r#"{"a": [{"b": 1}, {"c": 2}]}"#,
+    ),
+    (
+        r#"{"value": {"a": {"b": [1]}, "$or": [{"a": {"c": [2]}}, {"z": [0]}]}}"#,
+        r#"{"a": [{"b": 1}, {"b": 1, "c": 2}]}"#,
+    ),
+];
+
 /// The values each of [`EDGE_PATTERNS`] is judged against.
 const EDGE_VALUES: &[&str] = &[
     r#"{"a": "x"}"#,
@@ -979,6 +1010,13 @@ fn edge_cases() -> Vec<Case> {
                     )
             })
         })
+        .chain(FIXED.iter().map(|(pattern, value)| {
+            known_case(&Known {
+                pattern,
+                value,
+                ..KNOWN[0]
+            })
+        }))
         .collect()
 }
 
@@ -1531,6 +1569,8 @@ const EB_CONTENT: &str = "EventBridge User Guide, Content filtering in event pat
 
 const EB_ARRAYS: &str = "EventBridge User Guide, Arrays in event patterns \
      (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-event-patterns-arrays.html)";
+const RULER_README: &str = "event-ruler's README, Numeric matching \
+     (https://github.com/aws/event-ruler#numeric-matching)";
 const EB_OPERATORS: &str = "EventBridge User Guide, Comparison operators for use in event \
      patterns (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html)";
 
@@ -1586,21 +1626,6 @@ const KNOWN: &[Known] = &[
         verdicts: (Some(false), Some(true)),
         covers: |case, outcome, _| {
             outcome == (Some(false), Some(true)) && exact_number_spelled_otherwise(case)
-        },
-    },
-    Known {
-        what: "an exact number with a fraction or an exponent matches another spelling of the same \
-               double in the poller (5e-324 vs 4.9e-324, 1.8446744073709552e19 vs \
-               18446744073709551616), where event-ruler cannot compare them as numbers",
-        settled_by: "for event-ruler: \"For numbers, Lambda also uses string representation\" \
-             (the poller compares floats by value; POLLER TO FIX)",
-        doc: LAMBDA_SYNTAX,
-        pattern: r#"{"value": {"n": [5e-324]}}"#,
-        value: r#"{"n": 4.9e-324}"#,
-        flaky: false,
-        verdicts: (Some(true), Some(false)),
-        covers: |case, outcome, _| {
-            outcome == (Some(true), Some(false)) && exact_number_spelled_otherwise(case)
         },
     },
     Known {
@@ -1741,28 +1766,6 @@ const KNOWN: &[Known] = &[
                             .leaves
                             .iter()
                             .any(|l| matches!(l, V::Num(t) if beyond_precision(t)))
-                })
-        },
-    },
-    Known {
-        what: "event-ruler refuses a pattern number that a double does not hold exactly, in \
-               `numeric` and `anything-but` (9007199254740993, 5e-324); the poller rounds it",
-        settled_by: "NOT settled (leans to event-ruler): numeric matching is documented for a \
-             limited range and precision only",
-        doc: EB_CONTENT,
-        pattern: r#"{"value": {"n": [{"numeric": [">", 9007199254740993]}]}}"#,
-        value: r#"{"n": 1e300}"#,
-        flaky: false,
-        verdicts: (Some(true), None),
-        covers: |case, outcome, why| {
-            refused_by_ruler(outcome)
-                && why.contains("Cannot compare number")
-                && any_rule(case, |rule| {
-                    is_numeric_rule(rule)
-                        && match operator(rule) {
-                            Some((_, arg)) => numbers(arg).iter().any(|t| beyond_precision(t)),
-                            None => false,
-                        }
                 })
         },
     },
@@ -1942,17 +1945,32 @@ const KNOWN: &[Known] = &[
         },
     },
     Known {
-        what: "fields of one array element split between an object pattern and a `$or` beside it: \
-               the poller lets different elements satisfy them, event-ruler (array-consistent) \
-               needs one element to satisfy both",
-        settled_by: "NOT settled by AWS's documentation (which shows arrays of values only); the \
-             poller documents itself as array-consistent like event-ruler: POLLER TO FIX",
-        doc: EB_ARRAYS,
-        pattern: r#"{"value": {"a": {"b": [1]}, "$or": [{"a": {"c": [2]}}, {"z": [0]}]}}"#,
-        value: r#"{"a": [{"b": 1}, {"c": 2}]}"#,
+        what: "event-ruler on Java 17 refuses, in `numeric` and `anything-but`, the shortest \
+               spelling of some doubles of 16 or 17 digits (-4611686018427388000, which Java \
+               17 writes -4.6116860184273879E18: JDK-4511638, fixed in Java 19); the poller takes \
+               it, as the double it is",
+        settled_by: "for the poller: \"Numeric matching supports the same precision and range as \
+             Java's double primitive\" (event-ruler's README), and this number is a double as \
+             written (a Java defect, not the engine's rule: it refuses a pattern number no double \
+             is, as the poller does)",
+        doc: RULER_README,
+        pattern: r#"{"value": {"n": [{"numeric": ["<", -4611686018427388000]}]}}"#,
+        value: r#"{"n": -9223372036854775808}"#,
         flaky: false,
-        verdicts: (Some(true), Some(false)),
-        covers: |case, outcome, _| mismatch(outcome) && splits_a_field_across_or(&case.pattern),
+        verdicts: (Some(true), None),
+        covers: |case, outcome, why| {
+            refused_by_ruler(outcome)
+                && why.contains("Cannot compare number")
+                && any_rule(case, |rule| {
+                    is_numeric_rule(rule)
+                        && match operator(rule) {
+                            Some((_, arg)) => numbers(arg)
+                                .iter()
+                                .any(|t| ruler_comparable(t) && decimal(t).1.len() > 15),
+                            None => false,
+                        }
+                })
+        },
     },
     Known {
         what: "an IPv6 address in the data that embeds an IPv4 one (::ffff:10.0.0.1) matches no \
@@ -1972,41 +1990,6 @@ const KNOWN: &[Known] = &[
         },
     },
 ];
-
-/// Whether some object of the pattern names a field both directly and inside a `$or` (or in
-/// two `$or`s), as an object pattern.
-fn splits_a_field_across_or(pattern: &V) -> bool {
-    /// The names of object patterns in this object, per group: direct fields, then each `$or`.
-    fn groups(v: &V) -> Vec<Vec<&str>> {
-        let V::Obj(fields) = v else { return Vec::new() };
-        let mut out = vec![Vec::new()];
-        for (name, child) in fields {
-            if name == "$or" {
-                if let V::Arr(alts) = child {
-                    out.push(alts.iter().flat_map(|alt| groups(alt).concat()).collect());
-                }
-            } else if matches!(child, V::Obj(_)) {
-                out[0].push(name.as_str());
-            }
-        }
-        out
-    }
-    fn walk(v: &V) -> bool {
-        let V::Obj(fields) = v else { return false };
-        let g = groups(v);
-        let shared = g.iter().enumerate().any(|(i, names)| {
-            names
-                .iter()
-                .any(|n| g[i + 1..].iter().any(|other| other.contains(n)))
-        });
-        shared
-            || fields.iter().any(|(_, child)| match child {
-                V::Arr(items) => items.iter().any(walk),
-                other => walk(other),
-            })
-    }
-    walk(pattern)
-}
 
 /// How many times a flaky repro is judged.
 const FLAKY_TRIES: usize = 20;

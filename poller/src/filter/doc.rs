@@ -2,11 +2,13 @@
 //!
 //! A JSON object is parsed *pruned*: the union of every field path the patterns name is kept in a
 //! [`Trie`], and only those fields become [`Node`]s; everything else is skipped by the tokenizer
-//! without being built. Strings without escapes borrow from the record's bytes.
+//! without being built. Strings without escapes borrow from the record's bytes, and so does the
+//! text of the numbers that exact number rules compare (`300` is not `300.0`).
 
 use super::rule::{Leaf, Num};
 use crate::object_key::ChildKey;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -17,6 +19,8 @@ pub(super) struct Trie {
     pub(super) children: Vec<(Box<str>, Trie)>,
     /// Whether a rule list is applied right here (so scalars must be kept).
     pub(super) leaves: bool,
+    /// Whether an exact number rule is applied right here (so numbers keep their text).
+    pub(super) numbers: bool,
 }
 
 impl Trie {
@@ -45,7 +49,8 @@ pub(super) enum Node<'a> {
     Skip,
     Null,
     Bool(bool),
-    Num(Num),
+    /// A number, with its text where an exact number rule reads it.
+    Num(Num, Option<&'a str>),
     Str(Cow<'a, str>),
     /// Elements in order; at least one is not `Skip` (else the array is `Skip`).
     Arr(Vec<Node<'a>>),
@@ -61,7 +66,7 @@ impl<'a> Node<'a> {
             Node::Skip | Node::Obj(_) => false,
             Node::Null => f(Leaf::Null),
             Node::Bool(b) => f(Leaf::Bool(*b)),
-            Node::Num(n) => f(Leaf::Num(*n)),
+            Node::Num(n, text) => f(Leaf::Num(*n, *text)),
             Node::Str(s) => f(Leaf::Str(s)),
             Node::Arr(items) => items.iter().any(|n| n.any_leaf(f)),
         }
@@ -96,7 +101,7 @@ pub(super) fn read<'a>(bytes: Option<&'a [u8]>, trie: &Trie) -> Subject<'a> {
     };
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        if let Ok(node) = Seed(trie).deserialize(&mut de)
+        if let Ok(node) = Seed::new(trie).deserialize(&mut de)
             && de.end().is_ok()
         {
             return Subject::Json(node);
@@ -110,19 +115,53 @@ pub(super) fn read<'a>(bytes: Option<&'a [u8]>, trie: &Trie) -> Subject<'a> {
 
 /// Deserializes the value at one trie node.
 #[derive(Clone, Copy)]
-struct Seed<'t>(&'t Trie);
+struct Seed<'t> {
+    trie: &'t Trie,
+    /// Whether the value is read from its raw text (taken to keep the text of numbers).
+    raw: bool,
+}
+
+impl<'t> Seed<'t> {
+    fn new(trie: &'t Trie) -> Self {
+        Seed { trie, raw: false }
+    }
+}
 
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
     type Value = Node<'de>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
+        if self.trie.numbers && !self.raw {
+            // serde_json hands the value over as its text (borrowed from the record): a number
+            // is kept as written, anything else is read from that text.
+            let text = <&'de RawValue>::deserialize(d)?.get();
+            return self.read_raw(text).map_err(de::Error::custom);
+        }
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Seed<'_> {
     fn leaf(self, node: Node<'de>) -> Node<'de> {
-        if self.0.leaves { node } else { Node::Skip }
+        if self.trie.leaves { node } else { Node::Skip }
+    }
+
+    /// A value given as its JSON text.
+    fn read_raw(self, text: &'de str) -> Result<Node<'de>, serde_json::Error> {
+        if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+            return Ok(self.leaf(Node::Num(Num::of_text(text), Some(text))));
+        }
+        if let Some(s) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+            && !s.contains('\\')
+        {
+            return Ok(self.leaf(Node::Str(Cow::Borrowed(s))));
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        Seed {
+            trie: self.trie,
+            raw: true,
+        }
+        .deserialize(&mut de)
     }
 }
 
@@ -142,15 +181,15 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_u64<E>(self, n: u64) -> Result<Node<'de>, E> {
-        Ok(self.leaf(Node::Num(Num::U(n))))
+        Ok(self.leaf(Node::Num(Num::U(n), None)))
     }
 
     fn visit_i64<E>(self, n: i64) -> Result<Node<'de>, E> {
-        Ok(self.leaf(Node::Num(Num::of_i64(n))))
+        Ok(self.leaf(Node::Num(Num::of_i64(n), None)))
     }
 
     fn visit_f64<E>(self, n: f64) -> Result<Node<'de>, E> {
-        Ok(self.leaf(Node::Num(Num::F(n))))
+        Ok(self.leaf(Node::Num(Num::F(n), None)))
     }
 
     fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Node<'de>, E> {
@@ -158,7 +197,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Node<'de>, E> {
-        if self.0.leaves {
+        if self.trie.leaves {
             Ok(Node::Str(Cow::Owned(s.to_owned())))
         } else {
             Ok(Node::Skip)
@@ -168,7 +207,8 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
         let mut items = Vec::new();
         let mut seen = false;
-        while let Some(node) = seq.next_element_seed(self)? {
+        // Each element is a value of this node (taken raw again, if numbers keep their text).
+        while let Some(node) = seq.next_element_seed(Seed::new(self.trie))? {
             seen |= !matches!(node, Node::Skip);
             items.push(node);
         }
@@ -179,15 +219,15 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
         let mut fields: Vec<Node<'de>> = Vec::new();
-        while let Some(found) = map.next_key_seed(ChildKey(&self.0.children))? {
+        while let Some(found) = map.next_key_seed(ChildKey(&self.trie.children))? {
             match found {
                 Some(i) => {
-                    let node = map.next_value_seed(Seed(&self.0.children[i].1))?;
+                    let node = map.next_value_seed(Seed::new(&self.trie.children[i].1))?;
                     if fields.is_empty() {
                         if matches!(node, Node::Skip) {
                             continue;
                         }
-                        fields.resize_with(self.0.children.len(), || Node::Skip);
+                        fields.resize_with(self.trie.children.len(), || Node::Skip);
                     }
                     // A repeated key: the last one wins, as in serde_json and AWS.
                     fields[i] = node;
@@ -235,7 +275,7 @@ mod tests {
         let Node::Obj(b) = &fields[1] else {
             panic!("expected b to be kept")
         };
-        assert!(matches!(b[0], Node::Num(Num::U(1))));
+        assert!(matches!(b[0], Node::Num(Num::U(1), None)));
     }
 
     #[test]
@@ -257,12 +297,32 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_their_text_where_exact_rules_read_them() {
+        let mut t = trie(&[&["n"], &["m"]]);
+        t.children[0].1.numbers = true;
+        let Subject::Json(Node::Obj(fields)) = read(
+            Some(br#"{"n": [3.0e2, "s", {"x": 1}, -0], "m": 3.0e2}"#),
+            &t,
+        ) else {
+            panic!("expected an object");
+        };
+        let Node::Arr(items) = &fields[0] else {
+            panic!("expected n to be a list")
+        };
+        assert!(matches!(items[0], Node::Num(Num::F(x), Some("3.0e2")) if x == 300.0));
+        assert!(matches!(&items[1], Node::Str(Cow::Borrowed("s"))));
+        assert!(matches!(items[2], Node::Skip));
+        assert!(matches!(items[3], Node::Num(Num::U(0), Some("-0"))));
+        assert!(matches!(fields[1], Node::Num(Num::F(_), None)));
+    }
+
+    #[test]
     fn repeated_keys_keep_the_last() {
         let t = trie(&[&["a"]]);
         let Subject::Json(Node::Obj(fields)) = read(Some(br#"{"a": 1, "a": 2}"#), &t) else {
             panic!("expected an object");
         };
-        assert!(matches!(fields[0], Node::Num(Num::U(2))));
+        assert!(matches!(fields[0], Node::Num(Num::U(2), None)));
     }
 
     #[test]

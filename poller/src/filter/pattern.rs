@@ -6,9 +6,9 @@
 
 use super::RecordView;
 use super::doc::{self, Node, Subject, Trie};
+use super::json::{Map, Value};
 use super::rule::{self, Leaf, Literal, Num, Rule};
 use kafka_lambda_events::Header;
-use serde_json::{Map, Value};
 use std::cell::OnceCell;
 
 /// A list of rules, ORed.
@@ -19,6 +19,9 @@ type Rules = Box<[Rule]>;
 pub(super) struct RecordCond {
     fields: Vec<RecordField>,
     ors: Vec<Vec<RecordCond>>,
+    /// Whether the value's (or key's) object patterns are split between parts of this level
+    /// (see [`shares_objects`]).
+    joint: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +47,9 @@ enum Body {
 struct ObjCond {
     fields: Vec<(usize, FieldCond)>,
     ors: Vec<Vec<ObjCond>>,
+    /// Whether a field's object patterns are split between parts of this level (see
+    /// [`shares_objects`]).
+    joint: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +117,7 @@ fn record_cond(
     let mut cond = RecordCond {
         fields: Vec::new(),
         ors: Vec::new(),
+        joint: false,
     };
     for (name, v) in fields {
         let at = join(path, name);
@@ -142,6 +149,7 @@ fn record_cond(
         };
         cond.fields.push(field);
     }
+    cond.joint = shares_objects(&cond);
     Ok(cond)
 }
 
@@ -237,6 +245,7 @@ fn obj_cond(fields: &Map<String, Value>, path: &str, trie: &mut Trie) -> Result<
     let mut cond = ObjCond {
         fields: Vec::new(),
         ors: Vec::new(),
+        joint: false,
     };
     for (name, v) in fields {
         let at = join(path, name);
@@ -249,8 +258,13 @@ fn obj_cond(fields: &Map<String, Value>, path: &str, trie: &mut Trie) -> Result<
         let child = &mut trie.children[i].1;
         let field = match v {
             Value::Array(_) => {
+                let rules = rules(v, &at, "[\"ok\"]")?;
                 child.leaves = true;
-                FieldCond::Rules(rules(v, &at, "[\"ok\"]")?)
+                // Exact numbers compare text: keep the text of the numbers found here.
+                child.numbers |= rules
+                    .iter()
+                    .any(|r| matches!(r, Rule::Exact(Literal::Num(_))));
+                FieldCond::Rules(rules)
             }
             Value::Object(m) => FieldCond::Object(obj_cond(m, &at, child)?),
             other => {
@@ -265,7 +279,100 @@ fn obj_cond(fields: &Map<String, Value>, path: &str, trie: &mut Trie) -> Result<
         };
         cond.fields.push((i, field));
     }
+    cond.joint = shares_objects(&cond);
     Ok(cond)
+}
+
+/// One level of a pattern (the record, or one JSON object of it): fields ANDed, and `$or`s.
+trait Level: Sized {
+    /// The `$or`s here, each a list of alternatives.
+    fn ors(&self) -> &[Vec<Self>];
+
+    /// The fields here (not in the `$or`s) that hold object patterns, by position.
+    fn objects(&self) -> impl Iterator<Item = usize>;
+}
+
+impl Level for RecordCond {
+    fn ors(&self) -> &[Vec<Self>] {
+        &self.ors
+    }
+
+    fn objects(&self) -> impl Iterator<Item = usize> {
+        self.fields.iter().filter_map(|f| match f {
+            RecordField::Value(Body::Object(_)) => Some(0),
+            RecordField::Key(Body::Object(_)) => Some(1),
+            _ => None,
+        })
+    }
+}
+
+impl Level for ObjCond {
+    fn ors(&self) -> &[Vec<Self>] {
+        &self.ors
+    }
+
+    fn objects(&self) -> impl Iterator<Item = usize> {
+        self.fields
+            .iter()
+            .filter_map(|(i, f)| matches!(f, FieldCond::Object(_)).then_some(*i))
+    }
+}
+
+/// Whether a field holding object patterns is named in more than one part of a level: its own
+/// fields, and each `$or` (with the `$or`s nested in its alternatives). Such parts are judged
+/// together, so that one element of an array in the data satisfies all of them, as without `$or`
+/// (array consistency, as event-ruler's `rulesForJSONEvent`): `{"a": {"b": [1]}, "$or":
+/// [{"a": {"c": [2]}}, ..]}` does not match `{"a": [{"b": 1}, {"c": 2}]}`.
+fn shares_objects<L: Level>(level: &L) -> bool {
+    fn names<L: Level>(level: &L, out: &mut Vec<usize>) {
+        out.extend(level.objects());
+        for alt in level.ors().iter().flatten() {
+            names(alt, out);
+        }
+    }
+    let mut seen: Vec<usize> = level.objects().collect();
+    for alts in level.ors() {
+        let mut group = Vec::new();
+        for alt in alts {
+            names(alt, &mut group);
+        }
+        if group.iter().any(|n| seen.contains(n)) {
+            return true;
+        }
+        seen.extend(group);
+    }
+    false
+}
+
+/// Whether `check` holds for the levels `levels` with one alternative of each of their `$or`s
+/// (and of the `$or`s of the alternatives taken), for some way of choosing them.
+fn any_choice<'c, L: Level>(levels: &[&'c L], check: &mut dyn FnMut(&[&'c L]) -> bool) -> bool {
+    fn choose<'c, L: Level>(
+        chosen: &mut Vec<&'c L>,
+        pending: &mut Vec<&'c [L]>,
+        check: &mut dyn FnMut(&[&'c L]) -> bool,
+    ) -> bool {
+        let Some(alts) = pending.pop() else {
+            return check(chosen);
+        };
+        let found = alts.iter().any(|alt| {
+            let (c, p) = (chosen.len(), pending.len());
+            chosen.push(alt);
+            pending.extend(alt.ors().iter().map(Vec::as_slice));
+            let found = choose(chosen, pending, check);
+            chosen.truncate(c);
+            pending.truncate(p);
+            found
+        });
+        pending.push(alts);
+        found
+    }
+    let mut chosen = levels.to_vec();
+    let mut pending = levels
+        .iter()
+        .flat_map(|l| l.ors().iter().map(Vec::as_slice))
+        .collect();
+    choose(&mut chosen, &mut pending, check)
 }
 
 fn header_cond(fields: &Map<String, Value>, path: &str) -> Result<HeaderCond, Invalid> {
@@ -375,11 +482,41 @@ impl<'r, 'f> Eval<'r, 'f> {
 
 impl RecordCond {
     pub(super) fn matches(&self, r: &Eval<'_, '_>) -> bool {
+        if self.joint {
+            return self.matches_jointly(r);
+        }
         self.fields.iter().all(|f| f.matches(r))
             && self
                 .ors
                 .iter()
                 .all(|alts| alts.iter().any(|alt| alt.matches(r)))
+    }
+
+    /// With the value's (or key's) object patterns of every part of a choice of `$or`
+    /// alternatives judged together.
+    fn matches_jointly(&self, r: &Eval<'_, '_>) -> bool {
+        any_choice(&[self], &mut |chosen| {
+            let fields = || chosen.iter().flat_map(|c| &c.fields);
+            let objects = |key: bool| -> Vec<&ObjCond> {
+                fields()
+                    .filter_map(|f| match f {
+                        RecordField::Value(Body::Object(o)) if !key => Some(o),
+                        RecordField::Key(Body::Object(o)) if key => Some(o),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let holds = |conds: Vec<&ObjCond>, subject: &Subject<'_>| {
+                conds.is_empty() || matches!(subject, Subject::Json(node) if together(&conds, node))
+            };
+            fields().all(|f| {
+                matches!(
+                    f,
+                    RecordField::Value(Body::Object(_)) | RecordField::Key(Body::Object(_))
+                ) || f.matches(r)
+            }) && holds(objects(false), r.value())
+                && holds(objects(true), r.key())
+        })
     }
 }
 
@@ -389,7 +526,7 @@ impl RecordField {
             RecordField::Topic(rules) => rules_match(rules, &Leaf::Str(r.record.topic)),
             RecordField::Partition(rules) => rules_match(
                 rules,
-                &Leaf::Num(Num::of_i64(i64::from(r.record.partition))),
+                &Leaf::Num(Num::of_i64(i64::from(r.record.partition)), None),
             ),
             RecordField::Headers(cond) => cond.matches(r.record.headers),
             RecordField::Key(body) => body.matches(r.key()),
@@ -419,6 +556,9 @@ impl Body {
 
 impl ObjCond {
     fn matches(&self, node: &Node<'_>) -> bool {
+        if self.joint {
+            return together(&[self], node);
+        }
         match node {
             // Array-consistent: one element must satisfy the whole object condition.
             Node::Arr(items) => items.iter().any(|n| self.matches(n)),
@@ -435,6 +575,44 @@ impl ObjCond {
             .iter()
             .all(|alts| alts.iter().any(|alt| alt.matches(node)))
     }
+}
+
+/// Whether object conditions hold together on one node: at an array, one element satisfies all
+/// of them (array-consistent); elsewhere, for some choice of alternatives of their `$or`s, every
+/// field's rules hold, and every field's object patterns hold together.
+fn together(conds: &[&ObjCond], node: &Node<'_>) -> bool {
+    const SKIP: &Node<'static> = &Node::Skip;
+    if let [cond] = conds
+        && !cond.joint
+    {
+        return cond.matches(node);
+    }
+    let fields = match node {
+        Node::Arr(items) => return items.iter().any(|n| together(conds, n)),
+        Node::Obj(fields) => Some(fields),
+        // A scalar or an object without read fields: every field is missing.
+        _ => None,
+    };
+    let child = |i: usize| fields.map_or(SKIP, |f| &f[i]);
+    any_choice(conds, &mut |chosen| {
+        let mut judged = Vec::new();
+        chosen.iter().flat_map(|c| &c.fields).all(|(i, f)| match f {
+            FieldCond::Rules(rules) => rules_match(rules, child(*i)),
+            FieldCond::Object(_) if judged.contains(i) => true,
+            FieldCond::Object(_) => {
+                judged.push(*i);
+                let same: Vec<&ObjCond> = chosen
+                    .iter()
+                    .flat_map(|c| &c.fields)
+                    .filter_map(|(j, f)| match f {
+                        FieldCond::Object(o) if j == i => Some(o),
+                        _ => None,
+                    })
+                    .collect();
+                together(&same, child(*i))
+            }
+        })
+    })
 }
 
 impl FieldCond {

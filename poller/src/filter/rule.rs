@@ -1,7 +1,7 @@
 //! Leaf rules: one entry of a pattern's rule list (`"ok"`, `{"prefix": "us-"}`, ...), compiled
 //! once and tested against one scalar of the record.
 
-use serde_json::Value;
+use super::json::{Map, Number, Value};
 use std::net::IpAddr;
 
 /// A scalar of the record a rule is tested against.
@@ -11,34 +11,35 @@ pub(super) enum Leaf<'a> {
     Null,
     /// JSON `true` / `false`.
     Bool(bool),
-    /// A JSON number (or the partition).
-    Num(Num),
+    /// A JSON number, with its text when an exact number rule may meet it (`None`: the
+    /// partition, whose text is its decimal digits).
+    Num(Num, Option<&'a str>),
     /// A JSON string, a plain-string value or key, a header value, the topic.
     Str(&'a str),
     /// Bytes that are not UTF-8 (a header value): present, but no rule other than `exists` sees it.
     Binary,
 }
 
-/// A JSON number as serde_json reads it. Integers and floats are kept apart because exact
-/// matching compares representations, as AWS documents (`300` is not `300.0`).
+/// A JSON number's value, for `numeric` and `anything-but` (exact rules compare the text).
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Num {
     /// A non-negative integer.
     U(u64),
     /// A negative integer.
     I(i64),
-    /// A number with a fraction or an exponent.
+    /// A number with a fraction or an exponent, or an integer past 64 bits.
     F(f64),
 }
 
 impl Num {
-    pub(super) fn of_json(n: &serde_json::Number) -> Num {
-        if let Some(u) = n.as_u64() {
+    /// The value of a JSON number's text, as serde_json reads it.
+    pub(super) fn of_text(text: &str) -> Num {
+        if let Ok(u) = text.parse::<u64>() {
             Num::U(u)
-        } else if let Some(i) = n.as_i64() {
-            Num::I(i)
+        } else if let Ok(i) = text.parse::<i64>() {
+            Num::of_i64(i)
         } else {
-            Num::F(n.as_f64().unwrap_or(f64::NAN))
+            Num::F(text.parse().unwrap_or(f64::NAN))
         }
     }
 
@@ -54,21 +55,15 @@ impl Num {
         }
     }
 
-    /// Exact (literal) equality: integers with integers, floats with floats.
-    fn same(self, other: Num) -> bool {
-        match (self, other) {
-            (Num::F(a), Num::F(b)) => a == b,
-            (Num::F(_), _) | (_, Num::F(_)) => false,
-            (a, b) => a.as_i128() == b.as_i128(),
-        }
-    }
-
-    fn as_i128(self) -> i128 {
-        match self {
-            Num::U(u) => i128::from(u),
-            Num::I(i) => i128::from(i),
-            Num::F(f) => f as i128,
-        }
+    /// Whether `text` (a JSON number) is this integer's decimal spelling: the text of a number
+    /// read without it (the partition).
+    fn is_spelled(self, text: &str) -> bool {
+        text != "-0"
+            && match self {
+                Num::U(u) => text.parse::<u64>() == Ok(u),
+                Num::I(i) => text.parse::<i64>() == Ok(i),
+                Num::F(_) => false,
+            }
     }
 }
 
@@ -77,7 +72,9 @@ impl Num {
 pub(super) enum Literal {
     Null,
     Bool(bool),
-    Num(Num),
+    /// A number as written: it matches the same text only (Lambda: "300, 300.0, and 3.0e2 are
+    /// not considered equal").
+    Num(Box<str>),
     Str(Box<str>),
 }
 
@@ -292,11 +289,12 @@ impl Rule {
             (Rule::Exact(lit), leaf) => match (lit, leaf) {
                 (Literal::Null, Leaf::Null) => true,
                 (Literal::Bool(a), Leaf::Bool(b)) => *a == b,
-                (Literal::Num(a), Leaf::Num(b)) => a.same(b),
+                (Literal::Num(a), Leaf::Num(_, Some(b))) => **a == *b,
+                (Literal::Num(a), Leaf::Num(n, None)) => n.is_spelled(a),
                 (Literal::Str(a), Leaf::Str(b)) => **a == *b,
                 _ => false,
             },
-            (Rule::Numeric(range), Leaf::Num(n)) => range.contains(n.as_f64()),
+            (Rule::Numeric(range), Leaf::Num(n, _)) => range.contains(n.as_f64()),
             (Rule::AnythingBut(but), leaf) => but.matches(leaf),
             (rule, Leaf::Str(s)) => match rule {
                 Rule::Prefix(p) => s.starts_with(&**p),
@@ -316,7 +314,7 @@ impl Rule {
 impl AnythingBut {
     fn matches(&self, leaf: Leaf<'_>) -> bool {
         match (self, leaf) {
-            (AnythingBut::Numbers(ns), Leaf::Num(n)) => {
+            (AnythingBut::Numbers(ns), Leaf::Num(n, _)) => {
                 let x = n.as_f64();
                 !ns.contains(&x)
             }
@@ -351,7 +349,7 @@ pub(super) fn parse(v: &Value) -> Result<Rule, String> {
     match v {
         Value::Null => Ok(Rule::Exact(Literal::Null)),
         Value::Bool(b) => Ok(Rule::Exact(Literal::Bool(*b))),
-        Value::Number(n) => Ok(Rule::Exact(Literal::Num(Num::of_json(n)))),
+        Value::Number(n) => Ok(Rule::Exact(Literal::Num(n.text().into()))),
         Value::String(s) => Ok(Rule::Exact(Literal::Str(s.as_str().into()))),
         Value::Array(_) => Err("a rule list cannot contain another list".to_owned()),
         Value::Object(m) => {
@@ -368,7 +366,7 @@ pub(super) fn parse(v: &Value) -> Result<Rule, String> {
     }
 }
 
-fn quoted_keys(m: &serde_json::Map<String, Value>) -> String {
+fn quoted_keys(m: &Map<String, Value>) -> String {
     if m.is_empty() {
         return "{}".to_owned();
     }
@@ -395,7 +393,7 @@ fn string_arg<'v>(op: &str, arg: &'v Value) -> Result<&'v str, String> {
 }
 
 /// `{"prefix": {"equals-ignore-case": "x"}}` and the suffix twin.
-fn ignore_case_arg<'v>(op: &str, m: &'v serde_json::Map<String, Value>) -> Result<&'v str, String> {
+fn ignore_case_arg<'v>(op: &str, m: &'v Map<String, Value>) -> Result<&'v str, String> {
     match (m.len(), m.get("equals-ignore-case")) {
         (1, Some(v)) => v.as_str().ok_or_else(|| {
             format!(
@@ -439,6 +437,62 @@ fn parse_operator(op: &str, arg: &Value) -> Result<Rule, String> {
     }
 }
 
+/// The double a number of a `numeric` or `anything-but` rule is compared as. A number that no
+/// double is, as written, is refused rather than rounded: EventBridge documents numeric matching
+/// "with 15 digits of precision", and event-ruler, its engine, refuses it ("Cannot compare
+/// number"). So any number of at most 15 significant digits is taken (but a subnormal, where a
+/// double holds fewer), a longer one only when it is how a double is written
+/// (`0.30000000000000004`, not `9007199254740993`).
+fn comparable(op: &str, n: &Number) -> Result<f64, String> {
+    let x = n.as_f64();
+    let double = spelling(x);
+    if x.is_finite() && decimal(n.text()).is_some_and(|d| Some(d) == decimal(&double)) {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{op:?} cannot compare {} exactly: numbers are compared as doubles, and the nearest \
+             double is {double} (numeric matching has 15 digits of precision)",
+            n.text()
+        ))
+    }
+}
+
+/// How a double is written: its shortest decimal, with at least two significant digits (the
+/// nearest two-digit decimal where one digit would do: `4.9e-324`, not `5e-324`), as event-ruler
+/// (Java) writes the doubles it compares.
+fn spelling(x: f64) -> String {
+    let shortest = format!("{x:e}");
+    if shortest.contains('.') {
+        shortest
+    } else {
+        format!("{x:.1e}")
+    }
+}
+
+/// The value of a JSON number's text as (negative, significant digits, power of ten of the last
+/// digit); zero is `(false, "", 0)`. `None` past the exponents an `i64` holds.
+fn decimal(text: &str) -> Option<(bool, String, i64)> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let trimmed = digits.trim_start_matches('0');
+    let significant = trimmed.trim_end_matches('0');
+    if significant.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    let exponent = exponent
+        .checked_sub(i64::try_from(frac.len()).ok()?)?
+        .checked_add(i64::try_from(trimmed.len() - significant.len()).ok()?)?;
+    Some((negative, significant.to_owned(), exponent))
+}
+
 const NUMERIC_SHAPE: &str = "\"numeric\" needs an operator and a number";
 
 fn parse_numeric(arg: &Value) -> Result<Range, String> {
@@ -454,8 +508,7 @@ fn parse_numeric(arg: &Value) -> Result<Range, String> {
                 "{NUMERIC_SHAPE}, like [\">\", 0] or [\">\", 0, \"<=\", 5]"
             ));
         };
-        let x = n.as_f64().unwrap_or(f64::NAN);
-        terms.push((op.as_str(), x));
+        terms.push((op.as_str(), comparable("numeric", n)?));
     }
     let check_op = |op: &str| match op {
         "=" | "<" | "<=" | ">" | ">=" => Ok(()),
@@ -511,7 +564,10 @@ fn parse_numeric(arg: &Value) -> Result<Range, String> {
 fn parse_anything_but(arg: &Value) -> Result<AnythingBut, String> {
     match arg {
         Value::String(s) => Ok(AnythingBut::Strings(Box::new([s.as_str().into()]))),
-        Value::Number(n) => Ok(AnythingBut::Numbers(Box::new([Num::of_json(n).as_f64()]))),
+        Value::Number(n) => Ok(AnythingBut::Numbers(Box::new([comparable(
+            "anything-but",
+            n,
+        )?]))),
         Value::Array(items) => {
             if items.iter().all(Value::is_string) && !items.is_empty() {
                 Ok(AnythingBut::Strings(
@@ -526,8 +582,8 @@ fn parse_anything_but(arg: &Value) -> Result<AnythingBut, String> {
                     items
                         .iter()
                         .filter_map(Value::as_number)
-                        .map(|n| Num::of_json(n).as_f64())
-                        .collect(),
+                        .map(|n| comparable("anything-but", n))
+                        .collect::<Result<_, _>>()?,
                 ))
             } else {
                 Err(

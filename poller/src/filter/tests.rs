@@ -246,11 +246,96 @@ fn lambda_console_example_number_list() {
 
 #[test]
 fn exact_numbers_compare_like_their_text() {
-    // Lambda: "300, 300.0, and 3.0e2 are not considered equal" for exact matching.
+    // Lambda, filter rule syntax: "For numbers, Lambda also uses string representation. For
+    // example, 300, 300.0, and 3.0e2 are not considered equal." Fractions and exponents too.
     assert!(value_matches(r#"{"n": [300]}"#, r#"{"n": 300}"#));
     assert!(!value_matches(r#"{"n": [300]}"#, r#"{"n": 300.0}"#));
     assert!(!value_matches(r#"{"n": [300.0]}"#, r#"{"n": 300}"#));
+    assert!(!value_matches(r#"{"n": [300.0]}"#, r#"{"n": 3.0e2}"#));
+    assert!(!value_matches(r#"{"n": [3.0e2]}"#, r#"{"n": 3.0E2}"#));
+    assert!(value_matches(r#"{"n": [3.0e2]}"#, r#"{"n": 3.0e2}"#));
+    assert!(!value_matches(r#"{"n": [1.5]}"#, r#"{"n": 1.50}"#));
+    assert!(!value_matches(r#"{"n": [5e-324]}"#, r#"{"n": 4.9e-324}"#));
+    assert!(!value_matches(
+        r#"{"n": [1.8446744073709552e19]}"#,
+        r#"{"n": 18446744073709551616}"#
+    ));
+    assert!(!value_matches(r#"{"n": [-0]}"#, r#"{"n": 0}"#));
     assert!(value_matches(r#"{"n": [-7]}"#, r#"{"n": -7}"#));
+    assert!(value_matches(
+        r#"{"n": [9007199254740993]}"#,
+        r#"{"n": 9007199254740993}"#
+    ));
+    assert!(value_matches(r#"{"n": [1.50]}"#, r#"{"n": [1.5, 1.50]}"#));
+    assert!(value_matches(
+        r#"{"n": [300.0]}"#,
+        r#"{"n": {"x": 1}, "n": 300.0}"#
+    ));
+    // The text of numbers is kept where an exact number rule looks, whichever pattern it is in.
+    let f = filter(&[
+        r#"{"value": {"n": [{"numeric": ["=", 300]}]}}"#,
+        r#"{"value": {"n": [300.0]}}"#,
+    ]);
+    assert!(f.matches(&record(Some(br#"{"n": 3.0e2}"#))));
+    let f = filter(&[r#"{"value": {"n": [300.0]}}"#]);
+    assert!(!f.matches(&record(Some(br#"{"n": 3.0e2}"#))));
+    // The partition is written as its digits.
+    assert!(filter(&[r#"{"partition": [3]}"#]).matches(&record(None)));
+    assert!(!filter(&[r#"{"partition": [3.0]}"#]).matches(&record(None)));
+}
+
+#[test]
+fn numeric_rules_compare_values_whatever_the_spelling() {
+    // Exact matching compares text; `numeric` and numeric `anything-but` compare numbers.
+    let p = r#"{"n": [{"numeric": ["=", 3.0e2]}]}"#;
+    for n in ["300", "300.0", "3.0e2", "3E2", "300.000"] {
+        assert!(value_matches(p, &format!(r#"{{"n": {n}}}"#)), "{n}");
+    }
+    let but = r#"{"n": [{"anything-but": [1.50, 2]}]}"#;
+    assert!(!value_matches(but, r#"{"n": 1.5}"#));
+    assert!(!value_matches(but, r#"{"n": 2.0}"#));
+    assert!(value_matches(but, r#"{"n": 2.5}"#));
+}
+
+#[test]
+fn numeric_pattern_numbers_no_double_holds_are_refused() {
+    // EventBridge, content filtering: numeric matching works "with 15 digits of precision";
+    // event-ruler compares doubles and refuses a pattern number no double is ("Cannot compare
+    // number"). A number a double is, as written, is taken however long.
+    for ok in [
+        "123456789012345",
+        "0.123456789012345",
+        "0.30000000000000004",
+        "9007199254740992",
+        "1.7976931348623157e308",
+        "1e-310",
+    ] {
+        assert!(
+            Filter::parse(&[format!(
+                r#"{{"value": {{"n": [{{"numeric": [">", {ok}]}}]}}}}"#
+            )])
+            .is_ok(),
+            "{ok}"
+        );
+    }
+    assert_eq!(
+        invalid(r#"{"value": {"n": [{"numeric": [">", 0, "<", 9007199254740993]}]}}"#),
+        r#"filter[0] at value.n: "numeric" cannot compare 9007199254740993 exactly: numbers are compared as doubles, and the nearest double is 9.007199254740992e15 (numeric matching has 15 digits of precision)"#
+    );
+    assert_eq!(
+        invalid(r#"{"value": {"n": [{"numeric": ["=", 5e-324]}]}}"#),
+        r#"filter[0] at value.n: "numeric" cannot compare 5e-324 exactly: numbers are compared as doubles, and the nearest double is 4.9e-324 (numeric matching has 15 digits of precision)"#
+    );
+    assert_eq!(
+        invalid(r#"{"value": {"n": [{"anything-but": [1, 18446744073709551615]}]}}"#),
+        r#"filter[0] at value.n: "anything-but" cannot compare 18446744073709551615 exactly: numbers are compared as doubles, and the nearest double is 1.8446744073709552e19 (numeric matching has 15 digits of precision)"#
+    );
+    assert!(
+        invalid(r#"{"value": {"n": [{"anything-but": 0.1000000000000000001}]}}"#)
+            .contains("cannot compare 0.1000000000000000001 exactly")
+    );
+    // Exact rules compare text, so any number is taken there.
+    assert!(Filter::parse(&[r#"{"value": {"n": [9007199254740993]}}"#]).is_ok());
 }
 
 #[test]
@@ -626,6 +711,70 @@ fn eventbridge_array_matching_is_array_consistent() {
         r#"{"employees": {"firstName": ["Anna"], "lastName": ["Jones"]}}"#,
         nested
     ));
+}
+
+#[test]
+fn array_consistency_holds_across_or() {
+    // event-ruler's README, JSON array matching: `rulesForJSONEvent()` "will refuse to recognize
+    // any match in which any two fields are within JSON objects that are in different elements
+    // of the same array" — also when one of the fields is inside a `$or` (event-ruler expands
+    // `$or`s into rules).
+    let split = r#"{"a": {"b": [1]}, "$or": [{"a": {"c": [2]}}, {"z": [0]}]}"#;
+    assert!(!value_matches(split, r#"{"a": [{"b": 1}, {"c": 2}]}"#));
+    assert!(value_matches(
+        split,
+        r#"{"a": [{"b": 1}, {"b": 1, "c": 2}]}"#
+    ));
+    assert!(value_matches(
+        split,
+        r#"{"a": [{"b": 1}, {"c": 2}], "z": 0}"#
+    ));
+    assert!(value_matches(split, r#"{"a": {"b": 1, "c": 2}}"#));
+    // Nested inside an alternative, deeper down, inside the object, across alternatives.
+    let nested = r#"{"a": {"b": [1]}, "$or": [{"q": [5], "$or": [{"a": {"c": [2]}}, {"w": [1]}]}, {"z": [0]}]}"#;
+    assert!(!value_matches(
+        nested,
+        r#"{"q": 5, "a": [{"b": 1}, {"c": 2}]}"#
+    ));
+    assert!(value_matches(
+        nested,
+        r#"{"q": 5, "a": [{"b": 1}, {"b": 1, "c": 2}]}"#
+    ));
+    let deeper = r#"{"a": {"x": {"b": [1]}}, "$or": [{"a": {"x": {"c": [2]}}}, {"z": [0]}]}"#;
+    assert!(!value_matches(
+        deeper,
+        r#"{"a": {"x": [{"b": 1}, {"c": 2}]}}"#
+    ));
+    assert!(!value_matches(
+        deeper,
+        r#"{"a": [{"x": {"b": 1}}, {"x": {"c": 2}}]}"#
+    ));
+    assert!(value_matches(deeper, r#"{"a": [{"x": {"b": 1, "c": 2}}]}"#));
+    let inside = r#"{"a": {"b": [1], "$or": [{"c": [2]}, {"d": [3]}]}}"#;
+    assert!(!value_matches(inside, r#"{"a": [{"b": 1}, {"c": 2}]}"#));
+    assert!(value_matches(
+        inside,
+        r#"{"a": [{"b": 1, "d": 3}, {"c": 2}]}"#
+    ));
+    let alternatives = r#"{"a": {"b": [1]}, "$or": [{"a": {"c": [2]}}, {"a": {"d": [3]}}]}"#;
+    assert!(value_matches(
+        alternatives,
+        r#"{"a": [{"b": 1, "c": 2}, {"d": 3}]}"#
+    ));
+    assert!(!value_matches(
+        alternatives,
+        r#"{"a": [{"b": 1}, {"c": 2}, {"d": 3}]}"#
+    ));
+    // A rule list meets scalars, which are within no JSON object: no consistency asked.
+    assert!(value_matches(
+        r#"{"a": [1], "$or": [{"a": {"b": [2]}}, {"z": [0]}]}"#,
+        r#"{"a": [1, {"b": 2}]}"#
+    ));
+    // At the top of the pattern too, between `value` and a `$or` of `value`s.
+    let top =
+        r#"{"value": {"a": {"b": [1]}}, "$or": [{"value": {"a": {"c": [2]}}}, {"topic": ["x"]}]}"#;
+    assert!(!filter(&[top]).matches(&record(Some(br#"{"a": [{"b": 1}, {"c": 2}]}"#))));
+    assert!(filter(&[top]).matches(&record(Some(br#"{"a": [{"b": 1, "c": 2}]}"#))));
 }
 
 #[test]

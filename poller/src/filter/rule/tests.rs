@@ -82,10 +82,72 @@ fn ignore_case_comparisons_fold_unicode() {
 }
 
 #[test]
-fn exact_numbers_compare_representations() {
-    assert!(Num::U(300).same(Num::U(300)));
-    assert!(!Num::U(300).same(Num::F(300.0)));
-    assert!(Num::F(300.0).same(Num::F(3.0e2)));
-    assert!(Num::I(-1).same(Num::I(-1)));
-    assert!(!Num::I(-1).same(Num::U(1)));
+fn exact_numbers_compare_their_text() {
+    // Lambda, filter rule syntax: "300, 300.0, and 3.0e2 are not considered equal".
+    let exact = |text: &str| Rule::Exact(Literal::Num(text.into()));
+    let data = |text| Leaf::Num(Num::of_text(text), Some(text));
+    assert!(exact("300").matches(data("300")));
+    assert!(!exact("300").matches(data("300.0")));
+    assert!(!exact("300.0").matches(data("3.0e2")));
+    assert!(!exact("1.5").matches(data("1.50")));
+    assert!(!exact("5e-324").matches(data("4.9e-324")));
+    assert!(exact("5e-324").matches(data("5e-324")));
+    // The partition has no text: its decimal digits.
+    let partition = |p: i64| Leaf::Num(Num::of_i64(p), None);
+    assert!(exact("7").matches(partition(7)));
+    assert!(!exact("7.0").matches(partition(7)));
+    assert!(!exact("-0").matches(partition(0)));
+    assert!(exact("-1").matches(partition(-1)));
+}
+
+#[test]
+fn numeric_rules_take_the_numbers_a_double_is() {
+    let n = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+    let take = |text: &str| match n(text) {
+        Value::Number(num) => comparable("numeric", &num),
+        _ => unreachable!(),
+    };
+    for ok in [
+        "0",
+        "-0",
+        "1.50",
+        "3.0e2",
+        "1E3",
+        "1e+3",
+        "123456789012345",
+        "0.1",
+        "1e-310",
+        "0.30000000000000004",
+        "9007199254740992",
+        "1.7976931348623157e308",
+        "2.2250738585072014e-308",
+        "4.9e-324",
+    ] {
+        assert!(take(ok).is_ok(), "{ok} should be taken");
+    }
+    for refused in [
+        "9007199254740993",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "5e-324",
+        "1e-400",
+        "0.30000000000000001",
+    ] {
+        assert!(take(refused).is_err(), "{refused} should be refused");
+    }
+    assert_eq!(
+        take("9007199254740993").unwrap_err(),
+        "\"numeric\" cannot compare 9007199254740993 exactly: numbers are compared as doubles, \
+         and the nearest double is 9.007199254740992e15 (numeric matching has 15 digits of \
+         precision)"
+    );
+}
+
+#[test]
+fn decimals_compare_by_value() {
+    assert_eq!(decimal("300"), decimal("3.0e2"));
+    assert_eq!(decimal("-0.0"), decimal("0"));
+    assert_eq!(decimal("0.00120"), Some((false, "12".to_owned(), -4)));
+    assert_ne!(decimal("1.5"), decimal("-1.5"));
+    assert_eq!(decimal("1e99999999999999999999"), None);
 }
