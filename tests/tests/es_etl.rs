@@ -167,7 +167,7 @@ fn documents_refused_for_now_are_retried_and_documents_refused_for_good_are_not(
 
     // Every record refused for now is listed, and only those: a retry resumes each partition
     // from its lowest listed offset, and documents indexed again keep their `_id`.
-    let failed = |partition: i32, offset: i64| json!({"itemIdentifier": {"topic-partition": format!("{TOPIC}-{partition}"), "offset": offset}});
+    let failed = |partition: i32, offset: i64| json!({"itemIdentifier": {"partition": format!("{TOPIC}-{partition}"), "offset": offset}});
     assert_eq!(
         response.expect_success(),
         json!({

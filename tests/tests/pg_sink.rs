@@ -104,7 +104,7 @@ fn mixed_shapes_become_exactly_the_normalized_rows_and_a_retry_adds_none() {
         row(&topic, 1, 20, "a4", "u4", "USD", "mobile"),
     ];
     let failure = json!({"batchItemFailures": [
-        {"itemIdentifier": {"topic-partition": format!("{topic}-1"), "offset": 21}},
+        {"itemIdentifier": {"partition": format!("{topic}-1"), "offset": 21}},
     ]});
 
     let first = emulator.invoke(FUNCTION, &event).expect_success();

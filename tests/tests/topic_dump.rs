@@ -130,8 +130,8 @@ fn a_destination_that_is_down_fails_the_first_record_of_each_partition() {
     assert_eq!(
         response,
         json!({"batchItemFailures": [
-            {"itemIdentifier": {"topic-partition": format!("{source}-0"), "offset": 5}},
-            {"itemIdentifier": {"topic-partition": format!("{source}-2"), "offset": 9}},
+            {"itemIdentifier": {"partition": format!("{source}-0"), "offset": 5}},
+            {"itemIdentifier": {"partition": format!("{source}-2"), "offset": 9}},
         ]}),
         "the failed partitions restart at their first record"
     );
@@ -188,7 +188,7 @@ fn authenticates_to_the_destination_with_scram_from_the_environment() {
     assert_eq!(
         response,
         json!({"batchItemFailures": [
-            {"itemIdentifier": {"topic-partition": format!("{source}-0"), "offset": 3}},
+            {"itemIdentifier": {"partition": format!("{source}-0"), "offset": 3}},
         ]}),
         "a refused login is a failed batch, not a success"
     );
