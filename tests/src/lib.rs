@@ -74,7 +74,7 @@ pub use rie::{RIE_FUNCTION, Rie};
 pub use tools::{
     assert_refuses_to_start, binary, cargo_build, cargo_metadata, command_output, free_port,
     free_stable_ports, output_text, poll_until, scratch_dir, scratch_file, tool_path, unique_dir,
-    wait_until,
+    wait_until, without_cargo_test_variables,
 };
 
 use kafka_lambda_events::{EventSource, KafkaEvent, KafkaRecord};

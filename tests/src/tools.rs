@@ -251,7 +251,7 @@ pub(crate) fn newest_modification(path: &Path) -> Option<std::time::SystemTime> 
 /// Variables that `cargo test` sets for a test process and that must not leak into the cargo
 /// commands and services started from it: the emulator runs `cargo run`, and build scripts
 /// watch some of them.
-pub(crate) fn without_cargo_test_variables(command: &mut Command) {
+pub fn without_cargo_test_variables(command: &mut Command) {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         let from_cargo_test = matches!(

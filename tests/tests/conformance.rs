@@ -31,6 +31,7 @@ use base64::engine::general_purpose::STANDARD;
 use kafka_lambda_tests::{
     Poller, RIE_FUNCTION, ReadRecord, Rie, TopicReader, create_topic_on, group_name, output_text,
     produce_all, repo_root, services, tool_path, topic_name, unique_dir,
+    without_cargo_test_variables,
 };
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::BaseRecord;
@@ -462,27 +463,6 @@ fn run_install(name: &str) -> Result<Vec<String>, String> {
         ));
     }
     Ok(command)
-}
-
-/// Variables `cargo test` sets for a test process that must not leak into an install script's
-/// builds (the same list as the tests crate's own commands leave out).
-fn without_cargo_test_variables(command: &mut Command) {
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if matches!(
-            &*name,
-            "CARGO_MANIFEST_DIR"
-                | "CARGO_MANIFEST_PATH"
-                | "CARGO_CRATE_NAME"
-                | "CARGO_PRIMARY_PACKAGE"
-                | "CARGO_TARGET_TMPDIR"
-                | "CARGO_RUSTC_CURRENT_DIR"
-        ) || name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_BIN_EXE_")
-        {
-            command.env_remove(&*name);
-        }
-    }
 }
 
 fn folder(name: &str) -> PathBuf {
